@@ -1,0 +1,97 @@
+"""Argument checks shared by every public function.
+
+Each check raises with the argument's name, the value received and what is allowed.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_float_array(name, x, ndim=None):
+    """Return ``x`` unchanged after checking it is a non-empty float32/float64 array."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype.type not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {x.shape}")
+    return x
+
+
+def check_finite(name, x):
+    """Raise if ``x`` holds NaN or inf, saying where the first one is."""
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})"
+        )
+    return x
+
+
+def check_shape(name, x, shape):
+    """Raise unless ``x.shape`` equals ``shape``; None in ``shape`` matches anything."""
+    ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+    if not ok:
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {x.shape}")
+    return x
+
+
+def check_same_dtype(name, x, dtype):
+    if x.dtype != dtype:
+        raise TypeError(f"{name} has dtype {x.dtype} but the other operands are {np.dtype(dtype)}")
+    return x
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """Check a real scalar lies in [low, high]; ``*_open`` makes that end exclusive."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high or value != value:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")
+    return value
+
+
+def check_int(name, value, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_keep_prob(name, keep_prob):
+    return check_real(name, keep_prob, 0.0, 1.0, low_open=True)
+
+
+def emit(result, out):
+    """Return ``result``, or copy it into the caller's buffer ``out`` and return that.
+
+    Lets the reference take the same preallocated-output arguments as the fast kernels.
+    """
+    if out is None:
+        return result
+    if out.shape != result.shape:
+        raise ValueError(f"output buffer has shape {out.shape}, expected {result.shape}")
+    np.copyto(out, result, casting="same_kind")
+    return out

@@ -1,0 +1,91 @@
+"""Output losses fused with their output activation, and the L2 cost term.
+
+m = batch size, k = outputs. Z: (m, k) output pre-activations.
+Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for softmax.
+Every loss is the mean over the batch, and every gradient is that of the mean, so
+dW = dZ.T @ X needs no further 1/m.
+"""
+import numpy as np
+
+from .._validation import check_float_array, check_shape, emit
+from .activations import _sigmoid
+
+
+def one_hot(labels, k, dtype=np.float64):
+    """(m,) integer labels in [0, k) -> (m, k) one-hot matrix."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must lie in [0, {k}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    out = np.zeros((labels.size, k), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+def softmax(Z, *, out=None):
+    """Row-wise softmax, with the row maximum subtracted for stability."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return emit(E / E.sum(axis=1, keepdims=True), out)
+
+
+def sigmoid(Z, *, out=None):
+    return emit(_sigmoid(Z), out)
+
+
+def log_softmax(Z):
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax_cross_entropy(Z, Y, *, dZ_out=None):
+    """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m)."""
+    Y = _targets(Z, Y, allow_labels=True)
+    m = Z.shape[0]
+    loss = -(Y * log_softmax(Z)).sum() / m
+    return float(loss), emit((softmax(Z) - Y) / Z.dtype.type(m), dZ_out)
+
+
+def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
+    """Binary cross-entropy of sigmoid(Z), summed over outputs and averaged over the batch.
+
+    Uses log(1 + e^z) = max(z, 0) + log1p(e^-|z|) so large |z| neither overflows nor
+    takes the log of 0. Returns (loss, dZ = (sigmoid(Z) - Y) / m).
+    """
+    Y = _targets(Z, Y)
+    m = Z.shape[0]
+    per_element = np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
+    return float(per_element.sum() / m), emit((_sigmoid(Z) - Y) / Z.dtype.type(m), dZ_out)
+
+
+def mean_squared_error(A, Y, *, dA_out=None):
+    """Half the squared error, summed over outputs and averaged over the batch.
+
+    loss = sum((A - Y)**2) / (2m) as in scikit-learn; returns (loss, dA = (A - Y) / m).
+    """
+    Y = _targets(A, Y)
+    m = A.shape[0]
+    diff = A - Y
+    return float((diff * diff).sum() / (2 * m)), emit(diff / A.dtype.type(m), dA_out)
+
+
+def l2_cost(weights, lambd, m):
+    """(lambd / 2m) * sum of ||W||^2 over the given weight matrices (never biases)."""
+    return float(lambd / (2 * m) * sum(float(np.sum(np.square(W, dtype=np.float64)))
+                                         for W in weights))
+
+
+def l2_grad(W, lambd, m):
+    """Gradient of l2_cost with respect to one weight matrix: (lambd / m) * W."""
+    return (lambd / m) * W
+
+
+def _targets(Z, Y, allow_labels=False):
+    check_float_array("Z", Z, ndim=2)
+    Y = np.asarray(Y)
+    if allow_labels and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
+        check_shape("Y", Y, (Z.shape[0],))
+        return one_hot(Y, Z.shape[1], Z.dtype)
+    check_shape("Y", Y, Z.shape)
+    return Y.astype(Z.dtype, copy=False)

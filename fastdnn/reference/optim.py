@@ -1,0 +1,89 @@
+"""Optimizer updates, in place, written as in the course.
+
+Each function updates ``param`` and its state arrays in place and returns None.
+``weight_decay`` is coupled L2 (g + weight_decay * param) except in adamw_update,
+where it is decoupled (param -= lr * weight_decay * param before the Adam step).
+"""
+import numpy as np
+
+from .._validation import check_int, check_real
+
+
+def sgd_update(param, grad, lr, weight_decay=0.0):
+    """param -= lr * g."""
+    g = _grad(param, grad, lr, weight_decay)
+    param -= lr * g
+
+
+def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
+    """v = beta * v + (1 - beta) * g; param -= lr * v."""
+    g = _grad(param, grad, lr, weight_decay)
+    check_real("beta", beta, 0.0, 1.0, high_open=True)
+    velocity *= beta
+    velocity += (1 - beta) * g
+    param -= lr * velocity
+
+
+def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
+    """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g).
+
+    The look-ahead form of Nesterov momentum (as in PyTorch's nesterov=True), with the
+    velocity kept as an exponentially weighted average like the course's momentum.
+    """
+    g = _grad(param, grad, lr, weight_decay)
+    check_real("beta", beta, 0.0, 1.0, high_open=True)
+    velocity *= beta
+    velocity += (1 - beta) * g
+    param -= lr * (beta * velocity + (1 - beta) * g)
+
+
+def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
+    g = _grad(param, grad, lr, weight_decay)
+    check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+    check_real("eps", eps, 0.0, low_open=True)
+    sq_avg *= beta2
+    sq_avg += (1 - beta2) * g * g
+    param -= lr * g / (np.sqrt(sq_avg) + eps)
+
+
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0):
+    """Adam with bias correction; ``step`` is t >= 1, the count including this update.
+
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+    """
+    g = _grad(param, grad, lr, weight_decay)
+    _check_adam(step, beta1, beta2, eps)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    m_hat = m / (1 - beta1**step)
+    v_hat = v / (1 - beta2**step)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+                 weight_decay=0.01):
+    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
+    check_real("weight_decay", weight_decay, 0.0)
+    _grad(param, grad, lr, 0.0)
+    param -= lr * weight_decay * param
+    adam_update(param, grad, m, v, step, lr, beta1, beta2, eps)
+
+
+def _grad(param, grad, lr, weight_decay):
+    check_real("lr", lr, 0.0)
+    check_real("weight_decay", weight_decay, 0.0)
+    if grad.shape != param.shape:
+        raise ValueError(f"grad must have the shape of param {param.shape}, got {grad.shape}")
+    return grad + weight_decay * param if weight_decay else grad
+
+
+def _check_adam(step, beta1, beta2, eps):
+    check_int("step", step, 1)
+    check_real("beta1", beta1, 0.0, 1.0, high_open=True)
+    check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+    check_real("eps", eps, 0.0, low_open=True)
