@@ -36,7 +36,8 @@ def check_shape(name, x, shape):
     """Raise unless ``x.shape`` equals ``shape``; None in ``shape`` matches anything."""
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = ", ".join("*" if s is None else str(s) for s in shape)
+        want = f"({want},)" if len(shape) == 1 else f"({want})"  # as Python writes shapes
         raise ValueError(f"{name} must have shape {want}, got {x.shape}")
     return x
 
