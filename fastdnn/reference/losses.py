@@ -7,7 +7,8 @@ dW = dZ.T @ X needs no further 1/m.
 """
 import numpy as np
 
-from .._validation import check_float_array, check_shape, emit
+from .. import config
+from .._validation import check_finite, check_float_array, check_shape, emit
 from .activations import _sigmoid
 
 
@@ -83,9 +84,13 @@ def l2_grad(W, lambd, m):
 
 def _targets(Z, Y, allow_labels=False):
     check_float_array("Z", Z, ndim=2)
+    if config.CHECK_FINITE:
+        check_finite("Z", Z)
     Y = np.asarray(Y)
     if allow_labels and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
         check_shape("Y", Y, (Z.shape[0],))
         return one_hot(Y, Z.shape[1], Z.dtype)
     check_shape("Y", Y, Z.shape)
+    if config.CHECK_FINITE:
+        check_finite("Y", Y)
     return Y.astype(Z.dtype, copy=False)
