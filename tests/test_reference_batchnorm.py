@@ -246,3 +246,24 @@ def test_bad_argument_leaves_running_stats_untouched(rng):
     with pytest.raises(ValueError, match="keep_prob"):
         batchnorm_activation_forward(Z, gamma, beta, rm, rv, keep_prob=1.5)
     assert np.array_equal(rm, saved[0]) and np.array_equal(rv, saved[1])
+
+
+def test_batch_of_one_gives_beta_and_zero_dZ(rng):
+    Z = rng.standard_normal((1, 3))
+    gamma, beta, rm, rv = params(rng)
+    out, x_hat, inv_std = batchnorm_forward(Z, gamma, beta, rm, rv)
+    assert_close(out, beta[None, :])
+    dZ, dgamma, dbeta = batchnorm_backward(np.ones((1, 3)), x_hat, inv_std, gamma)
+    assert np.abs(dZ).max() == 0
+    assert_close(dbeta, np.ones(3))
+    assert_close(dgamma, np.zeros(3))
+
+
+def test_non_contiguous_batch(rng):
+    big = rng.standard_normal((12, 8))
+    Z = big[::2, 1::2]
+    gamma, beta, rm, rv = params(rng, 4)
+    got = batchnorm_forward(Z, gamma, beta, rm.copy(), rv.copy())
+    ref = batchnorm_forward(np.ascontiguousarray(Z), gamma, beta, rm.copy(), rv.copy())
+    for a, e in zip(got, ref):
+        assert_close(a, e)

@@ -192,3 +192,22 @@ def test_non_finite_X_is_rejected(bad, rng):
     X[2, 1] = bad
     with pytest.raises(ValueError, match=r"X contains NaN or inf \(first at index \(2, 1\)\)"):
         dense_forward(X, W, b)
+
+
+@pytest.mark.parametrize("m,n_in,n_out", [(1, 1, 1), (1, 3, 1), (3, 1, 5), (2, 3, 1)])
+def test_backward_awkward_shapes_match_central_differences(m, n_in, n_out, rng):
+    X, W, b = layer(rng, m, n_in, n_out)
+    G = rng.standard_normal((m, n_out))
+
+    def loss():
+        out, _ = dense_forward(X, W, b, "tanh", 0.75, KEY)
+        return float((G * out).sum()) + l2_cost([W], 0.3, m)
+
+    _, act = dense_forward(X, W, b, "tanh", 0.75, KEY)
+    dX, dW, db = dense_backward(G.copy(), X, W, act, "tanh", 0.75, KEY, lambd=0.3)
+    for analytic, x in [(dX, X), (dW, W), (db, b)]:
+        numeric = numerical_gradient(loss, x)
+        if np.abs(numeric).max() == 0:  # every unit dropped: both must be exactly zero
+            assert np.abs(analytic).max() == 0
+        else:
+            assert relative_difference(analytic, numeric) < 1e-7

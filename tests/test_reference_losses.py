@@ -211,3 +211,8 @@ def test_non_finite_inputs_are_rejected(bad, rng):
         Yb[3, 0] = bad
         with pytest.raises(ValueError, match=r"Y contains NaN or inf \(first at index \(3, 0\)\)"):
             loss_fn(Z, Yb)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_grad_dtype(dtype):
+    assert l2_grad(np.ones((2, 2), dtype=dtype), 0.1, 3).dtype == dtype
