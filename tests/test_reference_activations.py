@@ -116,3 +116,13 @@ def test_bad_arrays():
         activation_backward(np.ones((2, 3)), np.ones((2, 2)), "relu")
     with pytest.raises(TypeError, match="dA"):
         activation_backward(np.ones((2, 2), dtype=np.int32), np.ones((2, 2)), "relu")
+
+
+def test_derivative_at_the_kink():
+    """At z = 0 relu' = 0 and leaky_relu' = slope, as fastdnn.formulas.activation_grad."""
+    Z = np.zeros((1, 2))
+    assert activation_backward(np.ones_like(Z), activation_forward(Z, "relu"), "relu").tolist() \
+        == [[0.0, 0.0]]
+    A = activation_forward(Z, "leaky_relu")
+    assert activation_backward(np.ones_like(Z), A, "leaky_relu").tolist() == \
+        [[LEAKY_RELU_SLOPE, LEAKY_RELU_SLOPE]]
