@@ -409,13 +409,14 @@ def dictionary_to_vector(parameters):
 
 
 def _unroll(theta, shapes):
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    if sum(sizes) != np.shape(theta)[0]:
+        raise ValueError(f"theta has {np.shape(theta)[0]} entries, but the layer shapes "
+                         f"{[shape for _, shape in shapes]} need {sum(sizes)}")
     parameters, start = {}, 0
-    for key, shape in shapes:
-        size = int(np.prod(shape))
+    for (key, shape), size in zip(shapes, sizes):
         parameters[key] = theta[start:start + size].reshape(shape)
         start += size
-    if start != theta.shape[0]:
-        raise ValueError(f"theta has {theta.shape[0]} entries, the shapes need {start}")
     return parameters
 
 
