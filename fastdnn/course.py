@@ -87,6 +87,12 @@ def _operands(parameters, grads, l, name, inplace):
     return key, param, grad
 
 
+def _flat(array):
+    """A 1-D view of a C-contiguous array: one flat 1-D kernel launch per parameter, and the
+    kernel's in-place writes land in the array itself."""
+    return array.reshape(-1)
+
+
 def _state(store, key, param, inplace, store_name):
     if key not in store:
         raise KeyError(f"{store_name} has no key {key!r} (keys: {sorted(store)})")
@@ -546,7 +552,7 @@ def update_parameters_with_gd(parameters, grads, learning_rate, *, inplace=False
     for l in range(1, _num_layers(parameters) + 1):
         for name in ("W", "b"):
             key, param, grad = _operands(parameters, grads, l, name, inplace)
-            k.sgd_update(param, grad, learning_rate)
+            k.sgd_update(_flat(param), _flat(grad), learning_rate)
             parameters[key] = param
     return parameters
 
@@ -600,7 +606,7 @@ def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate, *
         for name in ("W", "b"):
             key, param, grad = _operands(parameters, grads, l, name, inplace)
             velocity = _state(v, "d" + key, param, inplace, "v")
-            k.momentum_update(param, grad, velocity, learning_rate, beta)
+            k.momentum_update(_flat(param), _flat(grad), _flat(velocity), learning_rate, beta)
             parameters[key], v["d" + key] = param, velocity
     return parameters, v
 
@@ -642,7 +648,8 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
             key, param, grad = _operands(parameters, grads, l, name, inplace)
             first = _state(v, "d" + key, param, inplace, "v")
             second = _state(s, "d" + key, param, inplace, "s")
-            k.adam_update(param, grad, first, second, t, learning_rate, beta1, beta2, epsilon)
+            k.adam_update(_flat(param), _flat(grad), _flat(first), _flat(second), t,
+                          learning_rate, beta1, beta2, epsilon)
             parameters[key], v["d" + key], s["d" + key] = param, first, second
             v_corrected["d" + key] = first / (1 - np.power(beta1, t))
             s_corrected["d" + key] = second / (1 - np.power(beta2, t))
