@@ -440,7 +440,10 @@ def vector_to_dictionary(theta, layers_dims=(4, 5, 3, 1)):
 
 
 def gradients_to_vector(gradients):
-    """Roll "dW1", "db1", ..., "dWL", "dbL" into one column (n_params, 1); other keys are ignored."""
+    """Roll "dW1", "db1", ..., "dWL", "dbL" into one column (n_params, 1).
+
+    Other keys ("dZ3", "dA2", ...) are ignored, as in the course.
+    """
     L = sum(1 for key in gradients if key.startswith("dW"))
     pieces = []
     for l in range(1, L + 1):
@@ -641,6 +644,13 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
         ``parameters``, ``v`` and ``s`` are the dicts passed in, their entries replaced by the
         updated arrays; v_corrected and s_corrected are new dicts.
     """
+    return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, inplace,
+                 corrected=True)
+
+
+def _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, inplace, corrected):
+    """The Adam loop; ``corrected=False`` (model's inner loop) skips building the two
+    bias-corrected dicts, which only the course's return value needs."""
     k = _kernels()
     v_corrected, s_corrected = {}, {}
     for l in range(1, _num_layers(parameters) + 1):
@@ -651,8 +661,9 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
             k.adam_update(_flat(param), _flat(grad), _flat(first), _flat(second), t,
                           learning_rate, beta1, beta2, epsilon)
             parameters[key], v["d" + key], s["d" + key] = param, first, second
-            v_corrected["d" + key] = first / (1 - np.power(beta1, t))
-            s_corrected["d" + key] = second / (1 - np.power(beta2, t))
+            if corrected:
+                v_corrected["d" + key] = first / (1 - np.power(beta1, t))
+                s_corrected["d" + key] = second / (1 - np.power(beta2, t))
     return parameters, v, s, v_corrected, s_corrected
 
 
@@ -720,9 +731,9 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
                                                                 learning_rate, inplace=True)
             else:
                 t = t + 1
-                parameters, v, s, _, _ = update_parameters_with_adam(
-                    parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon,
-                    inplace=True)
+                parameters, v, s, _, _ = _adam(parameters, grads, v, s, t, learning_rate,
+                                               beta1, beta2, epsilon, inplace=True,
+                                               corrected=False)
         cost_avg = cost_total / m
         if decay:
             learning_rate = decay(learning_rate0, i, decay_rate)
