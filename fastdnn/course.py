@@ -644,13 +644,6 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
         ``parameters``, ``v`` and ``s`` are the dicts passed in, their entries replaced by the
         updated arrays; v_corrected and s_corrected are new dicts.
     """
-    return _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, inplace,
-                 corrected=True)
-
-
-def _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, inplace, corrected):
-    """The Adam loop; ``corrected=False`` (model's inner loop) skips building the two
-    bias-corrected dicts, which only the course's return value needs."""
     k = _kernels()
     v_corrected, s_corrected = {}, {}
     for l in range(1, _num_layers(parameters) + 1):
@@ -661,9 +654,8 @@ def _adam(parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon, inpl
             k.adam_update(_flat(param), _flat(grad), _flat(first), _flat(second), t,
                           learning_rate, beta1, beta2, epsilon)
             parameters[key], v["d" + key], s["d" + key] = param, first, second
-            if corrected:
-                v_corrected["d" + key] = first / (1 - np.power(beta1, t))
-                s_corrected["d" + key] = second / (1 - np.power(beta2, t))
+            v_corrected["d" + key] = first / (1 - np.power(beta1, t))
+            s_corrected["d" + key] = second / (1 - np.power(beta2, t))
     return parameters, v, s, v_corrected, s_corrected
 
 
@@ -709,10 +701,19 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
     m = X.shape[1]
     learning_rate0 = learning_rate
     parameters = initialize_parameters_he(layers_dims)
-    if optimizer == "momentum":
-        v = initialize_velocity(parameters)
-    elif optimizer == "adam":
-        v, s = initialize_adam(parameters)
+    # One flat buffer each for parameters, gradients and optimizer state, with the dict
+    # entries as views into it: an update is then a single 1-D kernel call per mini-batch
+    # (the course's arithmetic, element by element, so the numbers are the course's).
+    keys = _param_keys(parameters)
+    flat = np.concatenate([parameters[key].reshape(-1) for key in keys])
+    start = 0
+    for key in keys:
+        shape = parameters[key].shape
+        parameters[key] = flat[start:start + parameters[key].size].reshape(shape)
+        start += parameters[key].size
+    flat_grad = np.empty_like(flat)
+    first, second = np.zeros_like(flat), np.zeros_like(flat)
+    k = _kernels()
     for i in range(num_epochs):
         seed = seed + 1
         minibatches = random_mini_batches(X, Y, mini_batch_size, seed)
@@ -722,18 +723,15 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
             cost_total += _cost_total(a3, minibatch_Y)
             grads = _backward(minibatch_X, minibatch_Y, _unpack(caches, dropout=False),
                               mean_first=True, lower=True)
-            # model owns parameters, v and s, so the kernels may update them in place.
+            np.concatenate([grads["d" + key].reshape(-1) for key in keys], out=flat_grad)
             if optimizer == "gd":
-                parameters = update_parameters_with_gd(parameters, grads, learning_rate,
-                                                       inplace=True)
+                k.sgd_update(flat, flat_grad, learning_rate)
             elif optimizer == "momentum":
-                parameters, v = update_parameters_with_momentum(parameters, grads, v, beta,
-                                                                learning_rate, inplace=True)
+                k.momentum_update(flat, flat_grad, first, learning_rate, beta)
             else:
                 t = t + 1
-                parameters, v, s, _, _ = _adam(parameters, grads, v, s, t, learning_rate,
-                                               beta1, beta2, epsilon, inplace=True,
-                                               corrected=False)
+                k.adam_update(flat, flat_grad, first, second, t, learning_rate, beta1, beta2,
+                              epsilon)
         cost_avg = cost_total / m
         if decay:
             learning_rate = decay(learning_rate0, i, decay_rate)
@@ -741,4 +739,4 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
             print("Cost after epoch %i: %f" % (i, cost_avg))
             if decay:
                 print("learning rate after epoch %i: %f" % (i, learning_rate))
-    return parameters
+    return {key: parameters[key].copy() for key in keys}
