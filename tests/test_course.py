@@ -199,7 +199,8 @@ def three_layer(n_x=4, widths=(5, 3), m=7, seed=0):
 
 
 def seed1_case():
-    """The optimization notebook's update test case: seed 1, W1 (2,3), b1, W2 (3,3), b2, then grads."""
+    """The optimization notebook's update test case: seed 1; W1 (2, 3), b1, W2 (3, 3), b2,
+    then their gradients."""
     np.random.seed(1)
     W1, b1 = np.random.randn(2, 3), np.random.randn(2, 1)
     W2, b2 = np.random.randn(3, 3), np.random.randn(3, 1)
@@ -235,13 +236,15 @@ def test_initializers_match_the_course_draws():
             close(random["W" + str(l)], np.random.randn(dims[l], dims[l - 1]) * 10)
         np.random.seed(3)
         for l in range(1, len(dims)):
-            close(he["W" + str(l)], np.random.randn(dims[l], dims[l - 1]) * np.sqrt(2. / dims[l - 1]))
+            close(he["W" + str(l)],
+                  np.random.randn(dims[l], dims[l - 1]) * np.sqrt(2. / dims[l - 1]))
 
 
 def test_initializers_printed_values():
     he = course.initialize_parameters_he([2, 4, 1])
     assert_close(he["W1"], [[1.78862847, 0.43650985], [0.09649747, -1.8634927],
-                            [-0.2773882, -0.35475898], [-0.08274148, -0.62700068]], atol=1e-8, rtol=0)
+                            [-0.2773882, -0.35475898], [-0.08274148, -0.62700068]],
+                 atol=1e-8, rtol=0)
     assert_close(he["W2"], [[-0.03098412, -0.33744411, -0.92904268, 0.62552248]], atol=1e-8, rtol=0)
     he = course.initialize_parameters_he([3, 1, 2])
     assert_close(he["W1"], [[1.46040903, 0.3564088, 0.07878985]], atol=1e-8, rtol=0)
@@ -259,7 +262,7 @@ def test_initializers_reject_bad_layers_dims():
         course.initialize_parameters_he([3, 0, 1])
 
 
-# ----------------------------------------------------------------------------- forward / backward / cost
+# ----------------------------------------------------------------------------- forward, backward
 
 @pytest.mark.parametrize("m", [1, 3, 8])
 def test_forward_backward_cost_match_oracle(m):
@@ -271,7 +274,8 @@ def test_forward_backward_cost_match_oracle(m):
     for a, b in zip(cache, ocache):
         close(a, b)
     grads = course.backward_propagation(X, Y, cache)
-    assert set(grads) == {"dZ3", "dW3", "db3", "dA2", "dZ2", "dW2", "db2", "dA1", "dZ1", "dW1", "db1"}
+    assert set(grads) == {"dZ3", "dW3", "db3", "dA2", "dZ2", "dW2", "db2", "dA1", "dZ1",
+                          "dW1", "db1"}
     assert_dicts_close(grads, o_backward(X, Y, ocache))
     close(course.compute_cost(A3, Y), o_cost(oA3, Y))
 
@@ -345,7 +349,8 @@ def test_backward_with_regularization():
                   [-0.39675353, -4.62285846, -2.61101729, -3.22874921, -0.39675353]]),
         np.array([[0.53035547, 5.94892323, 2.31780174, 3.16005701, 0.53035547],
                   [0., 0., 0., 0., 0.], [0., 0., 0., 0., 0.]]),
-        np.array([[0.50249434, 0.90085595], [-0.68372786, -0.12289023], [-0.93576943, -0.26788808]]),
+        np.array([[0.50249434, 0.90085595], [-0.68372786, -0.12289023],
+                  [-0.93576943, -0.26788808]]),
         np.array([[0.53035547], [-0.69166075], [-0.39675353]]),
         np.array([[-0.3771104, -4.10060224, -1.60539468, -2.18416951, -0.3771104]]),
         np.array([[0.40682402, 0.01629284, 0.16722898, 0.10118111, 0.40682402]]),
@@ -398,7 +403,8 @@ def test_backward_dropout_printed_and_oracle():
         np.array([[-1.52855314, 3.32524635, 2.13994541, 2.60700654, -0.75942115],
                   [-1.98043538, 4.1600994, 0.79051021, 1.46493512, -0.45506242]]),
         np.array([[True, False, True, True, True], [True, True, True, True, False]]),
-        np.array([[0., 0., 4.27989081, 5.21401307, 0.], [0., 8.32019881, 1.58102041, 2.92987024, 0.]]),
+        np.array([[0., 0., 4.27989081, 5.21401307, 0.],
+                  [0., 8.32019881, 1.58102041, 2.92987024, 0.]]),
         np.array([[-1.09989127, -0.17242821, -0.87785842], [0.04221375, 0.58281521, -1.10061918]]),
         np.array([[1.14472371], [0.90159072]]),
         np.array([[0.53035547, 8.02565606, 4.10524802, 5.78975856, 0.53035547],
@@ -406,8 +412,10 @@ def test_backward_dropout_printed_and_oracle():
                   [-0.39675353, -2.62563561, -4.82528105, -6.0607449, -0.39675353]]),
         np.array([[True, False, True, False, True], [False, True, False, True, True],
                   [False, False, True, False, False]]),
-        np.array([[1.06071093, 0., 8.21049603, 0., 1.06071093], [0., 0., 0., 0., 0.], [0., 0., 0., 0., 0.]]),
-        np.array([[0.50249434, 0.90085595], [-0.68372786, -0.12289023], [-0.93576943, -0.26788808]]),
+        np.array([[1.06071093, 0., 8.21049603, 0., 1.06071093], [0., 0., 0., 0., 0.],
+                  [0., 0., 0., 0., 0.]]),
+        np.array([[0.50249434, 0.90085595], [-0.68372786, -0.12289023],
+                  [-0.93576943, -0.26788808]]),
         np.array([[0.53035547], [-0.69166075], [-0.39675353]]),
         np.array([[-0.7415562, -0.0126646, -5.65469333, -0.0126646, -0.7415562]]),
         np.array([[0.32266394, 0.49683389, 0.00348883, 0.49683389, 0.32266394]]),
@@ -512,7 +520,8 @@ def test_gd_printed_oracle_and_semantics():
     w1_before = p["W1"]
     out = course.update_parameters_with_gd(p, g, 0.01)
     assert out is p
-    assert_close(p["W1"], [[1.63535156, -0.62320365, -0.53718766], [-1.07799357, 0.85639907, -2.29470142]],
+    assert_close(p["W1"], [[1.63535156, -0.62320365, -0.53718766],
+                           [-1.07799357, 0.85639907, -2.29470142]],
                  rtol=0, atol=1e-8)
     assert_close(p["b2"], [[-0.88020257], [0.02561572], [0.57539477]], rtol=0, atol=1e-8)
     assert_dicts_close(p, o_gd(original, g, 0.01))
@@ -528,7 +537,8 @@ def test_momentum_printed_and_oracle():
     assert set(v) == {"dW1", "db1", "dW2", "db2"} and not any(a.any() for a in v.values())
     p2, v2 = course.update_parameters_with_momentum(p, g, v, 0.9, 0.01)
     assert p2 is p and v2 is v
-    assert_close(p["W1"], [[1.62544598, -0.61290114, -0.52907334], [-1.07347112, 0.86450677, -2.30085497]],
+    assert_close(p["W1"], [[1.62544598, -0.61290114, -0.52907334],
+                           [-1.07347112, 0.86450677, -2.30085497]],
                  rtol=0, atol=1e-8)
     assert_close(v["db2"], [[0.02344157], [0.16598022], [0.07420442]], rtol=0, atol=1e-8)
     op, ov = o_momentum(original, g, course.initialize_velocity(original), 0.9, 0.01)
@@ -554,7 +564,8 @@ def test_adam_printed_values():
     p, g = seed1_case()
     v, s = course.initialize_adam(p)
     p, *_ = course.update_parameters_with_adam(p, g, v, s, 2)
-    assert_close(p["W1"], [[1.63178673, -0.61919778, -0.53561312], [-1.08040999, 0.85796626, -2.29409733]],
+    assert_close(p["W1"], [[1.63178673, -0.61919778, -0.53561312],
+                           [-1.08040999, 0.85796626, -2.29409733]],
                  rtol=0, atol=1e-8)
     assert_close(p["b2"], [[-0.88529979], [0.03477238], [0.57537385]], rtol=0, atol=1e-8)
 
@@ -633,7 +644,8 @@ def test_numpy_fallback_when_cpu_missing(monkeypatch):
         op = copy_dict(p)
         v, s = course.initialize_adam(p)
         p, v, s, _, _ = course.update_parameters_with_adam(p, g, v, s, 3, 0.01)
-        assert_dicts_close(p, o_adam(op, g, *course.initialize_adam(op), 3, 0.01, 0.9, 0.999, 1e-8)[0])
+        expected = o_adam(op, g, *course.initialize_adam(op), 3, 0.01, 0.9, 0.999, 1e-8)[0]
+        assert_dicts_close(p, expected)
     finally:
         course._kernels.cache_clear()
 
@@ -646,7 +658,7 @@ def test_kernels_prefer_cpu():
     assert course._kernels().__name__ == "fastdnn.cpu"
 
 
-# ----------------------------------------------------------------------------- mini-batches, schedules
+# ----------------------------------------------------------------------------- mini-batches, decay
 
 def test_random_mini_batches_printed_and_oracle():
     np.random.seed(1)
@@ -712,6 +724,9 @@ def test_model_more_layers_learns():
     assert set(params) == {"W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"}
     A, _ = course.forward_propagation(X, params)
     start = course.initialize_parameters_he([2, 6, 4, 3, 1])
-    assert course.compute_cost(A, Y) < 0.8 * course.compute_cost(course.forward_propagation(X, start)[0], Y)
+    A0, _ = course.forward_propagation(X, start)
+    assert course.compute_cost(A, Y) < 0.8 * course.compute_cost(A0, Y)
+    for key, array in params.items():
+        assert array.base is None, key  # independent arrays, not views of model's buffer
     with pytest.raises(ValueError, match="optimizer"):
         course.model(X, Y, [2, 3, 1], "sgd", num_epochs=1)
