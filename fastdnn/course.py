@@ -67,7 +67,8 @@ def _working_copy(array, dtype, shape, inplace, name):
 
 
 def _operands(parameters, grads, l, name, inplace):
-    """(param, grad, dtype) for parameter ``name + str(l)``, ready for an in-place kernel."""
+    """(key, param, grad) for parameter ``name + str(l)``: a common float dtype, grad
+    C-contiguous, param the array the kernel will update in place."""
     key = name + str(l)
     if key not in parameters:
         raise KeyError(f"parameters has no key {key!r} (keys: {sorted(parameters)})")
