@@ -186,6 +186,13 @@ def o_model(X, Y, layers_dims, optimizer, learning_rate, mini_batch_size, beta, 
 
 # ----------------------------------------------------------------------------- fixtures
 
+@pytest.fixture(autouse=True)
+def fast_kernels_for_all_sizes(monkeypatch):
+    """Route even the tiny test arrays through the fast kernels (by default arrays under
+    course.SMALL_ARRAY elements use the NumPy reference)."""
+    monkeypatch.setattr(course, "SMALL_ARRAY", 0)
+
+
 def three_layer(n_x=4, widths=(5, 3), m=7, seed=0):
     rng = np.random.default_rng(seed)
     dims = (n_x,) + tuple(widths) + (1,)
@@ -648,6 +655,22 @@ def test_numpy_fallback_when_cpu_missing(monkeypatch):
         assert_dicts_close(p, expected)
     finally:
         course._kernels.cache_clear()
+
+
+def test_small_arrays_use_the_reference(monkeypatch):
+    monkeypatch.setattr(course, "SMALL_ARRAY", 4096)
+    assert course._kernels_for(41).__name__ == "fastdnn.reference"
+    assert course._kernels_for(4096) is course._kernels()
+    # a large layer next to small ones: same numbers either way
+    rng = np.random.default_rng(11)
+    p = {"W1": rng.standard_normal((80, 64)), "b1": rng.standard_normal((80, 1)),
+         "W2": rng.standard_normal((1, 80)), "b2": rng.standard_normal((1, 1))}
+    g = {"d" + k: rng.standard_normal(a.shape) for k, a in p.items()}
+    v, s = course.initialize_adam(p)
+    expected = o_adam(p, g, v, s, 1, 0.01, 0.9, 0.999, 1e-8)
+    got = course.update_parameters_with_adam(copy_dict(p), g, *course.initialize_adam(p), 1)
+    for mine, theirs in zip(got, expected):
+        assert_dicts_close(mine, theirs)
 
 
 def test_kernels_prefer_cpu():
