@@ -17,6 +17,14 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     "$PY" -m pip install -q "${need[@]}"
 fi
+# numba-cuda <= 0.30 registers np.row_stack, which numpy 2.5 removed: with that pair
+# `import numba.cuda` fails. Give such an environment a one-line shim (outside the repo).
+if ! "$PY" -c "import numba.cuda" 2>/dev/null && ! "$PY" -c "import numpy; numpy.row_stack" 2>/dev/null; then
+    shim=$(mktemp -d)
+    echo 'import numpy; numpy.row_stack = getattr(numpy, "row_stack", numpy.vstack)' > "$shim/sitecustomize.py"
+    export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
+    echo "numpy $("$PY" -c 'import numpy; print(numpy.__version__)') lacks row_stack: shim in $shim"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda_gpu.py
