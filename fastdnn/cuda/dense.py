@@ -86,7 +86,7 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     act = call.buffer(act_out, (m, n), X.dtype, "act_out")
     res = call.buffer(out, (m, n), X.dtype, "out")
     dev.gemm(Xd, Wd, act, transB=True)
-    bd = dev.to_device(b) if b is not None else act
+    bd = dev.to_device(b) if b is not None else dev.flat(act)  # unused, but 1-D
     _forward_epilogue[dev.launch(m * n)](act, bd, b is not None, code, *drop, act, res)
     return call.result(res, out), call.result(act, act_out)
 
