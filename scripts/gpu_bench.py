@@ -7,7 +7,8 @@ step at batch 256 and 4096, built from the fastdnn.cuda kernels directly, and th
 the model's backend="cuda" when the model supports it.
 
 Usage: python scripts/gpu_bench.py [--params 16000000] [--repeat 20]
-Timings use CUDA events after a warm-up (compilation) call.
+Timings: wall clock over repeated calls after a warm-up (compilation) call, with the GPU
+synchronised before and after.
 """
 import argparse
 import sys
@@ -53,7 +54,7 @@ def optimizer_bandwidth(n, repeat):
 
     rows.append(("fastdnn.cuda adam_update", timed(adam, repeat, sync), 7 * 4 * n))
     rows.append(("fastdnn.cuda rmsprop_update",
-                 timed(lambda: fc.rmsprop_update(p, g, s1, 1e-3), repeat, sync), 5 * 4 * n))
+                 timed(lambda: fc.rmsprop_update(p, g, s2, 1e-3), repeat, sync), 5 * 4 * n))
     rows.append(("fastdnn.cuda momentum_update",
                  timed(lambda: fc.momentum_update(p, g, s1, 1e-3), repeat, sync), 5 * 4 * n))
     try:
@@ -135,19 +136,21 @@ class KernelMLP:
         return loss
 
 
-def training_step(batches, repeat):
+def training_step(batches, repeat, sizes=(784, 512, 256, 10)):
     from numba import cuda
     rng = np.random.default_rng(1)
-    print("\n784-512-256-10 BatchNorm + ReLU + dropout(0.8) + Adam, float32, one step")
+    name = "-".join(map(str, sizes))
+    print(f"\n{name} BatchNorm + ReLU + dropout(0.8) + Adam, float32, one training step")
     print(f"{'what':44s} {'batch':>6s} {'ms':>9s} {'samples/s':>11s}")
     for m in batches:
-        X = cuda.to_device(rng.standard_normal((m, 784), dtype=np.float32))
-        y = cuda.to_device(rng.integers(0, 10, m))
-        net = KernelMLP()
+        X = cuda.to_device(rng.standard_normal((m, sizes[0]), dtype=np.float32))
+        y = cuda.to_device(rng.integers(0, sizes[-1], m))
+        net = KernelMLP(sizes)
         t = timed(lambda: net.step(X, y), repeat, cuda.synchronize)
         print(f"{'fastdnn.cuda kernels (flat Adam buffer)':44s} {m:6d} {t * 1e3:9.3f} "
               f"{m / t:11.0f}")
-        model_step(m, repeat)
+        if sizes == (784, 512, 256, 10):
+            model_step(m, repeat)
 
 
 def model_step(m, repeat):
@@ -174,15 +177,17 @@ def main(argv=None):
     parser.add_argument("--params", type=float, default=1.6e7)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[784, 512, 256, 10],
+                        help="layer widths of the training-step network")
     args = parser.parse_args(argv)
     from fastdnn.backend import cuda_available
     if not cuda_available():
         sys.exit("gpu_bench.py needs an NVIDIA GPU with numba-cuda")
     from numba import cuda
-    dev = cuda.get_current_device()
-    print(f"device: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name}")
+    name = getattr(cuda.get_current_device(), "name", "CUDA simulator")
+    print(f"device: {name.decode() if isinstance(name, bytes) else name}")
     optimizer_bandwidth(int(args.params), args.repeat)
-    training_step(args.batches, args.repeat)
+    training_step(args.batches, args.repeat, tuple(args.sizes))
 
 
 if __name__ == "__main__":
