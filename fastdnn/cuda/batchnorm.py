@@ -115,6 +115,7 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     call = dev.Call(Z)
     _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
     code = dev.activation_code(activation)
+    drop = dev.dropout_args(keep_prob, key, Z.dtype)  # checked before anything changes
     m, n = Z.shape
     dt = Z.dtype
     Zd = dev.to_device(Z)
@@ -126,7 +127,6 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
         _forward_inference[dev.launch(m * n)](Zd, rm, rv, g, b, dev.scalar(eps, dt), code,
                                               act, res)
         return call.result(res, out), call.result(act, act_out), None, None
-    drop = dev.dropout_args(keep_prob, key, dt)
     mean = cuda.device_array(n, dtype=dt)
     var = cuda.device_array(n, dtype=dt)
     dev.column_sums(Zd, mean, mode=0, divisor=m)

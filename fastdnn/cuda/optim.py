@@ -69,13 +69,13 @@ def _adam(p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, b
 def _run(kernel, param, grad, states, *scalars):
     """Check shapes, move to the device, launch over the flat buffer, write back."""
     dev.check_array("param", param)
-    dev.check_array("grad", grad)
-    if tuple(grad.shape) != tuple(param.shape):
-        raise ValueError(f"grad must have the shape of param {tuple(param.shape)}, "
-                         f"got {tuple(grad.shape)}")
+    # state arrays are updated in place: every shape must be param's
+    for name, a in [("grad", grad)] + states:
+        dev.check_array(name, a, dtype=param.dtype)
+        if tuple(a.shape) != tuple(param.shape):
+            raise ValueError(f"{name} must have the shape of param {tuple(param.shape)}, "
+                             f"got {tuple(a.shape)}")
     arrays = [param, grad] + [a for _, a in states]
-    for name, a in states:
-        dev.check_array(name, a, shape=param.shape)
     devs = [dev.to_device(a) for a in arrays]
     dt = param.dtype
     args = [dev.flat(d) for d in devs] + [s if isinstance(s, bool) else dev.scalar(s, dt)

@@ -85,7 +85,7 @@ def test_optimizer_errors_name_the_argument(rng):
         fc.sgd_update(p, np.zeros(4), 0.1)
     with pytest.raises(ValueError, match="step"):
         fc.adam_update(p, g, np.zeros(5), np.zeros(5), 0, 0.1)
-    with pytest.raises(ValueError, match="v must have shape"):
+    with pytest.raises(ValueError, match="v must have the shape of param"):
         fc.adam_update(p, g, np.zeros(5), np.zeros(4), 1, 0.1)
     with pytest.raises(ValueError, match="beta"):
         fc.momentum_update(p, g, np.zeros(5), 0.1, beta=1.0)
