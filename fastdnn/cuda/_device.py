@@ -1,0 +1,311 @@
+"""Shared machinery of the CUDA backend: arrays in and out, launch sizes, matrix
+products, device formulas and the order-fixed column reductions.
+
+m = batch size (rows), n = features (columns), c = row chunks of REDUCTION_CHUNK rows.
+
+Host in, host out: a public function given NumPy arrays copies them to the device and
+returns NumPy arrays; given device arrays (numba, or anything with
+``__cuda_array_interface__`` such as CuPy) it returns numba device arrays and never
+leaves the device.
+"""
+import math
+import os
+
+import numpy as np
+from numba import cuda, uint64
+
+from .. import config
+from ..formulas import is_kept  # noqa: F401  (re-exported to the kernels; compiles for CUDA)
+from ..reference.activations import LEAKY_RELU_SLOPE, check_activation
+from ..formulas import ACTIVATION_CODES
+from ..rng import keep_threshold
+from .._validation import check_keep_prob
+
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+# At most this many blocks per launch; kernels grid-stride over what is left, so the
+# results never depend on it (tests patch it small).
+MAX_BLOCKS = 4096
+
+try:  # cuBLAS through CuPy when present (not under the simulator)
+    if SIMULATOR:
+        raise ImportError
+    import cupy as _cupy
+except Exception:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+
+# ----------------------------------------------------------------------------- arrays
+
+def is_device_array(x):
+    """True for numba device arrays and any object exposing the CUDA array interface."""
+    if isinstance(x, np.ndarray):
+        return False
+    return hasattr(x, "__cuda_array_interface__") or (SIMULATOR and hasattr(x, "copy_to_host"))
+
+
+def to_device(x):
+    """A numba device array for ``x``: device arrays pass through (no copy)."""
+    if x is None:
+        return None
+    if is_device_array(x):
+        return x if hasattr(x, "copy_to_host") else cuda.as_cuda_array(x)
+    return cuda.to_device(np.ascontiguousarray(x))
+
+
+def to_host(x):
+    """A NumPy array for a device or host array."""
+    return x.copy_to_host() if is_device_array(x) else np.asarray(x)
+
+
+def check_array(name, x, ndim=None, dtype=None, shape=None):
+    """Argument check for host and device arrays, naming the argument."""
+    if not (isinstance(x, np.ndarray) or is_device_array(x)):
+        raise TypeError(f"{name} must be a NumPy or CUDA device array, got {type(x).__name__}")
+    if np.dtype(x.dtype).type not in (np.float32, np.float64):
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(x.shape)}")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(x.shape)}")
+    if x.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if dtype is not None and np.dtype(x.dtype) != np.dtype(dtype):
+        raise TypeError(f"{name} has dtype {x.dtype} but the other operands are {np.dtype(dtype)}")
+    return x
+
+
+class Call:
+    """One public call: decides host or device mode from its first array argument,
+    hands out device buffers and returns results the way the caller gave them."""
+
+    def __init__(self, primary):
+        self.host = not is_device_array(primary)
+
+    def buffer(self, out, shape, dtype, name="out"):
+        """A device buffer for a result: the caller's device ``out``, or a new one."""
+        if out is not None:
+            if tuple(out.shape) != tuple(shape):
+                raise ValueError(f"{name} has shape {tuple(out.shape)}, expected {tuple(shape)}")
+            if np.dtype(out.dtype) != np.dtype(dtype):
+                raise TypeError(f"{name} has dtype {out.dtype}, expected {np.dtype(dtype)}")
+            if is_device_array(out):
+                return to_device(out)
+        return cuda.device_array(shape, dtype=dtype)
+
+    def result(self, dev, out=None):
+        """``dev`` as the caller wants it: copied into a host ``out``, or as a host array
+        in host mode, else the device array itself."""
+        if out is not None and not is_device_array(out):
+            out[...] = dev.copy_to_host()
+            return out
+        if out is not None:
+            return out
+        return dev.copy_to_host() if self.host else dev
+
+    def write_back(self, host_array, dev):
+        """After an in-place update of a host argument's device copy, copy it back."""
+        if not is_device_array(host_array):
+            host_array[...] = dev.copy_to_host()
+
+
+def scalar(value, dtype):
+    """A kernel scalar in the arrays' dtype, so float32 kernels compute in float32."""
+    return np.dtype(dtype).type(value)
+
+
+def dropout_args(keep_prob, key, dtype):
+    """(use_dropout, key, threshold, keep_prob in ``dtype``): the kernels' dropout arguments."""
+    keep_prob = check_keep_prob("keep_prob", keep_prob)
+    return (keep_prob < 1.0, np.uint64(int(key) & ((1 << 64) - 1)),
+            np.uint64(keep_threshold(keep_prob)), scalar(keep_prob, dtype))
+
+
+def activation_code(activation):
+    return ACTIVATION_CODES[check_activation(activation)]
+
+
+# ----------------------------------------------------------------------------- launch
+
+def launch(n_items):
+    """(blocks, threads) for a grid-stride kernel over ``n_items``; reads
+    config.THREADS_PER_BLOCK at launch time."""
+    threads = int(config.THREADS_PER_BLOCK)
+    blocks = max(1, min(MAX_BLOCKS, (n_items + threads - 1) // threads))
+    return blocks, threads
+
+
+def n_chunks(m):
+    return (m + config.REDUCTION_CHUNK - 1) // config.REDUCTION_CHUNK
+
+
+# ----------------------------------------------------------------------------- gemm
+
+def gemm(A, B, out, transA=False, transB=False, alpha=1.0, beta=0.0):
+    """out = alpha * op(A) @ op(B) + beta * out on device arrays (2-D).
+
+    cuBLAS through CuPy (zero-copy views of the numba arrays) when CuPy is present;
+    otherwise, under the simulator or without CuPy, NumPy on host copies.
+    """
+    if _cupy is not None:
+        a, b, o = _cupy.asarray(A), _cupy.asarray(B), _cupy.asarray(out)
+        a = a.T if transA else a
+        b = b.T if transB else b
+        if beta == 0:
+            _cupy.matmul(a, b, out=o)
+            if alpha != 1:
+                o *= alpha
+        else:
+            o *= beta
+            o += alpha * (a @ b)
+        return out
+    a, b = to_host(A), to_host(B)
+    a = a.T if transA else a
+    b = b.T if transB else b
+    r = a @ b
+    if alpha != 1:
+        r = r * r.dtype.type(alpha)
+    if beta != 0:
+        r = r + r.dtype.type(beta) * to_host(out)
+    out.copy_to_device(np.ascontiguousarray(r.astype(out.dtype, copy=False)))
+    return out
+
+
+# ----------------------------------------------------------------------------- formulas
+# Twins of fastdnn.formulas.activate / activation_grad with math.* calls, which the
+# CUDA target compiles (np.exp / np.tanh on scalars do not); tests check they agree.
+
+@cuda.jit(device=True, inline=True)
+def activate(z, code):
+    if code == 1:
+        return z if z > 0 else z * 0
+    if code == 2:
+        return z if z > 0 else z * LEAKY_RELU_SLOPE
+    if code == 3:
+        return math.tanh(z)
+    if code == 4:
+        if z >= 0:
+            return 1 / (1 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1 + e)
+    return z
+
+
+@cuda.jit(device=True, inline=True)
+def activation_grad(a, code):
+    if code == 1:
+        return 1.0 if a > 0 else 0.0
+    if code == 2:
+        return 1.0 if a > 0 else LEAKY_RELU_SLOPE
+    if code == 3:
+        return 1 - a * a
+    if code == 4:
+        return a * (1 - a)
+    return 1.0
+
+
+@cuda.jit(device=True, inline=True)
+def kept(use_dropout, key, index, threshold):
+    """Dropout keep bit of element ``index`` (always kept when dropout is off)."""
+    if not use_dropout:
+        return True
+    return is_kept(key, uint64(index), threshold)
+
+
+@cuda.jit(device=True, inline=True)
+def apply_dropout(x, use_dropout, key, index, threshold, keep_prob):
+    """Inverted dropout of one element: x / keep_prob if kept, else 0 (as the reference)."""
+    if not use_dropout:
+        return x
+    if is_kept(key, uint64(index), threshold):
+        return x / keep_prob
+    return x * 0
+
+
+# ----------------------------------------------------------------------------- reductions
+
+@cuda.jit
+def _chunk_sums(A, B, center, mode, chunk, partial):
+    """partial[c, j] = sum over rows of chunk c of f(A[i, j]); one thread per (c, j).
+
+    mode 0: A;  mode 1: A * B;  mode 2: (A - center[j])**2.
+    Rows are summed in order, so each partial is independent of the launch geometry.
+    """
+    m, n = A.shape
+    total = partial.shape[0] * n
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, total, stride):
+        c = t // n
+        j = t - c * n
+        i0 = c * chunk
+        i1 = min(i0 + chunk, m)
+        if mode == 1:
+            s = A[i0, j] * B[i0, j]
+            for i in range(i0 + 1, i1):
+                s += A[i, j] * B[i, j]
+        elif mode == 2:
+            d = A[i0, j] - center[j]
+            s = d * d
+            for i in range(i0 + 1, i1):
+                d = A[i, j] - center[j]
+                s += d * d
+        else:
+            s = A[i0, j]
+            for i in range(i0 + 1, i1):
+                s += A[i, j]
+        partial[c, j] = s
+
+
+@cuda.jit
+def _merge_chunks(partial, divisor, out):
+    """out[j] = (sum over c of partial[c, j], in order) / divisor; one thread per j."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for j in range(start, out.shape[0], stride):
+        s = partial[0, j]
+        for c in range(1, partial.shape[0]):
+            s += partial[c, j]
+        out[j] = s / divisor
+
+
+def column_sums(A, out, B=None, center=None, mode=0, divisor=1):
+    """out[j] = sum_i f(A[i, j]) / divisor (see _chunk_sums), deterministic and
+    independent of the thread count: fixed chunks of rows, merged in order."""
+    m, n = A.shape
+    c = n_chunks(m)
+    partial = cuda.device_array((c, n), dtype=A.dtype)
+    dummy = A if B is None else B
+    ctr = out if center is None else center
+    _chunk_sums[launch(c * n)](A, dummy, ctr, mode, config.REDUCTION_CHUNK, partial)
+    _merge_chunks[launch(n)](partial, scalar(divisor, A.dtype), out)
+    return out
+
+
+@cuda.jit
+def _axpy(y, a, x):
+    """y += a * x on flat arrays; grid-stride over elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, y.shape[0], stride):
+        y[i] += a * x[i]
+
+
+def axpy(y, a, x):
+    yf, xf = flat(y), flat(x)
+    _axpy[launch(yf.shape[0])](yf, scalar(a, y.dtype), xf)
+    return y
+
+
+def flat(x):
+    """A 1-D view of a contiguous device array."""
+    return x.reshape(x.size)
+
+
+@cuda.jit
+def _scale(y, a, x):
+    """y = a * x on flat arrays; grid-stride over elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, y.shape[0], stride):
+        y[i] = a * x[i]

@@ -1,0 +1,103 @@
+"""Activations and inverted dropout on the GPU, element-wise kernels.
+
+Z, A: (m, n) pre-activation and activation; m = batch size, n = layer width.
+Dropout masks come from the counter-based hash of fastdnn.rng, bit for bit the
+reference's: element (i, j) is kept when is_kept(key, i * n + j, threshold).
+"""
+import numpy as np
+from numba import cuda
+
+from . import _device as dev
+from ._device import activate, activation_grad, apply_dropout, kept
+
+
+@cuda.jit
+def _activation_forward(Z, code, A):
+    """A = activation(Z); grid-stride over the flat elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, Z.shape[0], stride):
+        A[t] = activate(Z[t], code)
+
+
+@cuda.jit
+def _activation_backward(dA, A, code, dZ):
+    """dZ = dA * activation'(A); grid-stride over the flat elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, dA.shape[0], stride):
+        dZ[t] = dA[t] * activation_grad(A[t], code)
+
+
+@cuda.jit
+def _dropout(A, use_dropout, key, threshold, keep_prob, out):
+    """out = A * mask / keep_prob; grid-stride over the flat (row-major) elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, A.shape[0], stride):
+        out[t] = apply_dropout(A[t], use_dropout, key, t, threshold, keep_prob)
+
+
+@cuda.jit
+def _mask(key, threshold, mask):
+    """mask[t] = keep bit of element t; grid-stride over the flat elements."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, mask.shape[0], stride):
+        mask[t] = kept(True, key, t, threshold)
+
+
+def activation_forward(Z, activation, *, out=None):
+    """A = activation(Z) for an array of any shape; returns A."""
+    call = dev.Call(Z)
+    dev.check_array("Z", Z)
+    code = dev.activation_code(activation)
+    Zd = dev.to_device(Z)
+    A = call.buffer(out, Z.shape, Z.dtype)
+    _activation_forward[dev.launch(Z.size)](dev.flat(Zd), code, dev.flat(A))
+    return call.result(A, out)
+
+
+def activation_backward(dA, A, activation, *, out=None):
+    """dZ = dA * activation'(Z), the derivative taken from A; returns dZ."""
+    call = dev.Call(dA)
+    dev.check_array("dA", dA)
+    dev.check_array("A", A, shape=dA.shape)
+    code = dev.activation_code(activation)
+    dZ = call.buffer(out, dA.shape, dA.dtype)
+    _activation_backward[dev.launch(dA.size)](dev.flat(dev.to_device(dA)),
+                                              dev.flat(dev.to_device(A)), code, dev.flat(dZ))
+    return call.result(dZ, out)
+
+
+def dropout_mask(shape, keep_prob, key):
+    """Boolean keep-mask of ``shape`` (True = kept), computed on the device.
+
+    Returns a NumPy array, like the reference; ``dropout_mask_device`` leaves it there.
+    """
+    return dropout_mask_device(shape, keep_prob, key).copy_to_host()
+
+
+def dropout_mask_device(shape, keep_prob, key):
+    """dropout_mask as a boolean device array."""
+    _, k, threshold, _ = dev.dropout_args(keep_prob, key, np.float64)
+    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    size = int(np.prod(shape))
+    mask = cuda.device_array(size, dtype=np.bool_)
+    _mask[dev.launch(size)](k, threshold, mask)
+    return mask.reshape(shape)
+
+
+def dropout_forward(A, keep_prob, key, *, out=None):
+    """Zero the dropped units and scale the kept ones by 1 / keep_prob."""
+    call = dev.Call(A)
+    dev.check_array("A", A)
+    drop = dev.dropout_args(keep_prob, key, A.dtype)
+    res = call.buffer(out, A.shape, A.dtype)
+    _dropout[dev.launch(A.size)](dev.flat(dev.to_device(A)), *drop, dev.flat(res))
+    return call.result(res, out)
+
+
+def dropout_backward(dA, keep_prob, key, *, out=None):
+    """Gradient through dropout: the same mask and scale as forward."""
+    return dropout_forward(dA, keep_prob, key, out=out)

@@ -1,0 +1,189 @@
+"""Output losses fused with their output activation, on the GPU; and the L2 term.
+
+m = batch size, k = outputs. Z: (m, k) output pre-activations.
+Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for softmax.
+One kernel writes each row's loss and the row's gradient dZ = (y_hat - Y) / m; the
+batch loss is reduced on the device in a fixed order. The ``*_on_device`` variants
+return it as a (1,) device array, so a training loop need not wait for it.
+"""
+import math
+
+import numpy as np
+from numba import cuda
+
+from ..reference.losses import one_hot
+from .. import reference
+from . import _device as dev
+from ._device import activate
+
+_SOFTMAX, _SIGMOID, _MSE = 0, 1, 2
+
+
+@cuda.jit
+def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
+    """Loss of row i and its gradient dZ[i, :]; grid-stride over rows."""
+    rows, k = Z.shape
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, rows, stride):
+        if kind == 0:  # softmax cross-entropy
+            mx = Z[i, 0]
+            for j in range(1, k):
+                mx = max(mx, Z[i, j])
+            s = Z[i, 0] * 0
+            for j in range(k):
+                s += math.exp(Z[i, j] - mx)
+            lse = math.log(s)
+            loss = s * 0
+            for j in range(k):
+                if use_labels:
+                    y = 1 if labels[i] == j else 0
+                else:
+                    y = Y[i, j]
+                loss -= y * (Z[i, j] - mx - lse)
+                dZ[i, j] = (math.exp(Z[i, j] - mx) / s - y) / m
+        elif kind == 1:  # sigmoid cross-entropy
+            loss = Z[i, 0] * 0
+            for j in range(k):
+                z = Z[i, j]
+                y = Y[i, j]
+                loss += max(z, 0) - z * y + math.log1p(math.exp(-abs(z)))
+                dZ[i, j] = (activate(z, 4) - y) / m
+        else:  # half squared error
+            loss = Z[i, 0] * 0
+            for j in range(k):
+                diff = Z[i, j] - Y[i, j]
+                loss += diff * diff
+                dZ[i, j] = diff / m
+        row_loss[i, 0] = loss
+
+
+def _loss(kind, Z, Y, dZ_out, allow_labels=False):
+    call = dev.Call(Z)
+    dev.check_array("Z", Z, ndim=2)
+    m, k = Z.shape
+    dt = Z.dtype
+    use_labels = False
+    if allow_labels and Y.ndim == 1 and np.issubdtype(np.dtype(Y.dtype), np.integer):
+        if tuple(Y.shape) != (m,):
+            raise ValueError(f"Y must have shape ({m},) or ({m}, {k}), got {tuple(Y.shape)}")
+        if not dev.is_device_array(Y):
+            one_hot(np.asarray(Y), k)  # range check with a clear message
+        labels, Yd, use_labels = dev.to_device(np.asarray(Y, dtype=np.int64)
+                                               if not dev.is_device_array(Y) else Y), None, True
+    else:
+        if tuple(Y.shape) != (m, k):
+            raise ValueError(f"Y must have shape ({m}, {k}), got {tuple(Y.shape)}")
+        Yd = dev.to_device(Y if dev.is_device_array(Y) else np.asarray(Y, dtype=dt))
+        labels = None
+    Zd = dev.to_device(Z)
+    if Yd is None:
+        Yd = Zd
+    if labels is None:
+        labels = cuda.device_array(1, dtype=np.int64)
+    dZ = call.buffer(dZ_out, (m, k), dt, "dZ_out")
+    row_loss = cuda.device_array((m, 1), dtype=dt)
+    _row_loss[dev.launch(m)](kind, Zd, Yd, labels, use_labels, dev.scalar(m, dt), dZ,
+                             row_loss)
+    loss = cuda.device_array(1, dtype=dt)
+    dev.column_sums(row_loss, loss, divisor=2 * m if kind == _MSE else m)
+    return loss, call.result(dZ, dZ_out)
+
+
+def softmax_cross_entropy_on_device(Z, Y, *, dZ_out=None):
+    """softmax_cross_entropy with the loss left on the device as a (1,) array."""
+    return _loss(_SOFTMAX, Z, Y, dZ_out, allow_labels=True)
+
+
+def sigmoid_cross_entropy_on_device(Z, Y, *, dZ_out=None):
+    """sigmoid_cross_entropy with the loss left on the device as a (1,) array."""
+    return _loss(_SIGMOID, Z, Y, dZ_out)
+
+
+def mean_squared_error_on_device(A, Y, *, dA_out=None):
+    """mean_squared_error with the loss left on the device as a (1,) array."""
+    return _loss(_MSE, A, Y, dA_out)
+
+
+def softmax_cross_entropy(Z, Y, *, dZ_out=None):
+    """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m).
+
+    Y is (m, k) one-hot/probabilities or (m,) integer labels. ``loss`` is a float (this
+    waits for the GPU); see softmax_cross_entropy_on_device.
+    """
+    loss, dZ = softmax_cross_entropy_on_device(Z, Y, dZ_out=dZ_out)
+    return float(loss.copy_to_host()[0]), dZ
+
+
+def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
+    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch;
+    returns (loss, dZ = (sigmoid(Z) - Y) / m)."""
+    loss, dZ = sigmoid_cross_entropy_on_device(Z, Y, dZ_out=dZ_out)
+    return float(loss.copy_to_host()[0]), dZ
+
+
+def mean_squared_error(A, Y, *, dA_out=None):
+    """sum((A - Y)**2) / (2m); returns (loss, dA = (A - Y) / m)."""
+    loss, dA = mean_squared_error_on_device(A, Y, dA_out=dA_out)
+    return float(loss.copy_to_host()[0]), dA
+
+
+@cuda.jit
+def _row_softmax(Z, log, out):
+    """Row-wise softmax (or log-softmax) with the row maximum subtracted; grid-stride
+    over rows."""
+    rows, k = Z.shape
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, rows, stride):
+        mx = Z[i, 0]
+        for j in range(1, k):
+            mx = max(mx, Z[i, j])
+        s = Z[i, 0] * 0
+        for j in range(k):
+            s += math.exp(Z[i, j] - mx)
+        lse = math.log(s)
+        for j in range(k):
+            if log:
+                out[i, j] = Z[i, j] - mx - lse
+            else:
+                out[i, j] = math.exp(Z[i, j] - mx) / s
+
+
+def softmax(Z, *, out=None):
+    """Row-wise softmax of (m, k) Z."""
+    return _softmax(Z, False, out)
+
+
+def log_softmax(Z):
+    """Row-wise log-softmax of (m, k) Z."""
+    return _softmax(Z, True, None)
+
+
+def _softmax(Z, log, out):
+    call = dev.Call(Z)
+    dev.check_array("Z", Z, ndim=2)
+    res = call.buffer(out, Z.shape, Z.dtype)
+    _row_softmax[dev.launch(Z.shape[0])](dev.to_device(Z), log, res)
+    return call.result(res, out)
+
+
+def sigmoid(Z, *, out=None):
+    """Element-wise logistic function."""
+    from .activations import activation_forward
+    return activation_forward(Z, "sigmoid", out=out)
+
+
+def l2_cost(weights, lambd, m):
+    """(lambd / 2m) * sum of ||W||^2 over the given weight matrices (float64 on the host)."""
+    return reference.l2_cost([dev.to_host(W) for W in weights], lambd, m)
+
+
+def l2_grad(W, lambd, m):
+    """(lambd / m) * W."""
+    call = dev.Call(W)
+    dev.check_array("W", W)
+    res = cuda.device_array(W.shape, dtype=W.dtype)
+    dev._scale[dev.launch(W.size)](dev.flat(res), dev.scalar(lambd / m, W.dtype),
+                                   dev.flat(dev.to_device(W)))
+    return call.result(res)

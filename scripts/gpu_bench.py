@@ -1,0 +1,194 @@
+"""GPU benchmark of fastdnn.cuda: optimizer bandwidth and an MLP training step.
+
+Prints (1) Adam / RMSprop / momentum over N float32 parameters in GB/s next to the
+device-to-device copy bandwidth measured with CuPy, and torch.optim.Adam(fused=True)
+when PyTorch is installed; (2) one 784-512-256-10 BatchNorm + dropout + Adam training
+step at batch 256 and 4096, built from the fastdnn.cuda kernels directly, and through
+the model's backend="cuda" when the model supports it.
+
+Usage: python scripts/gpu_bench.py [--params 16000000] [--repeat 20]
+Timings: wall clock over repeated calls after a warm-up (compilation) call, with the GPU
+synchronised before and after.
+"""
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def timed(fn, repeat, sync):
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeat
+
+
+def optimizer_bandwidth(n, repeat):
+    from numba import cuda
+
+    import fastdnn.cuda as fc
+    sync = cuda.synchronize
+    rng = np.random.default_rng(0)
+    p = cuda.to_device(rng.standard_normal(n, dtype=np.float32))
+    g = cuda.to_device(rng.standard_normal(n, dtype=np.float32))
+    s1 = cuda.to_device(np.zeros(n, np.float32))
+    s2 = cuda.to_device(np.zeros(n, np.float32))
+    rows = []
+    try:
+        import cupy
+        a = cupy.asarray(p)
+        b = cupy.empty_like(a)
+        t = timed(lambda: b.__setitem__(Ellipsis, a), repeat, sync)
+        rows.append(("device-to-device copy (CuPy)", t, 2 * 4 * n))
+    except Exception as exc:  # pragma: no cover
+        print(f"(no CuPy copy bandwidth: {exc})")
+    step = [0]
+
+    def adam():
+        step[0] += 1
+        fc.adam_update(p, g, s1, s2, step[0], 1e-3)
+
+    rows.append(("fastdnn.cuda adam_update", timed(adam, repeat, sync), 7 * 4 * n))
+    rows.append(("fastdnn.cuda rmsprop_update",
+                 timed(lambda: fc.rmsprop_update(p, g, s2, 1e-3), repeat, sync), 5 * 4 * n))
+    rows.append(("fastdnn.cuda momentum_update",
+                 timed(lambda: fc.momentum_update(p, g, s1, 1e-3), repeat, sync), 5 * 4 * n))
+    try:
+        import torch
+        tp = torch.nn.Parameter(torch.randn(n, device="cuda"))
+        tp.grad = torch.randn(n, device="cuda")
+        opt = torch.optim.Adam([tp], lr=1e-3, fused=True)
+        rows.append(("torch.optim.Adam(fused=True)",
+                     timed(opt.step, repeat, torch.cuda.synchronize), 7 * 4 * n))
+    except Exception as exc:
+        print(f"(torch fused Adam skipped: {type(exc).__name__}: {exc})")
+    print(f"\nOptimizer step over {n:.3g} float32 parameters ({repeat} repeats)")
+    print(f"{'what':34s} {'ms':>9s} {'GB/s':>9s}")
+    for name, t, nbytes in rows:
+        print(f"{name:34s} {t * 1e3:9.3f} {nbytes / t / 1e9:9.1f}")
+
+
+class KernelMLP:
+    """784-512-256-10: dense (no bias) -> BatchNorm -> ReLU -> dropout, twice, then a
+    dense softmax output; parameters, gradients and Adam state in flat device buffers."""
+
+    def __init__(self, sizes=(784, 512, 256, 10), keep_prob=0.8, seed=0):
+        from numba import cuda
+        import fastdnn.cuda as fc
+        self.fc, self.cuda, self.keep_prob, self.sizes = fc, cuda, keep_prob, sizes
+        shapes = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            shapes.append(("W", i, (b, a)))
+            if i < len(sizes) - 2:
+                shapes += [("gamma", i, (b,)), ("beta", i, (b,))]
+            else:
+                shapes.append(("b", i, (b,)))
+        total = sum(int(np.prod(s)) for _, _, s in shapes)
+        rng = np.random.default_rng(seed)
+        host = np.zeros(total, np.float32)
+        self.flat_p = cuda.to_device(host)
+        self.flat_g = cuda.device_array(total, np.float32)
+        self.m = cuda.to_device(np.zeros(total, np.float32))
+        self.v = cuda.to_device(np.zeros(total, np.float32))
+        self.p, self.g, off = {}, {}, 0
+        for kind, i, shape in shapes:
+            size = int(np.prod(shape))
+            init = {"W": rng.standard_normal(shape) * np.sqrt(2 / shape[-1]),
+                    "gamma": np.ones(shape), "beta": np.zeros(shape), "b": np.zeros(shape)}
+            host[off:off + size] = np.asarray(init[kind], np.float32).ravel()
+            self.p[kind, i] = self.flat_p[off:off + size].reshape(shape)
+            self.g[kind, i] = self.flat_g[off:off + size].reshape(shape)
+            off += size
+        self.flat_p.copy_to_device(host)
+        self.running = {i: (cuda.to_device(np.zeros(b, np.float32)),
+                            cuda.to_device(np.ones(b, np.float32)))
+                        for i, b in enumerate(sizes[1:-1])}
+        self.t = 0
+
+    def step(self, X, y):
+        fc, L = self.fc, len(self.sizes) - 1
+        self.t += 1
+        A, cache = X, []
+        for i in range(L - 1):
+            Z, _ = fc.dense_forward(A, self.p["W", i])
+            key = (self.t << 8) + i
+            out, act, x_hat, inv_std = fc.batchnorm_activation_forward(
+                Z, self.p["gamma", i], self.p["beta", i], *self.running[i], 0.9, 1e-5, True,
+                "relu", self.keep_prob, key)
+            cache.append((A, act, x_hat, inv_std, key))
+            A = out
+        Z, _ = fc.dense_forward(A, self.p["W", L - 1], self.p["b", L - 1])
+        loss, dZ = fc.softmax_cross_entropy_on_device(Z, y)
+        dA, _, _ = fc.dense_backward(dZ, A, self.p["W", L - 1], Z, dW_out=self.g["W", L - 1],
+                                     db_out=self.g["b", L - 1])
+        for i in reversed(range(L - 1)):
+            A_in, act, x_hat, inv_std, key = cache[i]
+            dZ, _, _ = fc.batchnorm_activation_backward(
+                dA, act, x_hat, inv_std, self.p["gamma", i], "relu", self.keep_prob, key,
+                dgamma_out=self.g["gamma", i], dbeta_out=self.g["beta", i])
+            dA, _, _ = fc.dense_backward(dZ, A_in, self.p["W", i], dZ, with_bias=False,
+                                         need_dX=i > 0, dW_out=self.g["W", i])
+        fc.adam_update(self.flat_p, self.flat_g, self.m, self.v, self.t, 1e-3)
+        return loss
+
+
+def training_step(batches, repeat, sizes=(784, 512, 256, 10)):
+    from numba import cuda
+    rng = np.random.default_rng(1)
+    name = "-".join(map(str, sizes))
+    print(f"\n{name} BatchNorm + ReLU + dropout(0.8) + Adam, float32, one training step")
+    print(f"{'what':44s} {'batch':>6s} {'ms':>9s} {'samples/s':>11s}")
+    for m in batches:
+        X = cuda.to_device(rng.standard_normal((m, sizes[0]), dtype=np.float32))
+        y = cuda.to_device(rng.integers(0, sizes[-1], m))
+        net = KernelMLP(sizes)
+        t = timed(lambda: net.step(X, y), repeat, cuda.synchronize)
+        print(f"{'fastdnn.cuda kernels (flat Adam buffer)':44s} {m:6d} {t * 1e3:9.3f} "
+              f"{m / t:11.0f}")
+        if sizes == (784, 512, 256, 10):
+            model_step(m, repeat)
+
+
+def model_step(m, repeat):
+    """fastdnn.MLP on backend="cuda", if the model supports it (skipped with the reason)."""
+    try:
+        import fastdnn
+        from numba import cuda
+        rng = np.random.default_rng(2)
+        X = rng.standard_normal((m, 784)).astype(np.float32)
+        y = rng.integers(0, 10, m)
+        model = fastdnn.MLP([784, 512, 256, 10], batchnorm=True, keep_prob=0.8,
+                            backend="cuda", seed=0)
+        opt = fastdnn.Adam()
+        t = timed(lambda: model.train_step(X, y, opt), repeat, cuda.synchronize)
+        print(f"{'fastdnn.MLP backend=cuda train_step (host X)':44s} {m:6d} "
+              f"{t * 1e3:9.3f} {m / t:11.0f}")
+    except Exception as exc:
+        print(f"(fastdnn.MLP on backend='cuda' skipped: {type(exc).__name__}: "
+              f"{str(exc)[:150]})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=float, default=1.6e7)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--batches", type=int, nargs="+", default=[256, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[784, 512, 256, 10],
+                        help="layer widths of the training-step network")
+    args = parser.parse_args(argv)
+    from fastdnn.backend import cuda_available
+    if not cuda_available():
+        sys.exit("gpu_bench.py needs an NVIDIA GPU with numba-cuda")
+    from numba import cuda
+    name = getattr(cuda.get_current_device(), "name", "CUDA simulator")
+    print(f"device: {name.decode() if isinstance(name, bytes) else name}")
+    optimizer_bandwidth(int(args.params), args.repeat)
+    training_step(args.batches, args.repeat, tuple(args.sizes))
+
+
+if __name__ == "__main__":
+    main()
