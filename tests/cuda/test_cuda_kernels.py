@@ -308,3 +308,15 @@ def test_loss_errors_name_the_argument(rng):
         fc.softmax_cross_entropy(Z, np.zeros((4, 2)))
     with pytest.raises(ValueError, match="labels must lie"):
         fc.softmax_cross_entropy(Z, np.array([0, 1, 2, 3]))
+
+
+@pytest.mark.parametrize("transA,transB", [(False, False), (True, False), (False, True)])
+def test_gemm_transposes_alpha_beta(rng, transA, transB):
+    A, B = data(rng, 4, 3), data(rng, 3, 5)
+    A = A.T.copy() if transA else A
+    B = B.T.copy() if transB else B
+    C = data(rng, 4, 5)
+    out = cuda.to_device(C)
+    _device.gemm(cuda.to_device(A), cuda.to_device(B), out, transA, transB, 0.5, 2.0)
+    want = 0.5 * (A.T if transA else A) @ (B.T if transB else B) + 2.0 * C
+    assert_close(out.copy_to_host(), want, name="gemm")
