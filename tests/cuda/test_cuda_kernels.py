@@ -172,11 +172,31 @@ def test_reductions_do_not_depend_on_launch_geometry(rng, monkeypatch):
     out, act = fc.dense_forward(X, W, b, "relu")
     d = data(rng, 11, 6, dtype=np.float32)
     first = fc.dense_backward(d.copy(), X, W, act, "relu")
+    g, be = np.ones(6, np.float32), np.zeros(6, np.float32)
+    bn_first = fc.batchnorm_activation_forward(out, g, be, np.zeros(6, np.float32),
+                                               np.ones(6, np.float32), activation="relu")
+    bn_back = fc.batchnorm_activation_backward(d.copy(), *bn_first[1:], g, "relu")
     monkeypatch.setattr(config, "THREADS_PER_BLOCK", 32)
     monkeypatch.setattr(_device, "MAX_BLOCKS", 1)
     second = fc.dense_backward(d.copy(), X, W, act, "relu")
     for a, b_ in zip(first, second):
         assert np.array_equal(a, b_)
+    bn_second = fc.batchnorm_activation_forward(out, g, be, np.zeros(6, np.float32),
+                                                np.ones(6, np.float32), activation="relu")
+    for a, b_ in zip(bn_first, bn_second):
+        assert np.array_equal(a, b_)
+    for a, b_ in zip(bn_back, fc.batchnorm_activation_backward(d.copy(), *bn_second[1:], g,
+                                                               "relu")):
+        assert np.array_equal(a, b_)
+
+
+def test_backward_overwrites_device_d_out_with_dZ(rng):
+    X, W = data(rng, 5, 4), data(rng, 3, 4)
+    out, act = fc.dense_forward(X, W, None, "tanh")
+    d = data(rng, 5, 3)
+    dd = cuda.to_device(d)
+    fc.dense_backward(dd, cuda.to_device(X), cuda.to_device(W), cuda.to_device(act), "tanh")
+    assert_close(dd.copy_to_host(), R.activation_backward(d, act, "tanh"), name="dZ")
 
 
 def test_dense_errors_name_the_argument(rng):
