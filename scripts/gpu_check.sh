@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-GPU check of fastdnn.cuda in one command: the tests marked `gpu`, then the GPU
+# Real-GPU check of fastdnn.cuda in one command: the tests marked `gpu`, the PTX
+# compilation tests, then the GPU
 # benchmark (scripts/gpu_bench.py; extra arguments go to it).
 #
 # Needs on the GPU machine: numpy, numba, numba-cuda, CuPy for the machine's CUDA
@@ -27,5 +28,6 @@ if ! "$PY" -c "import numba.cuda" 2>/dev/null && ! "$PY" -c "import numpy; numpy
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
-"$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_cuda_gpu.py
+"$PY" -m pytest -q -m gpu -p no:cacheprovider tests
+"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_compile.py
 "$PY" scripts/gpu_bench.py "$@"
