@@ -15,6 +15,13 @@ except Exception as exc:  # pragma: no cover - depends on the machine
         "fastdnn.cuda needs numba-cuda (and CuPy for cuBLAS): pip install 'fastdnn[cuda]'"
     ) from exc
 
+import warnings as _warnings
+
+# Small layers launch small grids by design (a 10-wide output layer, a bias vector):
+# numba-cuda's low-occupancy warning would fire on most training steps.
+_warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result in GPU "
+                         r"under-utilization")
+
 from ..reference import (ACTIVATIONS, DERIVATIVES, INITIALIZERS, ewa,  # noqa: F401
                          initialize_weights, one_hot, schedules)
 from .activations import (activation_backward, activation_forward, dropout_backward,

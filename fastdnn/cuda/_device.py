@@ -10,16 +10,18 @@ leaves the device.
 """
 import math
 import os
+import warnings
 
 import numpy as np
 from numba import cuda, uint64
 
 from .. import config
-from ..formulas import is_kept  # noqa: F401  (re-exported to the kernels; compiles for CUDA)
-from ..reference.activations import LEAKY_RELU_SLOPE, check_activation
-from ..formulas import ACTIVATION_CODES
-from ..rng import keep_threshold
 from .._validation import check_keep_prob
+# is_kept is a scalar @njit function: the CUDA target compiles it too, so the dropout
+# hash is written once for every backend (np.exp / np.tanh are not, hence the twins below)
+from ..formulas import ACTIVATION_CODES, is_kept
+from ..reference.activations import LEAKY_RELU_SLOPE, check_activation
+from ..rng import keep_threshold
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
@@ -27,12 +29,22 @@ SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # results never depend on it (tests patch it small).
 MAX_BLOCKS = 4096
 
-try:  # cuBLAS through CuPy when present (not under the simulator)
-    if SIMULATOR:
-        raise ImportError
-    import cupy as _cupy
-except Exception:  # pragma: no cover - depends on the machine
-    _cupy = None
+_CUPY = []  # [module or None] once looked up
+
+
+def _cupy():
+    """CuPy for cuBLAS, imported at the first product (None under the simulator or when
+    missing: the products then run in NumPy on host copies, with one warning on a GPU)."""
+    if not _CUPY:
+        module = None
+        if not SIMULATOR:
+            try:
+                import cupy as module
+            except Exception:  # pragma: no cover - depends on the machine
+                warnings.warn("CuPy is not installed: fastdnn.cuda computes matrix products "
+                              "on the host (slow); pip install 'fastdnn[cuda]'", stacklevel=3)
+        _CUPY.append(module)
+    return _CUPY[0]
 
 
 # ----------------------------------------------------------------------------- arrays
@@ -147,12 +159,13 @@ def gemm(A, B, out, transA=False, transB=False, alpha=1.0, beta=0.0):
     cuBLAS through CuPy (zero-copy views of the numba arrays) when CuPy is present;
     otherwise, under the simulator or without CuPy, NumPy on host copies.
     """
-    if _cupy is not None:
-        a, b, o = _cupy.asarray(A), _cupy.asarray(B), _cupy.asarray(out)
+    cp = _cupy()
+    if cp is not None:
+        a, b, o = cp.asarray(A), cp.asarray(B), cp.asarray(out)
         a = a.T if transA else a
         b = b.T if transB else b
         if beta == 0:
-            _cupy.matmul(a, b, out=o)
+            cp.matmul(a, b, out=o)
             if alpha != 1:
                 o *= alpha
         else:

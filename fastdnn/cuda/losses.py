@@ -63,22 +63,24 @@ def _loss(kind, Z, Y, dZ_out, allow_labels=False):
     dev.check_array("Z", Z, ndim=2)
     m, k = Z.shape
     dt = Z.dtype
-    use_labels = False
+    if not dev.is_device_array(Y):
+        Y = np.asarray(Y)
+    labels = None
     if allow_labels and Y.ndim == 1 and np.issubdtype(np.dtype(Y.dtype), np.integer):
         if tuple(Y.shape) != (m,):
             raise ValueError(f"Y must have shape ({m},) or ({m}, {k}), got {tuple(Y.shape)}")
         if not dev.is_device_array(Y):
-            one_hot(np.asarray(Y), k)  # range check with a clear message
-        labels, Yd, use_labels = dev.to_device(np.asarray(Y, dtype=np.int64)
-                                               if not dev.is_device_array(Y) else Y), None, True
+            one_hot(Y, k)  # the range check, with the reference's message
+            Y = Y.astype(np.int64, copy=False)
+        labels, Yd = dev.to_device(Y), None
     else:
         if tuple(Y.shape) != (m, k):
             raise ValueError(f"Y must have shape ({m}, {k}), got {tuple(Y.shape)}")
-        Yd = dev.to_device(Y if dev.is_device_array(Y) else np.asarray(Y, dtype=dt))
-        labels = None
+        Yd = dev.to_device(Y if dev.is_device_array(Y) else Y.astype(dt, copy=False))
     Zd = dev.to_device(Z)
+    use_labels = labels is not None
     if Yd is None:
-        Yd = Zd
+        Yd = Zd  # unused placeholder of the right type
     if labels is None:
         labels = cuda.device_array(1, dtype=np.int64)
     dZ = call.buffer(dZ_out, (m, k), dt, "dZ_out")

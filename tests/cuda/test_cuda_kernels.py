@@ -172,11 +172,31 @@ def test_reductions_do_not_depend_on_launch_geometry(rng, monkeypatch):
     out, act = fc.dense_forward(X, W, b, "relu")
     d = data(rng, 11, 6, dtype=np.float32)
     first = fc.dense_backward(d.copy(), X, W, act, "relu")
+    g, be = np.ones(6, np.float32), np.zeros(6, np.float32)
+    bn_first = fc.batchnorm_activation_forward(out, g, be, np.zeros(6, np.float32),
+                                               np.ones(6, np.float32), activation="relu")
+    bn_back = fc.batchnorm_activation_backward(d.copy(), *bn_first[1:], g, "relu")
     monkeypatch.setattr(config, "THREADS_PER_BLOCK", 32)
     monkeypatch.setattr(_device, "MAX_BLOCKS", 1)
     second = fc.dense_backward(d.copy(), X, W, act, "relu")
     for a, b_ in zip(first, second):
         assert np.array_equal(a, b_)
+    bn_second = fc.batchnorm_activation_forward(out, g, be, np.zeros(6, np.float32),
+                                                np.ones(6, np.float32), activation="relu")
+    for a, b_ in zip(bn_first, bn_second):
+        assert np.array_equal(a, b_)
+    for a, b_ in zip(bn_back, fc.batchnorm_activation_backward(d.copy(), *bn_second[1:], g,
+                                                               "relu")):
+        assert np.array_equal(a, b_)
+
+
+def test_backward_overwrites_device_d_out_with_dZ(rng):
+    X, W = data(rng, 5, 4), data(rng, 3, 4)
+    out, act = fc.dense_forward(X, W, None, "tanh")
+    d = data(rng, 5, 3)
+    dd = cuda.to_device(d)
+    fc.dense_backward(dd, cuda.to_device(X), cuda.to_device(W), cuda.to_device(act), "tanh")
+    assert_close(dd.copy_to_host(), R.activation_backward(d, act, "tanh"), name="dZ")
 
 
 def test_dense_errors_name_the_argument(rng):
@@ -308,3 +328,15 @@ def test_loss_errors_name_the_argument(rng):
         fc.softmax_cross_entropy(Z, np.zeros((4, 2)))
     with pytest.raises(ValueError, match="labels must lie"):
         fc.softmax_cross_entropy(Z, np.array([0, 1, 2, 3]))
+
+
+@pytest.mark.parametrize("transA,transB", [(False, False), (True, False), (False, True)])
+def test_gemm_transposes_alpha_beta(rng, transA, transB):
+    A, B = data(rng, 4, 3), data(rng, 3, 5)
+    A = A.T.copy() if transA else A
+    B = B.T.copy() if transB else B
+    C = data(rng, 4, 5)
+    out = cuda.to_device(C)
+    _device.gemm(cuda.to_device(A), cuda.to_device(B), out, transA, transB, 0.5, 2.0)
+    want = 0.5 * (A.T if transA else A) @ (B.T if transB else B) + 2.0 * C
+    assert_close(out.copy_to_host(), want, name="gemm")

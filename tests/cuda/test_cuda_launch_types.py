@@ -20,7 +20,6 @@ import pytest
 
 from fastdnn import config, reference as R
 import fastdnn.cuda as fc
-from fastdnn.cuda import _device
 
 MODULES = ["fastdnn.cuda._device", "fastdnn.cuda.activations", "fastdnn.cuda.dense",
            "fastdnn.cuda.batchnorm", "fastdnn.cuda.losses", "fastdnn.cuda.optim"]
