@@ -74,12 +74,12 @@ class Sequential:
         self.init = check_choice("init", init, INITIALIZERS)
         self.l2 = check_real("l2", l2, 0.0)
         self.dtype = np.dtype(check_choice("dtype", str(np.dtype(dtype)), _config.DTYPES))
-        self.backend = backend
-        self._K = _kernels(_engine_backend(backend))
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 63))
         self.seed = check_int("seed", seed, 0)
         self._plan = self._compile(self.layers)
+        self.backend = backend
+        self._K = _kernels(_engine_backend(backend))
         self.output = self._output
         self.step_ = 0          # updates done (dropout keys, per-iteration schedules)
         self.epoch_ = 0         # epochs completed (per-epoch schedules)
