@@ -24,7 +24,6 @@ from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNo
                      Dropout, Layer, layer_from_config)
 from .optim import Adam, Optimizer, get_optimizer
 from .reference.init import INITIALIZERS, initialize_weights
-from .reference.losses import l2_cost
 from .rng import dropout_key
 from .schedules import Schedule
 
@@ -348,10 +347,14 @@ class Sequential:
         return float(loss)
 
     def _l2_term(self, m):
+        """(l2 / 2m) sum ||W||^2, computed without temporaries (BLAS dot on views)."""
         if not self.l2:
             return 0.0
-        return l2_cost([self._p[f"W{l}"] for l in range(1, len(self.blocks) + 1)],
-                       self.l2, m)
+        total = 0.0
+        for l in range(1, len(self.blocks) + 1):
+            w = self._p[f"W{l}"].reshape(-1)
+            total += float(np.dot(w, w))
+        return self.l2 / (2 * m) * total
 
     def _backward(self, ws, keep=True):
         """Gradients of the loss into the flat gradient buffer (after _forward, _loss)."""
@@ -737,11 +740,10 @@ def _correct(output, Z, Y):
 
 
 def _engine_backend(backend):
-    """The backend the model engine runs on (host arrays: numpy or cpu)."""
-    name = _resolve(backend)
-    if name == "cuda":
-        if backend == "auto":
-            return "cpu"  # the model engine keeps host arrays; the CUDA path is separate
-        raise NotImplementedError("the model engine keeps its arrays on the host; "
-                                  "use backend='cpu' or 'numpy' for MLP / Sequential")
-    return name
+    """The concrete backend the model runs on.
+
+    The engine keeps its arrays on the host; on "cuda" every kernel call moves its
+    operands to the GPU and back (correct, not yet fast: a device-resident engine is
+    future work).
+    """
+    return _resolve(backend)

@@ -337,3 +337,32 @@ def test_sequential_tanh_without_output_activation_is_regression():
     loss, g = m.loss_and_grads(X, rng.standard_normal((16, 2)))
     assert set(g) == {"dW1", "db1", "dW2", "db2"}
     assert "Dense(3->4)" in m.summary()
+
+
+def test_steady_state_cpu_step_allocates_no_arrays():
+    pytest.importorskip("fastdnn.cpu")
+    import tracemalloc
+    X, y = blobs(128)
+    m = MLP([5, 128, 64, 3], batchnorm=True, keep_prob=0.8, l2=0.01, backend="cpu", seed=0)
+    opt = fastdnn.Adam()
+    m.fit(X, y, optimizer=opt, epochs=2, batch_size=64, verbose=0)   # compile, workspaces
+    ws = m._workspace(64)
+    tracemalloc.start()
+    for _ in range(5):
+        m._grads_on(ws)
+        m._update(opt)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # one (64, 128) float32 activation is 32 KiB; Python's own small objects stay below
+    assert peak < 16 * 1024, f"{peak} bytes allocated in steady-state steps"
+
+
+def test_progress_lines_with_verbose_2(capsys):
+    X, y = blobs(20)
+    m = MLP([5, 3, 3], backend="numpy", seed=0)
+    m.fit(X, y, epochs=2, batch_size=10, verbose=2, validation_data=(X, y))
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "val_loss" in err
+    m.fit(X, y, epochs=2, batch_size=10, verbose=1)      # not a terminal: quiet
+    m.fit(X, y, epochs=2, batch_size=10, verbose=0)
+    assert capsys.readouterr().err == ""
