@@ -77,9 +77,9 @@ def gradient_check(model, X, y, epsilon=1e-7):
     """
     epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
     check = model._clone(dtype="float64", backend="numpy")
+    Xc = check._inputs(X)    # builds the copy if the model was not built yet
     for blk in check.blocks:
         blk.keep_prob = 1.0  # dropout off for the check
-    Xc = check._inputs(X)
     ws = check._batch(Xc, check._targets(y, len(Xc)))
     running = check._running.copy()
 

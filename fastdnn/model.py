@@ -28,6 +28,7 @@ from .rng import dropout_key
 from .schedules import Schedule
 
 PREDICT_CHUNK = 4096
+MAX_WORKSPACES = 8    # batch sizes with cached workspaces
 
 
 class _Block:
@@ -306,6 +307,8 @@ class Sequential:
                     b["dZ"] = e(m, blk.n_out)
                     b["dX"] = e(m, blk.n_in) if l > 0 else None
                 ws["blocks"].append(b)
+            if len(self._workspaces) >= MAX_WORKSPACES:   # drop the oldest batch size
+                self._workspaces.pop(next(iter(self._workspaces)))
             self._workspaces[key] = ws
         return ws
 
