@@ -111,6 +111,8 @@ class Progress:
         tty = getattr(self.stream, "isatty", lambda: False)()
         self.on = verbose >= 2 or (verbose == 1 and tty)
         self.bar = None
+        self.drawn = 0   # length of the line drawn in place
+        self.verbose = verbose
         self.epochs = epochs
         if self.on and verbose == 1:
             try:
@@ -124,13 +126,22 @@ class Progress:
         if not self.on:
             return
         text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "epoch_time")
+        ms = logs.get("epoch_time", 0) * 1e3
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
             self.bar.update(1)
+        elif self.verbose == 1:   # a terminal: one line redrawn in place
+            done = int(20 * (epoch + 1) / max(self.epochs, 1))
+            line = (f"[{'#' * done}{'.' * (20 - done)}] epoch {epoch + 1}/{self.epochs}  "
+                    f"{text}  {ms:.0f} ms/epoch")
+            print("\r" + line.ljust(self.drawn), end="", file=self.stream, flush=True)
+            self.drawn = len(line)
         else:
-            print(f"epoch {epoch + 1}/{self.epochs}  {text}  "
-                  f"{logs.get('epoch_time', 0) * 1e3:.0f} ms", file=self.stream, flush=True)
+            print(f"epoch {epoch + 1}/{self.epochs}  {text}  {ms:.0f} ms", file=self.stream,
+                  flush=True)
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+        elif self.drawn:
+            print(file=self.stream, flush=True)

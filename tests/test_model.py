@@ -366,3 +366,24 @@ def test_progress_lines_with_verbose_2(capsys):
     m.fit(X, y, epochs=2, batch_size=10, verbose=1)      # not a terminal: quiet
     m.fit(X, y, epochs=2, batch_size=10, verbose=0)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal():
+    import io
+
+    from fastdnn.callbacks import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    p = Progress(4, 1, stream)
+    for e in range(4):
+        p.update(e, {"loss": 0.5, "epoch_time": 0.01})
+    p.close()
+    text = stream.getvalue()
+    assert "epoch 4/4" in text and ("\r" in text or "it/s" in text or "epoch/s" in text)
+    quiet = Terminal()
+    Progress(4, 0, quiet).update(0, {"loss": 1.0})
+    assert quiet.getvalue() == ""
