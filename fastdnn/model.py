@@ -73,7 +73,11 @@ class Sequential:
                                 f"Dropout, got {layer!r}")
         self.init = check_choice("init", init, INITIALIZERS)
         self.l2 = check_real("l2", l2, 0.0)
-        self.dtype = np.dtype(check_choice("dtype", str(np.dtype(dtype)), _config.DTYPES))
+        try:
+            name = str(np.dtype(dtype))
+        except TypeError:
+            name = repr(dtype)
+        self.dtype = np.dtype(check_choice("dtype", name, _config.DTYPES))
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 63))
         self.seed = check_int("seed", seed, 0)

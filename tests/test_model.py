@@ -268,6 +268,7 @@ def test_divergence_raises_clearly():
     (dict(keep_prob=1.5), "keep_prob"),
     (dict(keep_prob=[0.5, 0.5]), "keep_prob"),
     (dict(dtype="float16"), "dtype"),
+    (dict(dtype="floaty"), "dtype"),
     (dict(init="magic"), "init"),
     (dict(backend="tpu"), "backend"),
     (dict(l2=-1.0), "l2"),
