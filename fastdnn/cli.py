@@ -5,8 +5,6 @@ import argparse
 import statistics
 import sys
 
-import numpy as np
-
 
 def _train(backend, data, args, verbose):
     from . import MLP, Adam

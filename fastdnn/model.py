@@ -22,7 +22,7 @@ from .backend import kernels as _kernels, resolve as _resolve
 from .callbacks import Callback, History, Progress, as_early_stopping
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
                      Dropout, Layer, layer_from_config)
-from .optim import Adam, Optimizer, get_optimizer
+from .optim import Adam, get_optimizer
 from .reference.init import INITIALIZERS, initialize_weights
 from .rng import dropout_key
 from .schedules import Schedule
@@ -99,7 +99,7 @@ class Sequential:
     def _compile(self, layers):
         """Group layers into blocks: [(Dense, BatchNorm|None, activation|None, keep)]."""
         groups, stage = [], 0
-        for layer in layers:
+        for i, layer in enumerate(layers):
             name = type(layer).__name__
             if isinstance(layer, Dense):
                 groups.append([layer, None, None, 1.0])
@@ -109,8 +109,9 @@ class Sequential:
                 raise ValueError(f"{name} must come after a Dense layer")
             order = {BatchNorm: 2, Activation: 3, Dropout: 4}[type(layer)]
             if order <= stage:
-                raise ValueError(f"{name} cannot follow {type(layers[layers.index(layer) - 1]).__name__}: "
-                                 "each Dense may be followed by BatchNorm, Activation and "
+                previous = type(layers[i - 1]).__name__
+                raise ValueError(f"{name} cannot follow {previous}: each Dense "
+                                 "may be followed by BatchNorm, Activation and "
                                  "Dropout, once each and in this order")
             stage = order
             if isinstance(layer, BatchNorm):
