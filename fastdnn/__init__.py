@@ -4,7 +4,21 @@ The public API is re-exported here; importing fastdnn compiles nothing.
 """
 from . import reference
 from .backend import kernels, resolve as resolve_backend
+from .callbacks import Callback, EarlyStopping, History
+from .data import Standardizer, minibatches, one_hot, train_dev_test_split
+from .diagnose import diagnose
+from .gradcheck import gradient_check
+from .io import load, save
+from .layers import Activation, BatchNorm, Dense, Dropout
+from .model import MLP, Sequential
+from .optim import SGD, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSprop
+from . import schedules
 
 __version__ = "0.1.0"
 
-__all__ = ["reference", "kernels", "resolve_backend", "__version__"]
+__all__ = ["reference", "kernels", "resolve_backend", "__version__",
+           "MLP", "Sequential", "Dense", "BatchNorm", "Activation", "Dropout",
+           "Optimizer", "SGD", "Momentum", "Nesterov", "RMSprop", "Adam", "AdamW",
+           "schedules", "Callback", "EarlyStopping", "History",
+           "gradient_check", "diagnose", "load", "save",
+           "train_dev_test_split", "Standardizer", "one_hot", "minibatches"]

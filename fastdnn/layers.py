@@ -1,0 +1,105 @@
+"""Layer specifications for fastdnn.Sequential: Dense, BatchNorm, Activation, Dropout.
+
+These hold configuration only; the model compiles a run of
+Dense [-> BatchNorm] [-> Activation] [-> Dropout] into one fused block that calls the
+backend's dense / batchnorm kernels. n_in, n_out = layer widths.
+"""
+from ._validation import check_choice, check_int, check_keep_prob, check_real
+from .reference.activations import ACTIVATIONS
+from .reference.init import INITIALIZERS
+
+#: Activations a hidden block may use; the last block may also use "softmax".
+HIDDEN_ACTIVATIONS = tuple(sorted(ACTIVATIONS))
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity")
+
+
+class Layer:
+    """Base class: a layer spec that can be written to and read from JSON."""
+
+    def get_config(self):
+        return {"type": type(self).__name__, **self._config()}
+
+    def _config(self):
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self._config() == other._config()
+
+
+class Dense(Layer):
+    """A fully connected layer, Z = X @ W.T + b, W of shape (units, n_in).
+
+    Parameters
+    ----------
+    units : int
+        Output width n_out (>= 1).
+    init : str or None
+        Weight initializer (see fastdnn.reference.INITIALIZERS); None uses the model's.
+    use_bias : bool
+        Whether to add b. A Dense followed by BatchNorm never has a bias (beta replaces it).
+    """
+
+    def __init__(self, units, *, init=None, use_bias=True):
+        self.units = check_int("units", units, 1)
+        if init is not None:
+            check_choice("init", init, INITIALIZERS)
+        self.init = init
+        self.use_bias = bool(use_bias)
+
+    def _config(self):
+        return {"units": self.units, "init": self.init, "use_bias": self.use_bias}
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over features, after a Dense layer and before its activation.
+
+    Running statistics: running = momentum * running + (1 - momentum) * batch statistic.
+    """
+
+    def __init__(self, momentum=0.9, eps=1e-5):
+        self.momentum = check_real("momentum", momentum, 0.0, 1.0)
+        self.eps = check_real("eps", eps, 0.0, low_open=True)
+
+    def _config(self):
+        return {"momentum": self.momentum, "eps": self.eps}
+
+
+class Activation(Layer):
+    """An element-wise activation: one of relu, leaky_relu, tanh, sigmoid, identity,
+    or softmax (last layer only)."""
+
+    def __init__(self, name):
+        self.name = check_choice("activation", name,
+                                 tuple(sorted(set(HIDDEN_ACTIVATIONS) | {"softmax"})))
+
+    def _config(self):
+        return {"name": self.name}
+
+
+class Dropout(Layer):
+    """Inverted dropout keeping each unit with probability ``keep_prob`` in (0, 1]."""
+
+    def __init__(self, keep_prob):
+        self.keep_prob = check_keep_prob("keep_prob", keep_prob)
+
+    def _config(self):
+        return {"keep_prob": self.keep_prob}
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, Dropout)}
+
+
+def layer_from_config(config):
+    """Rebuild a layer from ``Layer.get_config()``'s dict."""
+    config = dict(config)
+    kind = config.pop("type")
+    check_choice("layer type", kind, tuple(LAYERS))
+    if kind == "Activation":
+        return Activation(config["name"])
+    if kind == "Dense":
+        return Dense(config.pop("units"), **config)
+    return LAYERS[kind](**config)

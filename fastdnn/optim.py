@@ -1,0 +1,218 @@
+"""Optimizer objects: hyperparameters and state, updates run by the backend's kernels.
+
+``opt.step(params, grads)`` updates in place. ``params`` and ``grads`` are either one
+flat array each (how the models keep them: one kernel call per step) or matching lists
+of arrays (one kernel call per array). State arrays (velocity, moments) are created on
+the first step with the shapes of ``params`` and live in the optimizer.
+"""
+import numpy as np
+
+from ._validation import check_int, check_real
+from .backend import kernels as _kernels
+
+
+class Optimizer:
+    """Base class. Subclasses set ``_kernel``, ``_state_names`` and ``_hyper_names``."""
+
+    _kernel = None
+    _state_names = ()
+    _hyper_names = ()
+
+    def __init__(self, lr, weight_decay=0.0, backend="auto"):
+        self.lr = check_real("lr", lr, 0.0)
+        self.initial_lr = self.lr
+        self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
+        self.backend = backend
+        self.t = 0          # updates done; Adam's bias correction uses t + 1 on the next
+        self.state = None   # {name: [array per param]}
+
+    # ------------------------------------------------------------------ updating
+    def step(self, params, grads, *, kernels=None):
+        """One update of ``params`` in place from ``grads``.
+
+        Parameters
+        ----------
+        params, grads : ndarray or list of ndarray
+            Matching arrays (same shapes and float dtype).
+        kernels : module, optional
+            The kernel module to run on (the models pass theirs); default: this
+            optimizer's ``backend``.
+        """
+        params, grads = _as_list("params", params), _as_list("grads", grads)
+        if len(params) != len(grads):
+            raise ValueError(f"grads must have one array per param ({len(params)}), "
+                             f"got {len(grads)}")
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if p.shape != g.shape or p.dtype != g.dtype:
+                raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} {p.dtype}, "
+                                 f"got {g.shape} {g.dtype}")
+        self._ensure_state(params)
+        K = kernels if kernels is not None else _kernels(self.backend)
+        lr = check_real("lr", self.lr, 0.0)
+        self.t += 1
+        for i, (p, g) in enumerate(zip(params, grads)):
+            self._update(getattr(K, self._kernel), p, g,
+                         [self.state[n][i] for n in self._state_names], lr)
+
+    def _ensure_state(self, params):
+        if self.state is None:
+            self.state = {n: [np.zeros_like(p) for p in params] for n in self._state_names}
+            return
+        for n in self._state_names:
+            have = [(a.shape, a.dtype) for a in self.state[n]]
+            want = [(p.shape, p.dtype) for p in params]
+            if have != want:
+                raise ValueError(
+                    f"{type(self).__name__} holds state for params {have} but was given "
+                    f"{want}; use a fresh optimizer (or reset()) for other parameters")
+
+    def reset(self):
+        """Forget the state and the step count."""
+        self.t = 0
+        self.state = None
+
+    # ------------------------------------------------------------------ state
+    def get_config(self):
+        return {"name": type(self).__name__, "lr": self.lr, "initial_lr": self.initial_lr,
+                "weight_decay": self.weight_decay,
+                **{k: getattr(self, k) for k in self._hyper_names}}
+
+    def state_dict(self):
+        """Hyperparameters, step count and copies of the state arrays."""
+        return {"config": self.get_config(), "t": self.t,
+                "state": None if self.state is None else
+                {n: [a.copy() for a in arrs] for n, arrs in self.state.items()}}
+
+    def load_state_dict(self, state):
+        """Restore what ``state_dict`` returned (hyperparameters included)."""
+        config = dict(state["config"])
+        if config.pop("name") != type(self).__name__:
+            raise ValueError(f"state is for {state['config']['name']}, "
+                             f"not {type(self).__name__}")
+        initial = config.pop("initial_lr", None)
+        fresh = type(self)(**config, backend=self.backend)
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "backend"})
+        self.initial_lr = self.lr if initial is None else float(initial)
+        self.t = check_int("t", state["t"], 0)
+        self.state = None if state["state"] is None else {
+            n: [np.array(a, copy=True) for a in state["state"][n]] for n in self._state_names}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if k not in ("name", "initial_lr"))
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """param -= lr * (g + weight_decay * param)."""
+
+    _kernel = "sgd_update"
+
+    def __init__(self, lr=0.01, weight_decay=0.0, backend="auto"):
+        super().__init__(lr, weight_decay, backend)
+
+    def _update(self, f, p, g, state, lr):
+        f(p, g, lr, self.weight_decay)
+
+
+class Momentum(Optimizer):
+    """v = beta v + (1 - beta) g; param -= lr v."""
+
+    _kernel = "momentum_update"
+    _state_names = ("velocity",)
+    _hyper_names = ("beta",)
+
+    def __init__(self, lr=0.01, beta=0.9, weight_decay=0.0, backend="auto"):
+        super().__init__(lr, weight_decay, backend)
+        self.beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
+
+    def _update(self, f, p, g, state, lr):
+        f(p, g, state[0], lr, self.beta, self.weight_decay)
+
+
+class Nesterov(Momentum):
+    """Momentum with the look-ahead step: param -= lr (beta v + (1 - beta) g)."""
+
+    _kernel = "nesterov_update"
+
+
+class RMSprop(Optimizer):
+    """s = beta2 s + (1 - beta2) g^2; param -= lr g / (sqrt(s) + eps)."""
+
+    _kernel = "rmsprop_update"
+    _state_names = ("sq_avg",)
+    _hyper_names = ("beta2", "eps")
+
+    def __init__(self, lr=0.001, beta2=0.999, eps=1e-8, weight_decay=0.0, backend="auto"):
+        super().__init__(lr, weight_decay, backend)
+        self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.eps = check_real("eps", eps, 0.0, low_open=True)
+
+    def _update(self, f, p, g, state, lr):
+        f(p, g, state[0], lr, self.beta2, self.eps, self.weight_decay)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (coupled L2 through ``weight_decay``)."""
+
+    _kernel = "adam_update"
+    _state_names = ("m", "v")
+    _hyper_names = ("beta1", "beta2", "eps")
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 backend="auto"):
+        super().__init__(lr, weight_decay, backend)
+        self.beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
+        self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+        self.eps = check_real("eps", eps, 0.0, low_open=True)
+
+    def _update(self, f, p, g, state, lr):
+        f(p, g, state[0], state[1], self.t, lr, self.beta1, self.beta2, self.eps,
+          self.weight_decay)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: param -= lr * weight_decay * param first."""
+
+    _kernel = "adamw_update"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 backend="auto"):
+        super().__init__(lr, beta1, beta2, eps, weight_decay, backend)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "rmsprop": RMSprop,
+              "adam": Adam, "adamw": AdamW}
+
+
+def get_optimizer(optimizer, **kwargs):
+    """An Optimizer from an instance (returned as is) or a name such as "adam"."""
+    if isinstance(optimizer, Optimizer):
+        if kwargs:
+            raise TypeError("keyword arguments are only used with an optimizer name")
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS:
+        return OPTIMIZERS[optimizer.lower()](**kwargs)
+    raise ValueError(f"optimizer must be an Optimizer or one of {sorted(OPTIMIZERS)}, "
+                     f"got {optimizer!r}")
+
+
+def optimizer_from_config(config, backend="auto"):
+    config = dict(config)
+    name = config.pop("name")
+    initial = config.pop("initial_lr", None)
+    opt = get_optimizer(name.lower(), **config, backend=backend)
+    if initial is not None:
+        opt.initial_lr = float(initial)
+    return opt
+
+
+def _as_list(name, arrays):
+    if isinstance(arrays, np.ndarray):
+        return [arrays]
+    arrays = list(arrays)
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray) or a.dtype.type not in (np.float32, np.float64):
+            raise TypeError(f"{name}[{i}] must be a float32/float64 NumPy array, "
+                            f"got {type(a).__name__}")
+    return arrays

@@ -1,0 +1,85 @@
+"""save / load: everything restored, resume bit-for-bit, atomic writes, no pickle."""
+import os
+
+import numpy as np
+import pytest
+
+import fastdnn
+from fastdnn import MLP, Activation, BatchNorm, Dense, Dropout, Sequential
+
+
+def blobs(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    return rng.standard_normal((3, 4))[y] * 2 + rng.standard_normal((n, 4)), y
+
+
+def make(kind):
+    if kind == "mlp":
+        return MLP([4, 6, 5, 3], batchnorm=True, keep_prob=[0.8, 0.7], l2=0.01,
+                   backend="numpy", seed=3)
+    return Sequential([Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(0.9), Dense(3),
+                       Activation("softmax")], backend="numpy", seed=3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "sequential"])
+@pytest.mark.parametrize("opt, schedule", [
+    (lambda: fastdnn.Adam(0.01), lambda: fastdnn.schedules.Exponential(0.8)),
+    (lambda: fastdnn.Nesterov(0.05), lambda: fastdnn.schedules.InverseTime(
+        0.01, per="iteration")),
+])
+def test_resume_is_bit_for_bit(kind, opt, schedule, tmp_path):
+    X, y = blobs()
+    full = make(kind)
+    full.fit(X, y, optimizer=opt(), schedule=schedule(), epochs=4, batch_size=16, verbose=0)
+    half = make(kind)
+    half.fit(X, y, optimizer=opt(), schedule=schedule(), epochs=2, batch_size=16, verbose=0)
+    path = tmp_path / "ckpt.npz"
+    half.save(path)
+    resumed = fastdnn.load(path)
+    assert type(resumed) is type(half)
+    resumed.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    for k, v in full.get_params().items():
+        assert np.array_equal(v, resumed.get_params()[k]), k
+    for k, v in full.get_batchnorm_stats().items():
+        assert np.array_equal(v, resumed.get_batchnorm_stats()[k]), k
+    assert resumed.step_ == full.step_ and resumed.epoch_ == full.epoch_
+    assert resumed.optimizer.lr == full.optimizer.lr
+
+
+def test_load_restores_predictions_and_untrained_models(tmp_path):
+    X, y = blobs()
+    m = make("mlp")
+    m.save(tmp_path / "fresh.npz")            # no optimizer yet
+    assert fastdnn.load(tmp_path / "fresh.npz").optimizer is None
+    m.fit(X, y, epochs=2, batch_size=8, verbose=0)
+    fastdnn.save(m, tmp_path / "m.npz")
+    again = fastdnn.load(tmp_path / "m.npz", backend="numpy")
+    assert np.array_equal(again.predict_proba(X), m.predict_proba(X))
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:   # no pickled objects
+        assert "architecture" in data and data["params"].dtype == np.float32
+
+
+def test_crash_mid_save_leaves_the_previous_file(tmp_path, monkeypatch):
+    X, y = blobs()
+    m = make("mlp")
+    path = tmp_path / "m.npz"
+    m.save(path)
+    before = path.read_bytes()
+    m.fit(X, y, epochs=1, batch_size=8, verbose=0)
+
+    def crash(f, **arrays):
+        f.write(b"partial")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        m.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]          # no temporary file left behind
+
+
+def test_not_a_model_file(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a fastdnn model"):
+        fastdnn.load(tmp_path / "x.npz")
