@@ -15,10 +15,11 @@ How the settings map onto fastdnn (so that the same settings mean the same thing
   split also use that stream, so with dtype="float64" and solver="sgd" a fit follows
   scikit-learn's to rounding error.
 * ``alpha`` is fastdnn's L2 ``lambd``: both add (alpha / 2m) * sum ||W||^2 to the loss of
-  a batch of m samples. scikit-learn averages the squared error over the k regression
-  targets too, fastdnn sums it; for k > 1 targets the model therefore uses lambd =
-  k * alpha, an sgd learning rate divided by k and an Adam epsilon times k, which is
-  the same optimisation problem and the same updates; loss_curve_ is divided by k.
+  a batch of m samples, and (alpha / m) W to the gradient.
+* regression with k > 1 targets: scikit-learn reports half the squared error averaged
+  over the targets too, but its gradient is that of the error summed over the targets
+  (as fastdnn's loss is); the model trains on fastdnn's loss, which gives
+  scikit-learn's updates, and loss_curve_ reports scikit-learn's value.
 * sgd with momentum: scikit-learn uses v = momentum * v - lr * g (the PyTorch form);
   fastdnn's Momentum / Nesterov keep an average v = beta v + (1 - beta) g and step
   lr * v. With beta = momentum and a learning rate lr / (1 - momentum) the two give
@@ -193,7 +194,7 @@ class _BaseMLP(BaseEstimator):
                 "identity": "identity"}[self.out_activation_]
 
     def _scale(self):
-        """k for regression with k targets (see the module docstring), else 1."""
+        """k for regression with k targets, whose loss sklearn averages over them."""
         return self.n_outputs_ if self._loss_scale_outputs else 1
 
     def _initialize(self, n_features, rng):
@@ -212,7 +213,7 @@ class _BaseMLP(BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max)) if np.any(keeps < 1) else 0
         self.model_ = MLP(sizes, activation=arch["activation"], output=arch["output"],
                           init="he", batchnorm=arch["batchnorm"],
-                          keep_prob=arch["keep_prob"], l2=self.alpha * self._scale(),
+                          keep_prob=arch["keep_prob"], l2=float(self.alpha),
                           dtype=arch["dtype"], backend=_engine_backend(self.backend),
                           seed=seed)
         have = self.model_.get_params()
@@ -239,7 +240,7 @@ class _BaseMLP(BaseEstimator):
         be = self.model_.backend
         if self.solver == "adam":
             return _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
-                        eps=self.epsilon * self._scale(), backend=be)
+                        eps=self.epsilon, backend=be)
         if self.momentum == 0:
             return SGD(lr=self.learning_rate_init, backend=be)
         cls = Nesterov if self.nesterovs_momentum else Momentum
@@ -261,9 +262,9 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "adam":
             opt.lr = opt.initial_lr = float(self._lr)
             opt.beta1, opt.beta2 = float(self.beta_1), float(self.beta_2)
-            opt.eps = float(self.epsilon) * self._scale()
+            opt.eps = float(self.epsilon)
             return
-        lr = self._lr / self._scale()
+        lr = self._lr
         if self.momentum != 0:
             lr = lr / (1.0 - self.momentum)
             opt.beta = float(self.momentum)
@@ -300,7 +301,7 @@ class _BaseMLP(BaseEstimator):
                 f"is {self._arch}; the parameters now ask for "
                 f"{self._architecture(X.shape[1])} (hidden_layer_sizes={hidden}). "
                 "Set warm_start=False to fit a new network.")
-        self.model_.l2 = float(self.alpha) * self._scale()
+        self.model_.l2 = float(self.alpha)
         # scikit-learn makes a new optimizer on every fit and keeps it in partial_fit;
         # we keep it for warm_start too (documented).
         if not self._optimizer_matches():
@@ -349,14 +350,12 @@ class _BaseMLP(BaseEstimator):
                 Xe, Ye = X_train, Y_train
             self._apply_lr()
             try:
-                history = self.model_.fit(Xe, Ye, optimizer=self._optimizer, epochs=1,
-                                          batch_size=batch_size, shuffle=False, verbose=0)
+                self.loss_ = self._epoch(Xe, Ye, batch_size)
             except FloatingPointError as exc:
                 raise ValueError(
                     "Solver produced non-finite parameter weights. The input data may "
                     f"contain large values and need to be preprocessed. ({exc})") from None
             self.n_iter_ += 1
-            self.loss_ = float(history["loss"][0]) / self._scale()
             self.t_ += n
             self.loss_curve_.append(self.loss_)
             if self.verbose:
@@ -381,6 +380,25 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self.model_.set_params(self._best_params[0])
             self.model_.set_batchnorm_stats(self._best_params[1])
+
+    def _epoch(self, Xe, Ye, batch_size):
+        """One pass over (Xe, Ye) in order; returns scikit-learn's mean training loss."""
+        k, model = self._scale(), self.model_
+        if k == 1 or self.alpha == 0:
+            history = model.fit(Xe, Ye, optimizer=self._optimizer, epochs=1,
+                                batch_size=batch_size, shuffle=False, verbose=0)
+            return float(history["loss"][0]) / k
+        # k targets and L2: sklearn's loss is fastdnn's squared-error part / k plus the
+        # L2 term, which needs ||W||^2 before each update, so step batch by batch.
+        n, total = len(Xe), 0.0
+        for s in range(0, n, batch_size):
+            Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
+            p = model.get_params()
+            l2 = 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
+                                        for l in range(1, self.n_layers_)) / len(Xb)
+            loss = model.train_step(Xb, Yb, self._optimizer)
+            total += ((loss - l2) / k + l2) * len(Xb)
+        return total / n
 
     def _trigger_stopping(self, msg):
         if self.solver != "sgd" or self.learning_rate != "adaptive":
