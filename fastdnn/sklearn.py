@@ -2,7 +2,7 @@
 
 They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
 and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
-fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
+fastdnn.MLP (``model_``) on the fused kernels. Sparse X is accepted and densified. Drop-in: they pass scikit-learn's
 ``check_estimator`` and work in Pipeline, GridSearchCV and RandomizedSearchCV.
 
 n = number of samples, n_features = input width, k = n_outputs_ (classes, labels or
@@ -64,6 +64,11 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's hidden activation names -> fastdnn's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+def _dense(X):
+    """fastdnn's kernels are dense: a sparse X is densified (n * n_features memory)."""
+    return X.toarray() if hasattr(X, "toarray") else X
 
 
 def _engine_backend(backend):
@@ -454,8 +459,9 @@ class _BaseMLP(BaseEstimator):
     def _decision(self, X):
         """Validated X -> output pre-activations (n, k) as float64."""
         check_is_fitted(self, "model_")
-        X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return self.model_.decision_function(X).astype(np.float64)
+        X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                           dtype=(np.float64, np.float32))
+        return self.model_.decision_function(_dense(X)).astype(np.float64)
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
@@ -485,7 +491,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True     # accepted, and densified
         return tags
 
 
@@ -560,8 +566,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return True
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, multi_output=True,
+        X, y = _validate_data(self, X, y, multi_output=True, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -701,7 +708,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
+                              accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y

@@ -321,3 +321,15 @@ def test_feature_names_in_from_a_frame():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf = MLPClassifier(max_iter=2, backend="numpy").fit(X, np.arange(30) % 2)
     assert list(clf.feature_names_in_) == ["a", "b"] and clf.n_features_in_ == 2
+
+
+def test_sparse_input_is_densified(digits):
+    sparse = pytest.importorskip("scipy.sparse")
+    Xtr, Xte, ytr, _ = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = MLPClassifier(**kw).fit(sparse.csr_matrix(Xtr), ytr)
+        b = MLPClassifier(**kw).fit(Xtr, ytr)
+    np.testing.assert_array_equal(a.predict_proba(sparse.csc_matrix(Xte)),
+                                  b.predict_proba(Xte))
