@@ -78,7 +78,10 @@ def _engine_backend(backend):
         return backend
     try:
         importlib.import_module("fastdnn.cpu")
-    except ImportError:
+    except ImportError as exc:
+        if getattr(exc, "name", None) != "fastdnn.cpu":   # present but broken: say so
+            warnings.warn(f"fastdnn.cpu could not be imported ({exc}); backend='auto' "
+                          "runs on the NumPy reference", RuntimeWarning)
         return "numpy"
     return "auto"
 
