@@ -3,8 +3,8 @@
 Same settings for both (hidden_layer_sizes=(128,), solver="adam", max_iter=30,
 random_state=0), the same fixed train/test split (75/25, random_state=0, pixels / 16).
 Prints test accuracy and the median of 3 fit times per row (wall clock, and the
-process CPU time summed over threads, which a busy shared machine disturbs less); the fastdnn backends are
-warmed up (JIT compiled) by one untimed fit first.
+process CPU time summed over threads, which a busy shared machine disturbs less); the
+fastdnn backends are warmed up (JIT compiled) by one untimed fit first.
 
     python benchmarks/sklearn_digits.py [--repeats 3] [--max-iter 30]
 """

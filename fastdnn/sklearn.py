@@ -2,8 +2,9 @@
 
 They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
 and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
-fastdnn.MLP (``model_``) on the fused kernels. Sparse X is accepted and densified. Drop-in: they pass scikit-learn's
-``check_estimator`` and work in Pipeline, GridSearchCV and RandomizedSearchCV.
+fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
+``check_estimator`` and work in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse
+X is accepted and densified; sample_weight is not supported.
 
 n = number of samples, n_features = input width, k = n_outputs_ (classes, labels or
 targets). coefs_[i] is (n_in, n_out) as in scikit-learn, i.e. fastdnn's W.T.
@@ -98,7 +99,7 @@ class _SklearnAdam(Adam):
 class _BaseMLP(BaseEstimator):
     """Shared fitting machinery; use MLPClassifier or MLPRegressor."""
 
-    _loss_scale_outputs = False    # regression: sklearn averages the loss over targets
+    _loss_scale_outputs = False    # regression: sklearn reports the loss averaged over targets
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -247,8 +248,8 @@ class _BaseMLP(BaseEstimator):
         """A fastdnn optimizer for solver; its lr is set from self._lr before each epoch."""
         be = self.model_.backend
         if self.solver == "adam":
-            return _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
-                        eps=self.epsilon, backend=be)
+            return _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1,
+                                beta2=self.beta_2, eps=self.epsilon, backend=be)
         if self.momentum == 0:
             return SGD(lr=self.learning_rate_init, backend=be)
         cls = Nesterov if self.nesterovs_momentum else Momentum
