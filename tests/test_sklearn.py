@@ -270,6 +270,10 @@ def test_stopping_rules(digits):
                         n_iter_no_change=3, backend="numpy", random_state=0).fit(Xtr, ytr)
     # epoch 1 improves on inf; epochs 2..5 do not: the count then exceeds 3
     assert clf.n_iter_ == 5 and clf.best_loss_ == min(clf.loss_curve_)
+    with pytest.warns(ConvergenceWarning):
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=6, tol=10.0,
+                            n_iter_no_change=np.inf, backend="numpy").fit(Xtr, ytr)
+    assert clf.n_iter_ == 6
     with pytest.raises(ValueError, match="early_stopping"):
         MLPClassifier(early_stopping=True, backend="numpy").partial_fit(
             Xtr, ytr, classes=np.arange(10))
@@ -333,3 +337,14 @@ def test_sparse_input_is_densified(digits):
         b = MLPClassifier(**kw).fit(Xtr, ytr)
     np.testing.assert_array_equal(a.predict_proba(sparse.csc_matrix(Xte)),
                                   b.predict_proba(Xte))
+
+
+def test_verbose_prints_sklearn_lines(digits, capsys):
+    Xtr, _, ytr, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, verbose=True, early_stopping=True,
+                      backend="numpy").fit(Xtr, ytr)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Iteration 1, loss = ")
+    assert lines[1].startswith("Validation score: ") and len(lines) == 4
