@@ -1,0 +1,743 @@
+"""scikit-learn estimators on fastdnn: MLPClassifier and MLPRegressor.
+
+They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
+and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
+fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
+``check_estimator`` and work in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse
+X is accepted and densified; sample_weight is not supported.
+
+n = number of samples, n_features = input width, k = n_outputs_ (classes, labels or
+targets). coefs_[i] is (n_in, n_out) as in scikit-learn, i.e. fastdnn's W.T.
+
+How the settings map onto fastdnn (so that the same settings mean the same thing):
+
+* initial weights and biases: scikit-learn's Glorot-uniform draw, from the same
+  ``random_state`` stream in the same order; the epoch shuffles and the early-stopping
+  split also use that stream, so with dtype="float64" and solver="sgd" a fit follows
+  scikit-learn's to rounding error.
+* ``alpha`` is fastdnn's L2 ``lambd``: both add (alpha / 2m) * sum ||W||^2 to the loss of
+  a batch of m samples, and (alpha / m) W to the gradient.
+* regression with k > 1 targets: scikit-learn reports half the squared error averaged
+  over the targets too, but its gradient is that of the error summed over the targets
+  (as fastdnn's loss is); the model trains on fastdnn's loss, which gives
+  scikit-learn's updates, and loss_curve_ reports scikit-learn's value.
+* sgd with momentum: scikit-learn uses v = momentum * v - lr * g (the PyTorch form);
+  fastdnn's Momentum / Nesterov keep an average v = beta v + (1 - beta) g and step
+  lr * v. With beta = momentum and a learning rate lr / (1 - momentum) the two give
+  the same steps while the learning rate is constant; when it changes
+  ("invscaling", "adaptive") scikit-learn's velocity keeps the old rates of past
+  gradients whereas fastdnn scales the whole average by the new rate, so the
+  trajectories then differ slightly. momentum=1 is therefore refused.
+* adam: scikit-learn folds the bias corrections into the learning rate, which puts
+  epsilon / sqrt(1 - beta_2^t) where fastdnn's Adam puts epsilon; the estimators pass
+  that epsilon to fastdnn's adam kernel at each step, so the updates are the same.
+* ``warm_start=True`` keeps the optimizer state (Adam moments, velocity, step count and
+  current learning rate) between fits; scikit-learn starts a fresh optimizer on each
+  fit. ``partial_fit`` keeps it in both.
+"""
+import importlib
+import math
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import shuffle as _sk_shuffle
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def _validate_data(est, *args, **kwargs):
+        return est._validate_data(*args, **kwargs)
+
+from ._validation import check_choice, check_int, check_keep_prob, check_real
+from .model import MLP, model_from_config
+from .optim import SGD, Adam, Momentum, Nesterov
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+#: scikit-learn's hidden activation names -> fastdnn's.
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+def _dense(X):
+    """fastdnn's kernels are dense: a sparse X is densified (n * n_features memory)."""
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _engine_backend(backend):
+    """The backend handed to fastdnn.MLP: "auto" falls back to numpy without fastdnn.cpu."""
+    check_choice("backend", backend, ("auto", "numpy", "cpu", "cuda"))
+    if backend != "auto":
+        return backend
+    try:
+        importlib.import_module("fastdnn.cpu")
+    except ImportError as exc:
+        if getattr(exc, "name", None) != "fastdnn.cpu":   # present but broken: say so
+            warnings.warn(f"fastdnn.cpu could not be imported ({exc}); backend='auto' "
+                          "runs on the NumPy reference", RuntimeWarning)
+        return "numpy"
+    return "auto"
+
+
+class _SklearnAdam(Adam):
+    """fastdnn's Adam with scikit-learn's epsilon placement: eps / sqrt(1 - beta2^t)."""
+
+    def _update(self, f, p, g, state, lr):
+        eps = self.eps / math.sqrt(1.0 - self.beta2 ** self.t)
+        f(p, g, state[0], state[1], self.t, lr, self.beta1, self.beta2, eps,
+          self.weight_decay)
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fitting machinery; use MLPClassifier or MLPRegressor."""
+
+    _loss_scale_outputs = False    # regression: sklearn reports the loss averaged over targets
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, max_fun=15000, batchnorm=False, keep_prob=1.0,
+                 backend="auto", dtype="float32"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.batchnorm = batchnorm
+        self.keep_prob = keep_prob
+        self.backend = backend
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ checks
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral) or np.ndim(sizes) == 0:
+            sizes = [sizes]
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
+                            f"got {self.hidden_layer_sizes!r}") from None
+        return [check_int(f"hidden_layer_sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
+
+    def _check_params(self):
+        """Check every hyperparameter; errors name the parameter and the allowed values."""
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported by fastdnn (it trains with "
+                             "mini-batch kernels); use solver='adam' or 'sgd'")
+        check_choice("solver", self.solver, ("sgd", "adam"))
+        check_real("alpha", self.alpha, 0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            check_int("batch_size", self.batch_size, 1)
+        check_choice("learning_rate", self.learning_rate,
+                     ("constant", "invscaling", "adaptive"))
+        check_real("learning_rate_init", self.learning_rate_init, 0.0, low_open=True)
+        check_real("power_t", self.power_t, 0.0)
+        check_int("max_iter", self.max_iter, 1)
+        check_real("tol", self.tol, 0.0)
+        check_real("momentum", self.momentum, 0.0, 1.0)
+        if self.solver == "sgd" and self.momentum == 1:
+            raise ValueError("momentum=1 is not supported: fastdnn's momentum is an "
+                             "average, v = beta v + (1 - beta) g, so beta must be < 1")
+        check_real("validation_fraction", self.validation_fraction, 0.0, 1.0,
+                   high_open=True)
+        check_real("beta_1", self.beta_1, 0.0, 1.0, high_open=True)
+        check_real("beta_2", self.beta_2, 0.0, 1.0, high_open=True)
+        check_real("epsilon", self.epsilon, 0.0, low_open=True)
+        if not (isinstance(self.n_iter_no_change, numbers.Real)
+                and self.n_iter_no_change == np.inf):
+            check_int("n_iter_no_change", self.n_iter_no_change, 1)
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping",
+                     "batchnorm"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if np.ndim(self.keep_prob) == 0:
+            check_keep_prob("keep_prob", self.keep_prob)
+        else:
+            for i, k in enumerate(self.keep_prob):
+                check_keep_prob(f"keep_prob[{i}]", k)
+        check_choice("dtype", str(np.dtype(self.dtype)), ("float32", "float64"))
+        _engine_backend(self.backend)
+
+    # ------------------------------------------------------------------ building
+    def _architecture(self, n_features):
+        return {"layer_sizes": [n_features] + self._hidden_sizes() + [self.n_outputs_],
+                "activation": ACTIVATIONS[self.activation], "output": self._output_kind(),
+                "batchnorm": bool(self.batchnorm),
+                "keep_prob": self.keep_prob if np.ndim(self.keep_prob) == 0
+                else list(self.keep_prob),
+                "dtype": str(np.dtype(self.dtype))}
+
+    def _output_kind(self):
+        return {"softmax": "softmax", "logistic": "sigmoid",
+                "identity": "identity"}[self.out_activation_]
+
+    def _scale(self):
+        """k for regression with k targets, whose loss sklearn averages over them."""
+        return self.n_outputs_ if self._loss_scale_outputs else 1
+
+    def _initialize(self, n_features, rng):
+        """Build model_ with scikit-learn's initial weights drawn from ``rng``."""
+        arch = self._architecture(n_features)
+        sizes = arch["layer_sizes"]
+        params = {}
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = rng.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = rng.uniform(-bound, bound, fan_out)
+            params[f"W{l}"] = coef.T
+            params[f"b{l}"] = intercept
+        keeps = np.atleast_1d(arch["keep_prob"])
+        seed = int(rng.randint(np.iinfo(np.int32).max)) if np.any(keeps < 1) else 0
+        self.model_ = MLP(sizes, activation=arch["activation"], output=arch["output"],
+                          init="he", batchnorm=arch["batchnorm"],
+                          keep_prob=arch["keep_prob"], l2=float(self.alpha),
+                          dtype=arch["dtype"], backend=_engine_backend(self.backend),
+                          seed=seed)
+        have = self.model_.get_params()
+        self.model_.set_params({k: v for k, v in params.items() if k in have})
+        self._arch = arch
+        self._optimizer = None
+        self._best_params = (self.model_.get_params(), self.model_.get_batchnorm_stats())
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_layers_ = len(sizes)
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _new_optimizer(self):
+        """A fastdnn optimizer for solver; its lr is set from self._lr before each epoch."""
+        be = self.model_.backend
+        if self.solver == "adam":
+            return _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1,
+                                beta2=self.beta_2, eps=self.epsilon, backend=be)
+        if self.momentum == 0:
+            return SGD(lr=self.learning_rate_init, backend=be)
+        cls = Nesterov if self.nesterovs_momentum else Momentum
+        return cls(lr=self.learning_rate_init, beta=self.momentum, backend=be)
+
+    def _optimizer_matches(self):
+        opt = self._optimizer
+        if opt is None:
+            return False
+        if self.solver == "adam":
+            return type(opt) is _SklearnAdam
+        if self.momentum == 0:
+            return type(opt) is SGD
+        return type(opt) is (Nesterov if self.nesterovs_momentum else Momentum)
+
+    def _apply_lr(self):
+        """Put the scikit-learn learning rate self._lr into fastdnn's optimizer."""
+        opt = self._optimizer
+        if self.solver == "adam":
+            opt.lr = opt.initial_lr = float(self._lr)
+            opt.beta1, opt.beta2 = float(self.beta_1), float(self.beta_2)
+            opt.eps = float(self.epsilon)
+            return
+        lr = self._lr
+        if self.momentum != 0:
+            lr = lr / (1.0 - self.momentum)
+            opt.beta = float(self.momentum)
+        opt.lr = float(lr)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        """Fit the model to X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features)
+        y : array-like of shape (n,) or (n, k)
+            Class labels (classification; a 2-D 0/1 indicator for multi-label) or
+            targets (regression).
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _fit(self, X, y, incremental):
+        self._check_params()
+        hidden = self._hidden_sizes()
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        rng = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(X.shape[1], rng)
+        elif self._arch != self._architecture(X.shape[1]):
+            raise ValueError(
+                f"warm_start / partial_fit continue the fitted network, whose architecture "
+                f"is {self._arch}; the parameters now ask for "
+                f"{self._architecture(X.shape[1])} (hidden_layer_sizes={hidden}). "
+                "Set warm_start=False to fit a new network.")
+        self.model_.l2 = float(self.alpha)
+        # scikit-learn makes a new optimizer on every fit and keeps it in partial_fit;
+        # we keep it for warm_start too (documented).
+        if not self._optimizer_matches():
+            self._optimizer = self._new_optimizer()
+            self._lr = float(self.learning_rate_init)
+        elif not incremental and self.solver == "adam":
+            self._lr = float(self.learning_rate_init)
+        elif not incremental and self.learning_rate == "constant":
+            self._lr = float(self.learning_rate_init)
+        self._fit_stochastic(X, Y, rng, incremental)
+        self._sync_attributes()
+        return self
+
+    def _fit_stochastic(self, X, Y, rng, incremental):
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        dtype = np.dtype(self.dtype)
+        if self.early_stopping:
+            stratify = Y if (self._is_classifier() and self.n_outputs_ == 1) else None
+            X_train, X_val, Y_train, Y_val = train_test_split(
+                X, Y, random_state=rng, test_size=self.validation_fraction,
+                stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = self._val_targets(Y_val)
+        else:
+            X_train, Y_train, X_val, y_val = X, Y, None, None
+        X_train = np.ascontiguousarray(X_train, dtype=dtype)
+        Y_train = np.ascontiguousarray(Y_train, dtype=dtype)
+        n = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n))
+        sample_idx = np.arange(n, dtype=int)
+        self.n_iter_ = 0
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = _sk_shuffle(sample_idx, random_state=rng)
+                Xe, Ye = X_train[sample_idx], Y_train[sample_idx]
+            else:
+                Xe, Ye = X_train, Y_train
+            self._apply_lr()
+            try:
+                self.loss_ = self._epoch(Xe, Ye, batch_size)
+            except FloatingPointError as exc:
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data may "
+                    f"contain large values and need to be preprocessed. ({exc})") from None
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+            self._update_no_improvement_count(X_val, y_val)
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+            if self._no_improvement_count > self.n_iter_no_change:
+                what = ("Validation score did not improve" if self.early_stopping
+                        else "Training loss did not improve")
+                msg = (f"{what} more than tol={self.tol:f} for "
+                       f"{self.n_iter_no_change} consecutive epochs.")
+                if self._trigger_stopping(msg):
+                    break
+                self._no_improvement_count = 0
+            if incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
+                              "the optimization hasn't converged yet." % self.max_iter,
+                              ConvergenceWarning)
+        if self.early_stopping:
+            self.model_.set_params(self._best_params[0])
+            self.model_.set_batchnorm_stats(self._best_params[1])
+
+    def _epoch(self, Xe, Ye, batch_size):
+        """One pass over (Xe, Ye) in order; returns scikit-learn's mean training loss."""
+        k, model = self._scale(), self.model_
+        if k == 1 or self.alpha == 0:
+            history = model.fit(Xe, Ye, optimizer=self._optimizer, epochs=1,
+                                batch_size=batch_size, shuffle=False, verbose=0)
+            return float(history["loss"][0]) / k
+        # k targets and L2: sklearn's loss is fastdnn's squared-error part / k plus the
+        # L2 term, which needs ||W||^2 before each update, so step batch by batch.
+        n, total = len(Xe), 0.0
+        for s in range(0, n, batch_size):
+            Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
+            p = model.get_params()
+            l2 = 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
+                                        for l in range(1, self.n_layers_)) / len(Xb)
+            loss = model.train_step(Xb, Yb, self._optimizer)
+            total += ((loss - l2) / k + l2) * len(Xb)
+        return total / n
+
+    def _trigger_stopping(self, msg):
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            if self.verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self._lr /= 5.0
+        if self.verbose:
+            print(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _update_no_improvement_count(self, X_val, y_val):
+        if self.early_stopping:
+            score = self._score_fitted(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = (self.model_.get_params(),
+                                     self.model_.get_batchnorm_stats())
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score_fitted(self, X, y):
+        pred = self._predict_raw(X)
+        if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
+            return np.nan
+        return float(self._score_function(y, pred))
+
+    def _sync_attributes(self):
+        """coefs_ (n_in, n_out) and intercepts_ from the model, as in scikit-learn."""
+        p = self.model_.get_params()
+        L = self.n_layers_ - 1
+        self.coefs_ = [np.ascontiguousarray(p[f"W{l}"].T) for l in range(1, L + 1)]
+        self.intercepts_ = [p.get(f"b{l}", np.zeros(p[f"W{l}"].shape[0], p[f"W{l}"].dtype))
+                            for l in range(1, L + 1)]
+
+    # ------------------------------------------------------------------ inference
+    def _decision(self, X):
+        """Validated X -> output pre-activations (n, k) as float64."""
+        check_is_fitted(self, "model_")
+        X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                           dtype=(np.float64, np.float32))
+        return self.model_.decision_function(_dense(X)).astype(np.float64)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        model = state.get("model_")
+        if model is not None and not isinstance(model, dict):
+            config = model.get_config()
+            state["model_"] = {"config": config, "params": model.get_params(),
+                               "batchnorm_stats": model.get_batchnorm_stats(),
+                               "step": model.step_, "epoch": model.epoch_}
+        return state
+
+    def __setstate__(self, state):
+        saved = state.get("model_")
+        if isinstance(saved, dict):
+            config = dict(saved["config"])
+            config["backend"] = _engine_backend(state.get("backend", "auto"))
+            model = model_from_config(config)
+            model.set_params(saved["params"])
+            model.set_batchnorm_stats(saved["batchnorm_stats"])
+            model.step_, model.epoch_ = saved["step"], saved["epoch"]
+            state = dict(state, model_=model)
+            opt = state.get("_optimizer")
+            if opt is not None:
+                opt.backend = model.backend
+        self.__dict__.update(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True     # accepted, and densified
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier on fastdnn, a drop-in for scikit-learn's.
+
+    Minimises the cross-entropy (softmax for several classes; one sigmoid unit for two
+    classes; sigmoid units for multi-label y) plus alpha's L2 term, with mini-batch
+    sgd or adam. The parameters of ``sklearn.neural_network.MLPClassifier`` have the
+    same meanings and defaults (see the module docstring for how they map onto fastdnn
+    and where they differ); solver="lbfgs" is not available and max_fun is ignored.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+    solver : {"adam", "sgd"}, default="adam"
+    alpha : float, default=1e-4
+        L2 strength: (alpha / 2m) * sum ||W||^2 on a batch of m samples (fastdnn's lambd).
+    batch_size : int or "auto", default="auto"
+        "auto" is min(200, n).
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        sgd only: lr_init / (t + 1) ** power_t with t the samples seen, or divided by 5
+        when n_iter_no_change epochs bring no improvement of tol.
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose :
+        As in scikit-learn.
+    warm_start : bool, default=False
+        Continue from the fitted network. Unlike scikit-learn, the optimizer state
+        (Adam moments or momentum velocity, step count, learning rate) is kept too.
+    momentum, nesterovs_momentum : float, bool
+        sgd momentum in scikit-learn's sense (v = momentum v - lr g), run by fastdnn's
+        Momentum / Nesterov with lr / (1 - momentum); must be < 1.
+    early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change :
+        As in scikit-learn.
+    max_fun : int
+        Ignored (lbfgs only).
+    batchnorm : bool, default=False
+        BatchNorm after each hidden dense layer (fastdnn). Those layers then have no
+        bias: their intercepts_ are zeros and gamma / beta live in ``model_``.
+    keep_prob : float or sequence of float, default=1.0
+        Dropout keep probability of the hidden layers (fastdnn).
+    backend : {"auto", "numpy", "cpu", "cuda"}, default="auto"
+        fastdnn's kernels; "auto" uses the fused CPU kernels (numpy if unavailable).
+    dtype : {"float32", "float64"}, default="float32"
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    coefs_ : list of (n_in, n_out) arrays
+    intercepts_ : list of (n_out,) arrays
+    loss_ : float
+    loss_curve_ : list of float
+    best_loss_ : float or None
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run by the last fit (1 after partial_fit).
+    t_ : int
+        Training samples seen, over all fits.
+    n_layers_, n_outputs_ : int
+    out_activation_ : {"softmax", "logistic"}
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When X was a DataFrame with string column names.
+    model_ : fastdnn.MLP
+        The trained network.
+    """
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _is_classifier(self):
+        return True
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = _validate_data(self, X, y, multi_output=True, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as "
+                        f"in the previous call to fit. Previously got {self.classes_}, "
+                        f"`y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. "
+                                 f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+        Y = self._label_binarizer.transform(y).astype(np.float64)
+        if reset or not hasattr(self, "n_outputs_"):
+            self.n_outputs_ = Y.shape[1]
+            self.out_activation_ = ("softmax" if self._label_binarizer.y_type_ ==
+                                    "multiclass" else "logistic")
+        return X, Y
+
+    def _val_targets(self, Y_val):
+        return self._label_binarizer.inverse_transform(Y_val)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the current state.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, n_features)
+        y : array-like of shape (n,) or (n, k)
+        classes : array of shape (n_classes,), optional
+            All the classes; required on the first call, ignored for multi-label y.
+
+        Returns
+        -------
+        self
+        """
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(
+                self.classes_, unique_labels(classes)):
+            raise ValueError(f"`classes={classes}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_}")
+        return self._fit(X, y, incremental=True)
+
+    def _predict_raw(self, X):
+        return self._label_binarizer.inverse_transform(self._proba_raw(X))
+
+    def _proba_raw(self, X):
+        Z = self._decision(X)
+        if self.out_activation_ == "softmax":
+            Z = Z - Z.max(axis=1, keepdims=True)
+            np.exp(Z, out=Z)
+            Z /= Z.sum(axis=1, keepdims=True)
+            return Z
+        P = 0.5 * (1.0 + np.tanh(0.5 * Z))   # sigmoid without overflow
+        return P.ravel() if self.n_outputs_ == 1 else P
+
+    def predict(self, X):
+        """Predicted class labels (n,), or the (n, k) indicator matrix for multi-label."""
+        check_is_fitted(self, "model_")
+        return self._predict_raw(X)
+
+    def predict_proba(self, X):
+        """Class probabilities (n, n_classes) in the order of classes_ (float64)."""
+        check_is_fitted(self, "model_")
+        P = self._proba_raw(X)
+        if P.ndim == 1:
+            return np.vstack([1 - P, P]).T
+        return P
+
+    def predict_log_proba(self, X):
+        """log of predict_proba."""
+        P = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(P, out=P)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor on fastdnn, a drop-in for scikit-learn's.
+
+    Minimises half the squared error (averaged over samples and targets, as in
+    scikit-learn) plus alpha's L2 term, with an identity output, by mini-batch sgd or
+    adam. Parameters and attributes are those of MLPClassifier (without classes_;
+    out_activation_ is "identity"), plus ``loss`` which must be "squared_error"
+    (scikit-learn's "poisson" is not available).
+    """
+
+    _score_function = staticmethod(r2_score)
+    _loss_scale_outputs = True
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
+                 *, solver="adam", alpha=0.0001, batch_size="auto",
+                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, batchnorm=False,
+                 keep_prob=1.0, backend="auto", dtype="float32"):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            batchnorm=batchnorm, keep_prob=keep_prob, backend=backend, dtype=dtype)
+        self.loss = loss
+
+    def _check_params(self):
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' is not supported by fastdnn; use "
+                             "loss='squared_error'")
+        check_choice("loss", self.loss, ("squared_error",))
+        super()._check_params()
+
+    def _is_classifier(self):
+        return False
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
+                              accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), reset=reset)
+        X = _dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if reset or not hasattr(self, "n_outputs_"):
+            self.n_outputs_ = Y.shape[1]
+            self.out_activation_ = "identity"
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y must have {self.n_outputs_} target(s) as in the previous "
+                             f"fit, got {Y.shape[1]}")
+        return X, Y.astype(np.float64, copy=False)
+
+    def _val_targets(self, Y_val):
+        return Y_val.ravel() if self.n_outputs_ == 1 else Y_val
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current state; returns self."""
+        return self._fit(X, y, incremental=True)
+
+    def _predict_raw(self, X):
+        Z = self._decision(X)
+        return Z.ravel() if self.n_outputs_ == 1 else Z
+
+    def predict(self, X):
+        """Predicted targets: (n,) for one target, else (n, k); float64."""
+        check_is_fitted(self, "model_")
+        return self._predict_raw(X)
