@@ -2,6 +2,7 @@
 
 Each check raises with the argument's name, the value received and what is allowed.
 """
+import contextlib
 import math
 import numbers
 
@@ -100,3 +101,20 @@ def emit(result, out):
         raise ValueError(f"output buffer has shape {out.shape}, expected {result.shape}")
     np.copyto(out, result, casting="same_kind")
     return out
+
+
+@contextlib.contextmanager
+def finite_checks_skipped():
+    """Turn off the kernels' NaN/inf scans inside the block.
+
+    For callers that have checked their data once already (the model checks each batch):
+    non-finite values that appear later mean divergence, which the caller reports itself.
+    """
+    from . import config
+
+    saved = config.CHECK_FINITE
+    config.CHECK_FINITE = False
+    try:
+        yield
+    finally:
+        config.CHECK_FINITE = saved

@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from . import config as _config
-from ._validation import check_choice, check_int, check_keep_prob, check_real
+from ._validation import (check_choice, check_int, check_keep_prob, check_real,
+                          finite_checks_skipped)
 from .backend import kernels as _kernels, resolve as _resolve
 from .callbacks import Callback, History, Progress, as_early_stopping
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
@@ -317,6 +318,7 @@ class Sequential:
             self._workspaces[key] = ws
         return ws
 
+    @finite_checks_skipped()
     def _forward(self, ws, training, keep=True):
         """Forward pass on ws["X"]; returns the output pre-activations (m, k)."""
         K, A = self._K, ws["X"]
@@ -344,6 +346,7 @@ class Sequential:
             A = b["out"]
         return A
 
+    @finite_checks_skipped()
     def _loss(self, Z, Y, dout):
         K = self._K
         if self.output == "softmax":
@@ -364,6 +367,7 @@ class Sequential:
             total += float(np.dot(w, w))
         return self.l2 / (2 * m) * total
 
+    @finite_checks_skipped()
     def _backward(self, ws, keep=True):
         """Gradients of the loss into the flat gradient buffer (after _forward, _loss)."""
         K, d = self._K, ws["dout"]
