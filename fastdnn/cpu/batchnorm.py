@@ -1,0 +1,250 @@
+"""Batch normalisation fused with the activation and dropout after it, on the CPU.
+
+m = batch size, n = features. Z: (m, n); gamma, beta, running_mean, running_var: (n,).
+Training forward: batch statistics (order-fixed chunked sums), normalisation, gamma and
+beta, activation and dropout, and the running-average update, all in one call. Inference
+folds the running statistics, gamma and beta into one affine pass (+ activation).
+Backward: dZ, dgamma and dbeta in one call (two passes over the batch).
+Running averages: running = momentum * running + (1 - momentum) * batch statistic.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_float_array, check_real, check_same_dtype, check_shape
+from ..config import CACHE, REDUCTION_CHUNK
+from ..formulas import activate, activation_grad, is_kept
+from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
+                      reusable)
+
+
+@njit(cache=CACHE)
+def _merge(partial, j):
+    s = partial[0, j]
+    for c in range(1, partial.shape[0]):
+        s += partial[c, j]
+    return s
+
+
+@njit(parallel=True, cache=CACHE)
+def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, code,
+                   dropout, key, threshold, scale, out, act, x_hat, inv_std):
+    # Column sums per chunk of REDUCTION_CHUNK rows (parallel over chunks), merged in
+    # chunk order (parallel over columns): mean, then the centred second moment, then
+    # one element-wise pass (parallel over rows). out may be act itself.
+    m, n = Z.shape
+    dtype = Z.dtype.type
+    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+    partial = np.empty((nchunks, n), dtype=Z.dtype)
+    mean = np.empty(n, dtype=Z.dtype)
+    for c in prange(nchunks):
+        for j in range(n):
+            partial[c, j] = 0
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            for j in range(n):
+                partial[c, j] += Z[i, j]
+    for j in prange(n):
+        mean[j] = _merge(partial, j) / dtype(m)
+    for c in prange(nchunks):
+        for j in range(n):
+            partial[c, j] = 0
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            for j in range(n):
+                d = Z[i, j] - mean[j]
+                partial[c, j] += d * d
+    for j in prange(n):
+        var = _merge(partial, j) / dtype(m)
+        inv_std[j] = 1 / np.sqrt(var + eps)
+        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+        running_var[j] = momentum * running_var[j] + (1 - momentum) * var
+    for i in prange(m):
+        base = np.uint64(i * n)
+        for j in range(n):
+            xh = (Z[i, j] - mean[j]) * inv_std[j]
+            x_hat[i, j] = xh
+            a = activate(gamma[j] * xh + beta[j], code)
+            act[i, j] = a
+            if dropout:
+                out[i, j] = a * scale if is_kept(key, base + np.uint64(j), threshold) else a * 0
+            else:
+                out[i, j] = a
+
+
+@njit(parallel=True, cache=CACHE)
+def _inference_forward(Z, gamma, beta, running_mean, running_var, eps, code, out, act):
+    # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
+    m, n = Z.shape
+    s = np.empty(n, dtype=Z.dtype)
+    t = np.empty(n, dtype=Z.dtype)
+    for j in range(n):
+        s[j] = gamma[j] / np.sqrt(running_var[j] + eps)
+        t[j] = beta[j] - running_mean[j] * s[j]
+    for i in prange(m):
+        for j in range(n):
+            a = activate(Z[i, j] * s[j] + t[j], code)
+            act[i, j] = a
+            out[i, j] = a
+
+
+@njit(parallel=True, cache=CACHE)
+def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, scale,
+              dZ, dgamma, dbeta):
+    # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
+    # chunk sums of g and g * x_hat, merged in chunk order (parallel over columns).
+    # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
+    # dZ may be d_out itself.
+    m, n = x_hat.shape
+    dtype = x_hat.dtype.type
+    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+    p_beta = np.empty((nchunks, n), dtype=x_hat.dtype)
+    p_gamma = np.empty((nchunks, n), dtype=x_hat.dtype)
+    for c in prange(nchunks):
+        for j in range(n):
+            p_beta[c, j] = 0
+            p_gamma[c, j] = 0
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            base = np.uint64(i * n)
+            for j in range(n):
+                g = d_out[i, j] * activation_grad(act[i, j], code)
+                if dropout:
+                    g = g * scale if is_kept(key, base + np.uint64(j), threshold) else g * 0
+                dZ[i, j] = g
+                p_beta[c, j] += g
+                p_gamma[c, j] += g * x_hat[i, j]
+    k = np.empty(n, dtype=x_hat.dtype)
+    for j in prange(n):
+        dbeta[j] = _merge(p_beta, j)
+        dgamma[j] = _merge(p_gamma, j)
+        k[j] = gamma[j] * inv_std[j] / dtype(m)
+    for i in prange(m):
+        for j in range(n):
+            dZ[i, j] = k[j] * (dtype(m) * dZ[i, j] - dbeta[j] - x_hat[i, j] * dgamma[j])
+
+
+def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
+                                 momentum=0.9, eps=1e-5, training=True,
+                                 activation="identity", keep_prob=1.0, key=0, *,
+                                 out=None, act_out=None, x_hat_out=None, inv_std_out=None):
+    """Batch normalisation, then the activation, then dropout (training mode only).
+
+    Parameters
+    ----------
+    Z : (m, n) float32 or float64 array
+    gamma, beta, running_mean, running_var : (n,) arrays of Z's dtype; the running
+        statistics are updated in place in training mode
+    momentum : float in [0, 1]; eps : float > 0
+    training : batch statistics (True) or the running ones (False, dropout off)
+    activation, keep_prob, key : as in dense_forward
+    out, act_out, x_hat_out : optional (m, n) buffers; inv_std_out : optional (n,)
+
+    Returns
+    -------
+    out : (m, n) the layer's output; ``act`` itself when no dropout applies and no
+        ``out`` buffer is given
+    act : (m, n) the activation before dropout
+    x_hat : (m, n) normalised Z, or None in inference mode
+    inv_std : (n,) 1 / sqrt(var + eps), or None in inference mode
+    """
+    _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
+    check_finite("Z", Z)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, Z.dtype)
+    dtype = Z.dtype
+    Z = contiguous(Z)
+    gamma, beta = contiguous(gamma), contiguous(beta)
+    act = buffer("act_out", act_out, Z.shape, dtype)
+    if out is None and not (training and dropout):
+        out = act
+    else:
+        out = buffer("out", out, Z.shape, dtype)
+    if not training:
+        _inference_forward(Z, gamma, beta, running_mean, running_var, dtype.type(eps),
+                           code, out, act)
+        return out, act, None, None
+    x_hat = buffer("x_hat_out", x_hat_out, Z.shape, dtype)
+    inv_std = buffer("inv_std_out", inv_std_out, (Z.shape[1],), dtype)
+    _train_forward(Z, gamma, beta, running_mean, running_var, dtype.type(momentum),
+                   dtype.type(eps), code, dropout, key, threshold, scale, out, act,
+                   x_hat, inv_std)
+    return out, act, x_hat, inv_std
+
+
+def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
+                      eps=1e-5, training=True, *, out=None, x_hat_out=None,
+                      inv_std_out=None):
+    """Normalise Z per feature, then scale by gamma and shift by beta.
+
+    Training mode uses the batch mean and biased variance and updates
+    ``running_mean`` / ``running_var`` in place; inference mode uses the running
+    statistics and changes nothing. Shapes and dtypes as batchnorm_activation_forward.
+
+    Returns
+    -------
+    out : (m, n); x_hat : (m, n) or None; inv_std : (n,) or None (inference mode)
+    """
+    out, _, x_hat, inv_std = batchnorm_activation_forward(
+        Z, gamma, beta, running_mean, running_var, momentum, eps, training,
+        out=out, act_out=out, x_hat_out=x_hat_out, inv_std_out=inv_std_out)
+    return out, x_hat, inv_std
+
+
+def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
+                                  activation="identity", keep_prob=1.0, key=0, *,
+                                  dZ_out=None, dgamma_out=None, dbeta_out=None):
+    """Backward of batchnorm_activation_forward in training mode.
+
+    Parameters
+    ----------
+    d_out : (m, n) gradient with respect to the layer's output; overwritten with dZ when
+        no ``dZ_out`` is given (and it is C-contiguous)
+    act, x_hat : (m, n) and inv_std, gamma : (n,) from the forward pass
+
+    Returns
+    -------
+    dZ : (m, n), dgamma : (n,), dbeta : (n,)
+    """
+    check_float_array("x_hat", x_hat, ndim=2)
+    dtype = x_hat.dtype
+    m, n = x_hat.shape
+    for name, v, shape in [("d_out", d_out, (m, n)), ("act", act, (m, n)),
+                           ("inv_std", inv_std, (n,)), ("gamma", gamma, (n,))]:
+        check_float_array(name, v)
+        check_shape(name, v, shape)
+        check_same_dtype(name, v, dtype)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, dtype)
+    if dZ_out is None and reusable(d_out, dtype):
+        dZ = d_out
+    else:
+        dZ = buffer("dZ_out", dZ_out, (m, n), dtype)
+    dgamma = buffer("dgamma_out", dgamma_out, (n,), dtype)
+    dbeta = buffer("dbeta_out", dbeta_out, (n,), dtype)
+    _backward(contiguous(d_out), contiguous(act), contiguous(x_hat), contiguous(inv_std),
+              contiguous(gamma), code, dropout, key, threshold, scale, dZ, dgamma, dbeta)
+    return dZ, dgamma, dbeta
+
+
+def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=None,
+                       dbeta_out=None):
+    """Gradients of a training-mode batchnorm_forward: returns (dZ, dgamma, dbeta).
+
+    ``d_out`` is overwritten with dZ when no ``dZ_out`` is given.
+    """
+    # identity activation: act is never read for a derivative, pass x_hat as a stand-in
+    return batchnorm_activation_backward(d_out, x_hat, x_hat, inv_std, gamma,
+                                         dZ_out=dZ_out, dgamma_out=dgamma_out,
+                                         dbeta_out=dbeta_out)
+
+
+def _check(Z, gamma, beta, running_mean, running_var, momentum, eps):
+    check_float_array("Z", Z, ndim=2)
+    n = Z.shape[1]
+    for name, v in [("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)]:
+        check_float_array(name, v)
+        check_shape(name, v, (n,))
+        check_same_dtype(name, v, Z.dtype)
+    for name, v in [("running_mean", running_mean), ("running_var", running_var)]:
+        if not reusable(v, Z.dtype):
+            raise ValueError(f"{name} must be a writable C-contiguous array (updated in place)")
+    check_real("momentum", momentum, 0.0, 1.0)
+    check_real("eps", eps, 0.0, low_open=True)
