@@ -3,6 +3,9 @@ the cheap finite check.
 
 m = batch size, n = layer width.
 """
+import os
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -11,6 +14,54 @@ from .._validation import check_keep_prob
 from ..config import CACHE
 from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, keep_threshold
+
+
+def _openblas_spins():
+    """True when NumPy's BLAS is an OpenBLAS whose idle workers busy-wait after each call.
+
+    OpenBLAS keeps its worker threads spinning ~0.1 s after every GEMM (2**28 ticks)
+    unless OPENBLAS_THREAD_TIMEOUT was set before NumPy loaded it. A parallel Numba kernel
+    launched in that window fights the spinning workers for the cores; on the 2-core
+    machine of kernels/handoff.py a 24 us epilogue then took 6.4 ms (264x). The variable
+    cannot be changed once NumPy is imported, so this is decided once, at import.
+    """
+    forced = os.environ.get("FASTDNN_SPIN_GUARD", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    if os.environ.get("OPENBLAS_THREAD_TIMEOUT", "") not in ("", "0"):
+        return False
+    if os.environ.get("OPENBLAS_NUM_THREADS", "") == "1":
+        return False
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
+    except Exception:  # pragma: no cover - unusual NumPy builds
+        return False
+    return "openblas" in str(blas).lower()
+
+
+# When True, the CPU kernels run on the calling thread only (numba.set_num_threads(1)
+# for the duration of the call): the calling thread has its core to itself while
+# OpenBLAS's workers spin on the others, so the fused passes lose their parallelism
+# (about 2x on 2 cores) instead of stalling for milliseconds. Set
+# OPENBLAS_THREAD_TIMEOUT=4 in the environment before Python starts (fastdnn's CLI
+# and package __init__ set it when NumPy is not loaded yet) to keep both: OpenBLAS then
+# parks its workers at once and every kernel runs on all Numba threads.
+# FASTDNN_SPIN_GUARD=0/1 forces the choice; results are the same bits either way.
+SPIN_GUARD = _openblas_spins()
+
+
+def launch(kernel, *args):
+    """Call a parallel kernel, on the calling thread alone while SPIN_GUARD is on."""
+    if not SPIN_GUARD:
+        return kernel(*args)
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def activation_code(activation):
@@ -76,7 +127,7 @@ def check_finite(name, x):
     fastdnn.config.CHECK_FINITE is False."""
     if not config.CHECK_FINITE:
         return x
-    if _nonfinite_sum(contiguous(x)) != 0:
+    if launch(_nonfinite_sum, contiguous(x)) != 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "

@@ -9,7 +9,7 @@ from .._validation import check_float_array, check_same_dtype, check_shape
 from ..config import CACHE
 from ..formulas import activate, activation_grad
 from ..reference.activations import ACTIVATIONS, DERIVATIVES  # noqa: F401 (registries)
-from ._common import activation_code, buffer, contiguous
+from ._common import activation_code, buffer, contiguous, launch
 
 
 @njit(parallel=True, cache=CACHE)
@@ -40,7 +40,7 @@ def activation_forward(Z, activation, *, out=None):
     code = activation_code(activation)
     Z = contiguous(Z)
     out = buffer("out", out, Z.shape, Z.dtype)
-    _activation_forward(_as_2d(Z), code, _as_2d(out))
+    launch(_activation_forward, _as_2d(Z), code, _as_2d(out))
     return out
 
 
@@ -53,5 +53,5 @@ def activation_backward(dA, A, activation, *, out=None):
     code = activation_code(activation)
     dA, A = contiguous(dA), contiguous(A)
     out = buffer("out", out, A.shape, A.dtype)
-    _activation_backward(_as_2d(dA), _as_2d(A), code, _as_2d(out))
+    launch(_activation_backward, _as_2d(dA), _as_2d(A), code, _as_2d(out))
     return out

@@ -14,7 +14,7 @@ from .._validation import check_float_array, check_real, check_same_dtype, check
 from ..config import CACHE, REDUCTION_CHUNK
 from ..formulas import activate, activation_grad, is_kept
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
-                      reusable)
+                      launch, reusable)
 
 
 @njit(cache=CACHE)
@@ -157,14 +157,14 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     else:
         out = buffer("out", out, Z.shape, dtype)
     if not training:
-        _inference_forward(Z, gamma, beta, running_mean, running_var, dtype.type(eps),
-                           code, out, act)
+        launch(_inference_forward, Z, gamma, beta, running_mean, running_var,
+               dtype.type(eps), code, out, act)
         return out, act, None, None
     x_hat = buffer("x_hat_out", x_hat_out, Z.shape, dtype)
     inv_std = buffer("inv_std_out", inv_std_out, (Z.shape[1],), dtype)
-    _train_forward(Z, gamma, beta, running_mean, running_var, dtype.type(momentum),
-                   dtype.type(eps), code, dropout, key, threshold, scale, out, act,
-                   x_hat, inv_std)
+    launch(_train_forward, Z, gamma, beta, running_mean, running_var,
+           dtype.type(momentum), dtype.type(eps), code, dropout, key, threshold, scale,
+           out, act, x_hat, inv_std)
     return out, act, x_hat, inv_std
 
 
@@ -218,8 +218,9 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
         dZ = buffer("dZ_out", dZ_out, (m, n), dtype)
     dgamma = buffer("dgamma_out", dgamma_out, (n,), dtype)
     dbeta = buffer("dbeta_out", dbeta_out, (n,), dtype)
-    _backward(contiguous(d_out), contiguous(act), contiguous(x_hat), contiguous(inv_std),
-              contiguous(gamma), code, dropout, key, threshold, scale, dZ, dgamma, dbeta)
+    launch(_backward, contiguous(d_out), contiguous(act), contiguous(x_hat),
+           contiguous(inv_std), contiguous(gamma), code, dropout, key, threshold, scale,
+           dZ, dgamma, dbeta)
     return dZ, dgamma, dbeta
 
 

@@ -15,7 +15,7 @@ from .._validation import check_float_array, check_real, check_same_dtype, check
 from ..config import CACHE, REDUCTION_CHUNK
 from ..formulas import activate, activation_grad, is_kept
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
-                      reusable)
+                      launch, reusable)
 
 
 @njit(parallel=True, cache=CACHE)
@@ -112,7 +112,7 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
         out = buffer("out", out, shape, X.dtype)
     np.dot(X, W.T, out=act)
     with_bias = b is not None
-    _forward_epilogue(act, contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, code, dropout,
+    launch(_forward_epilogue, act, contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, code, dropout,
                       key, threshold, scale, out)
     return out, act
 
@@ -154,12 +154,12 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
     else:
         dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
     db = buffer("db_out", db_out, (n_out,), dtype) if with_bias else None
-    _backward_epilogue(contiguous(d_out), contiguous(act), code, dropout, key, threshold, scale, with_bias, dZ,
-                       db if with_bias else _EMPTY[dtype])
+    launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
+           threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     np.dot(dZ.T, X, out=dW)
     if lambd:
-        _add_scaled(dW, dtype.type(lambd / m), contiguous(W))
+        launch(_add_scaled, dW, dtype.type(lambd / m), contiguous(W))
     dX = None
     if need_dX:
         dX = buffer("dX_out", dX_out, (m, n_in), dtype)

@@ -9,7 +9,7 @@ from numba import njit, prange
 from .._validation import check_float_array
 from ..config import CACHE
 from ..formulas import is_kept
-from ._common import buffer, contiguous, dropout_args
+from ._common import buffer, contiguous, dropout_args, launch
 
 
 @njit(parallel=True, cache=CACHE)
@@ -43,7 +43,7 @@ def dropout_mask(shape, keep_prob, key):
     _, key, threshold, _ = dropout_args(keep_prob, key, np.dtype(np.float64))
     m, n = _rows(shape)
     mask = np.empty((m, n), dtype=np.bool_)
-    _dropout_mask(m, n, key, threshold, mask)
+    launch(_dropout_mask, m, n, key, threshold, mask)
     return mask.reshape(shape)
 
 
@@ -56,7 +56,8 @@ def dropout_forward(A, keep_prob, key, *, out=None):
     if not apply:
         np.copyto(out, A)
         return out
-    _dropout(A.reshape(A.shape[0], -1), key, threshold, scale, out.reshape(A.shape[0], -1))
+    m = A.shape[0]
+    launch(_dropout, A.reshape(m, -1), key, threshold, scale, out.reshape(m, -1))
     return out
 
 

@@ -11,7 +11,7 @@ from numba import njit, prange
 from .._validation import check_float_array, check_shape
 from ..config import CACHE
 from ..reference.losses import l2_cost, l2_grad, log_softmax, one_hot  # noqa: F401
-from ._common import buffer, contiguous
+from ._common import buffer, contiguous, launch
 
 
 @njit(cache=CACHE)
@@ -154,9 +154,9 @@ def softmax_cross_entropy(Z, Y, *, dZ_out=None):
     Z = contiguous(Z)
     dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
     if labels is None:
-        loss = _softmax_xent(Z, Y, _NO_LABELS, False, dZ)
+        loss = launch(_softmax_xent, Z, Y, _NO_LABELS, False, dZ)
     else:
-        loss = _softmax_xent(Z, Z, labels, True, dZ)
+        loss = launch(_softmax_xent, Z, Z, labels, True, dZ)
     return float(loss), dZ
 
 
@@ -168,7 +168,7 @@ def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
     Y, _ = _targets(Z, Y)
     Z = contiguous(Z)
     dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
-    return float(_sigmoid_xent(Z, Y, dZ)), dZ
+    return float(launch(_sigmoid_xent, Z, Y, dZ)), dZ
 
 
 def mean_squared_error(A, Y, *, dA_out=None):
@@ -179,7 +179,7 @@ def mean_squared_error(A, Y, *, dA_out=None):
     Y, _ = _targets(A, Y)
     A = contiguous(A)
     dA = buffer("dA_out", dA_out, A.shape, A.dtype)
-    return float(_squared_error(A, Y, dA)), dA
+    return float(launch(_squared_error, A, Y, dA)), dA
 
 
 def softmax(Z, *, out=None):
@@ -187,7 +187,7 @@ def softmax(Z, *, out=None):
     check_float_array("Z", Z, ndim=2)
     Z = contiguous(Z)
     out = buffer("out", out, Z.shape, Z.dtype)
-    _softmax(Z, out)
+    launch(_softmax, Z, out)
     return out
 
 
@@ -196,5 +196,5 @@ def sigmoid(Z, *, out=None):
     check_float_array("Z", Z, ndim=2)
     Z = contiguous(Z)
     out = buffer("out", out, Z.shape, Z.dtype)
-    _sigmoid(Z, out)
+    launch(_sigmoid, Z, out)
     return out

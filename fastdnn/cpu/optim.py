@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from .._validation import check_int, check_real
 from ..config import CACHE
+from ._common import launch
 
 
 @njit(parallel=True, cache=CACHE)
@@ -106,7 +107,7 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
     wd = check_real("weight_decay", weight_decay, 0.0)
     for p, g in _groups(param, grad=grad):
         t = p.dtype.type
-        _sgd(p, g, t(lr), t(wd))
+        launch(_sgd, p, g, t(lr), t(wd))
 
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
@@ -125,7 +126,7 @@ def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
     beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
     for p, g, v in _groups(param, grad=grad, velocity=velocity):
         t = p.dtype.type
-        _momentum(p, g, v, t(lr), t(beta), t(1 - beta), t(wd), nesterov)
+        launch(_momentum, p, g, v, t(lr), t(beta), t(1 - beta), t(wd), nesterov)
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
@@ -136,7 +137,7 @@ def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=
     eps = check_real("eps", eps, 0.0, low_open=True)
     for p, g, s in _groups(param, grad=grad, sq_avg=sq_avg):
         t = p.dtype.type
-        _rmsprop(p, g, s, t(lr), t(beta2), t(1 - beta2), t(eps), t(wd))
+        launch(_rmsprop, p, g, s, t(lr), t(beta2), t(1 - beta2), t(eps), t(wd))
 
 
 def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -164,5 +165,5 @@ def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     eps = check_real("eps", eps, 0.0, low_open=True)
     for p, g, m_, v_ in _groups(param, grad=grad, m=m, v=v):
         t = p.dtype.type
-        _adam(p, g, m_, v_, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
+        launch(_adam, p, g, m_, v_, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
               t(1 - beta1**step), t(1 - beta2**step), t(eps), t(wd), decoupled)
