@@ -2,7 +2,7 @@
 
 Each lab file times its variants A B C A B C ... (so machine noise hits all alike),
 each sample the mean over a block of calls lasting >= min_time, preceded by an untimed
-settle run of the same variant; tables give the median sample.
+settle run of the same variant; tables give the best sample (LAB_STAT=median for the median).
 """
 import os
 import sys
@@ -26,8 +26,13 @@ def block_time(fn, min_time):
         n = max(n * 2, int(n * min_time / max(dt, 1e-9) * 1.2))
 
 
-def interleaved(variants, rounds=5, min_time=0.05, settle=0.05):
-    """{name: median seconds per call} over ``rounds`` interleaved rounds."""
+STAT = os.environ.get("LAB_STAT", "min")
+
+
+def interleaved(variants, rounds=5, min_time=0.05, settle=0.05, stat=None):
+    """{name: seconds per call} over ``rounds`` interleaved rounds: the best round
+    (default; the machine is shared, so the minimum is the least noisy estimate) or the
+    median (LAB_STAT=median)."""
     samples = {name: [] for name in variants}
     for fn in variants.values():
         fn()  # compile / warm up
@@ -37,7 +42,8 @@ def interleaved(variants, rounds=5, min_time=0.05, settle=0.05):
             while time.perf_counter() < end:
                 fn()
             samples[name].append(block_time(fn, min_time))
-    return {name: float(np.median(s)) for name, s in samples.items()}
+    pick = np.median if (stat or STAT) == "median" else np.min
+    return {name: float(pick(s)) for name, s in samples.items()}
 
 
 def max_rel_err(a, b):

@@ -113,7 +113,7 @@ def main():
                          f"{gbs / copy_bw:.2f}", f"{times['ref'] / sec:.1f}x",
                          f"{errs.get(name.split()[0], 0):.1e}" if name[0] == "v" else ""])
     print(f"Adam float32, {numba.get_num_threads()} Numba threads, "
-          f"threading layer {numba.threading_layer()}; median of 5 interleaved rounds")
+          f"threading layer {numba.threading_layer()}; best of 5 interleaved rounds")
     _lab.table(rows, ["N", "variant", "us/step", "GB/s", "x copy BW", "vs ref",
                       "max rel err (3 steps)"])
 

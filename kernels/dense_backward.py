@@ -68,7 +68,7 @@ def main():
             rows.append([f"{m}x{n_in}->{n}", name, f"{sec * 1e6:,.1f}",
                          f"{base / sec:.1f}x", f"{err:.1e}" if name == "v1" else ""])
     print(f"dense backward epilogue, float32 ReLU + dropout 0.8, {numba.get_num_threads()} "
-          "Numba threads; median of 5 interleaved rounds")
+          "Numba threads; best of 5 interleaved rounds")
     _lab.table(rows, ["layer", "variant", "us", "vs ref", "max rel err (vs f64)"])
 
 

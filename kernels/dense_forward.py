@@ -101,7 +101,7 @@ def main():
             rows.append([f"{m}x{n_in}->{n}", name, f"{sec * 1e6:,.1f}",
                          f"{base / sec:.1f}x", f"{err:.1e}" if name == "v1" else ""])
     print(f"dense forward epilogue, float32 ReLU + dropout 0.8, {numba.get_num_threads()} "
-          "Numba threads; median of 5 interleaved rounds (v1-v3 minus a Z copy)")
+          "Numba threads; best of 5 interleaved rounds (v1-v3 minus a Z copy)")
     _lab.table(rows, ["layer", "variant", "us", "vs ref", "max rel err"])
 
 

@@ -2,32 +2,27 @@
 
 Z, A, dA: (m, n); m = batch size, n = layer width. Derivatives are taken from A.
 """
-import numpy as np
 from numba import njit, prange
 
 from .._validation import check_float_array, check_same_dtype, check_shape
 from ..config import CACHE
-from ..formulas import activate, activation_grad
 from ..reference.activations import ACTIVATIONS, DERIVATIVES  # noqa: F401 (registries)
 from ._common import activation_code, buffer, contiguous, launch
+from ._rows import activate_row, grad_row
 
 
 @njit(parallel=True, cache=CACHE)
 def _activation_forward(Z, code, out):
     # parallel over rows
-    m, n = Z.shape
-    for i in prange(m):
-        for j in range(n):
-            out[i, j] = activate(Z[i, j], code)
+    for i in prange(Z.shape[0]):
+        activate_row(Z[i], code, out[i])
 
 
 @njit(parallel=True, cache=CACHE)
 def _activation_backward(dA, A, code, out):
     # parallel over rows
-    m, n = A.shape
-    for i in prange(m):
-        for j in range(n):
-            out[i, j] = dA[i, j] * activation_grad(A[i, j], code)
+    for i in prange(A.shape[0]):
+        grad_row(dA[i], A[i], code, out[i])
 
 
 def _as_2d(x):

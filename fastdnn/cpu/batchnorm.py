@@ -12,9 +12,9 @@ from numba import njit, prange
 
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
-from ..formulas import activate, activation_grad, is_kept
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable)
+from ._rows import activate_row, dropout_row, grad_row
 
 
 @njit(cache=CACHE)
@@ -57,16 +57,16 @@ def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, cod
         running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
         running_var[j] = momentum * running_var[j] + (1 - momentum) * var
     for i in prange(m):
-        base = np.uint64(i * n)
+        xh_row, act_row = x_hat[i], act[i]
         for j in range(n):
             xh = (Z[i, j] - mean[j]) * inv_std[j]
-            x_hat[i, j] = xh
-            a = activate(gamma[j] * xh + beta[j], code)
-            act[i, j] = a
-            if dropout:
-                out[i, j] = a * scale if is_kept(key, base + np.uint64(j), threshold) else a * 0
-            else:
-                out[i, j] = a
+            xh_row[j] = xh
+            act_row[j] = gamma[j] * xh + beta[j]
+        activate_row(act_row, code, act_row)
+        if dropout:
+            dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
+        elif out.ctypes.data != act.ctypes.data:
+            out[i, :] = act_row
 
 
 @njit(parallel=True, cache=CACHE)
@@ -79,10 +79,12 @@ def _inference_forward(Z, gamma, beta, running_mean, running_var, eps, code, out
         s[j] = gamma[j] / np.sqrt(running_var[j] + eps)
         t[j] = beta[j] - running_mean[j] * s[j]
     for i in prange(m):
+        act_row = act[i]
         for j in range(n):
-            a = activate(Z[i, j] * s[j] + t[j], code)
-            act[i, j] = a
-            out[i, j] = a
+            act_row[j] = Z[i, j] * s[j] + t[j]
+        activate_row(act_row, code, act_row)
+        if out.ctypes.data != act.ctypes.data:
+            out[i, :] = act_row
 
 
 @njit(parallel=True, cache=CACHE)
@@ -102,14 +104,13 @@ def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, 
             p_beta[c, j] = 0
             p_gamma[c, j] = 0
         for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
-            base = np.uint64(i * n)
+            row = dZ[i]
+            grad_row(d_out[i], act[i], code, row)
+            if dropout:
+                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
             for j in range(n):
-                g = d_out[i, j] * activation_grad(act[i, j], code)
-                if dropout:
-                    g = g * scale if is_kept(key, base + np.uint64(j), threshold) else g * 0
-                dZ[i, j] = g
-                p_beta[c, j] += g
-                p_gamma[c, j] += g * x_hat[i, j]
+                p_beta[c, j] += row[j]
+                p_gamma[c, j] += row[j] * x_hat[i, j]
     k = np.empty(n, dtype=x_hat.dtype)
     for j in prange(n):
         dbeta[j] = _merge(p_beta, j)

@@ -13,25 +13,25 @@ from numba import njit, prange
 
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
-from ..formulas import activate, activation_grad, is_kept
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable)
+from ._rows import accumulate_row, activate_row, add_row, dropout_row, grad_row
 
 
 @njit(parallel=True, cache=CACHE)
 def _forward_epilogue(act, b, with_bias, code, dropout, key, threshold, scale, out):
-    # act holds X @ W.T on entry; parallel over rows. out may be act itself.
+    # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
+    # without dropout nothing is copied).
     m, n = act.shape
     for i in prange(m):
-        base = np.uint64(i * n)
-        for j in range(n):
-            z = act[i, j] + b[j] if with_bias else act[i, j]
-            a = activate(z, code)
-            act[i, j] = a
-            if dropout:
-                out[i, j] = a * scale if is_kept(key, base + np.uint64(j), threshold) else a * 0
-            else:
-                out[i, j] = a
+        row = act[i]
+        if with_bias:
+            add_row(row, b, row)
+        activate_row(row, code, row)
+        if dropout:
+            dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
+        elif out.ctypes.data != act.ctypes.data:
+            out[i, :] = row
 
 
 @njit(parallel=True, cache=CACHE)
@@ -42,22 +42,15 @@ def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bi
     # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
     m, n = act.shape
     nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    partial = np.empty((nchunks if with_bias else 0, n), dtype=dZ.dtype)
+    partial = np.zeros((nchunks if with_bias else 0, n), dtype=dZ.dtype)
     for c in prange(nchunks):
-        i0 = c * REDUCTION_CHUNK
-        i1 = min(m, i0 + REDUCTION_CHUNK)
-        if with_bias:
-            for j in range(n):
-                partial[c, j] = 0
-        for i in range(i0, i1):
-            base = np.uint64(i * n)
-            for j in range(n):
-                g = d_out[i, j] * activation_grad(act[i, j], code)
-                if dropout:
-                    g = g * scale if is_kept(key, base + np.uint64(j), threshold) else g * 0
-                dZ[i, j] = g
-                if with_bias:
-                    partial[c, j] += g
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            row = dZ[i]
+            grad_row(d_out[i], act[i], code, row)
+            if dropout:
+                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+            if with_bias:
+                accumulate_row(row, partial[c])
     if with_bias:
         for j in prange(n):
             s = partial[0, j]

@@ -10,6 +10,7 @@ from .._validation import check_float_array
 from ..config import CACHE
 from ..formulas import is_kept
 from ._common import buffer, contiguous, dropout_args, launch
+from ._rows import dropout_row
 
 
 @njit(parallel=True, cache=CACHE)
@@ -26,10 +27,7 @@ def _dropout(A, key, threshold, scale, out):
     # parallel over rows
     m, n = A.shape
     for i in prange(m):
-        base = np.uint64(i * n)
-        for j in range(n):
-            keep = is_kept(key, base + np.uint64(j), threshold)
-            out[i, j] = A[i, j] * scale if keep else A[i, j] * 0
+        dropout_row(A[i], np.uint64(i * n), key, threshold, scale, out[i])
 
 
 def _rows(shape):
