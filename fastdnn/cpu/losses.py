@@ -127,7 +127,8 @@ def _targets(Z, Y, allow_labels=False):
         if Y.min() < 0 or Y.max() >= Z.shape[1]:
             raise ValueError(f"Y labels must lie in [0, {Z.shape[1]}), got values in "
                              f"[{Y.min()}, {Y.max()}]")
-        return None, contiguous(Y)
+        # one compiled specialisation: int64 labels (a copy only for other int types)
+        return None, np.ascontiguousarray(Y, dtype=np.int64)
     check_shape("Y", Y, Z.shape)
     if Y.dtype != Z.dtype:
         Y = Y.astype(Z.dtype)
