@@ -112,3 +112,23 @@ def test_steady_state_step_allocates_no_arrays():
         tracemalloc.stop()
     assert peak - base < 10_000, f"peak {peak - base} bytes above baseline"
     assert current - base < 2_000
+
+
+def test_spin_guard_runs_kernels_on_one_thread_and_restores(monkeypatch):
+    monkeypatch.setattr(_common, "SPIN_GUARD", True)
+    before = numba.get_num_threads()
+    seen = _common.launch(lambda: numba.get_num_threads())
+    assert seen == 1 and numba.get_num_threads() == before
+    monkeypatch.setattr(_common, "SPIN_GUARD", False)
+    assert _common.launch(lambda: numba.get_num_threads()) == before
+
+
+def test_spin_guard_decision(monkeypatch):
+    for env, want in [({"FASTDNN_SPIN_GUARD": "1"}, True), ({"FASTDNN_SPIN_GUARD": "0"}, False),
+                      ({"OPENBLAS_THREAD_TIMEOUT": "4"}, False),
+                      ({"OPENBLAS_NUM_THREADS": "1"}, False)]:
+        for k in ("FASTDNN_SPIN_GUARD", "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS"):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        assert _common._openblas_spins() is want, env

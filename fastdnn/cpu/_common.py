@@ -28,7 +28,8 @@ def _openblas_spins():
     forced = os.environ.get("FASTDNN_SPIN_GUARD", "")
     if forced in ("0", "1"):
         return forced == "1"
-    if os.environ.get("OPENBLAS_THREAD_TIMEOUT", "") not in ("", "0"):
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    if timeout.isdigit() and 0 < int(timeout) <= 12:  # spins 2**timeout ticks at most
         return False
     if os.environ.get("OPENBLAS_NUM_THREADS", "") == "1":
         return False
