@@ -23,15 +23,14 @@ def _sgd(p, g, lr, wd):
 
 
 @njit(parallel=True, cache=CACHE)
-def _momentum(p, g, v, lr, beta, one_minus_beta, wd, nesterov):
+def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
+    # param -= lr * (a v + c g): (1, 0) for momentum, (beta, 1 - beta) for Nesterov.
+    # Branch-free: a branch in the loop kept it scalar (kernels/adam.py).
     for i in prange(p.shape[0]):
         gi = g[i] + wd * p[i]
         vi = beta * v[i] + one_minus_beta * gi
         v[i] = vi
-        if nesterov:
-            p[i] -= lr * (beta * vi + one_minus_beta * gi)
-        else:
-            p[i] -= lr * vi
+        p[i] -= lr * (a * vi + c * gi)
 
 
 @njit(parallel=True, cache=CACHE)
@@ -44,21 +43,20 @@ def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
 
 
 @njit(parallel=True, cache=CACHE)
-def _adam(p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, bc2, eps,
-          wd, decoupled):
-    # bc1, bc2 = 1 - beta^t from the host; decoupled: AdamW's p -= lr * wd * p first
+def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+          inv_sqrt_bc2, eps, wd, decay):
+    # step_size = lr / (1 - beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t) from the
+    # host (one division and one sqrt per element, as in PyTorch); wd: coupled L2 (0 for
+    # AdamW); decay = 1 - lr * weight_decay for AdamW's decoupled decay, 1 for Adam.
+    # Branch-free so the loop vectorises (kernels/adam.py v1 vs v4).
     for i in prange(p.shape[0]):
         pi = p[i]
-        if decoupled:
-            pi -= lr * wd * pi
-            gi = g[i]
-        else:
-            gi = g[i] + wd * pi
+        gi = g[i] + wd * pi
         mi = beta1 * m[i] + one_minus_beta1 * gi
         vi = beta2 * v[i] + one_minus_beta2 * gi * gi
         m[i] = mi
         v[i] = vi
-        p[i] = pi - lr * (mi / bc1) / (np.sqrt(vi / bc2) + eps)
+        p[i] = decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
 
 
 def _groups(param, **others):
@@ -126,7 +124,8 @@ def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
     beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
     for p, g, v in _groups(param, grad=grad, velocity=velocity):
         t = p.dtype.type
-        launch(_momentum, p, g, v, t(lr), t(beta), t(1 - beta), t(wd), nesterov)
+        a, c = (beta, 1 - beta) if nesterov else (1.0, 0.0)
+        launch(_momentum, p, g, v, t(lr), t(beta), t(1 - beta), t(wd), t(a), t(c))
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
@@ -163,7 +162,10 @@ def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
     beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
     eps = check_real("eps", eps, 0.0, low_open=True)
+    coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
+    step_size = lr / (1 - beta1**step)
+    inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
     for p, g, m_, v_ in _groups(param, grad=grad, m=m, v=v):
         t = p.dtype.type
-        launch(_adam, p, g, m_, v_, t(lr), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-              t(1 - beta1**step), t(1 - beta2**step), t(eps), t(wd), decoupled)
+        launch(_adam, p, g, m_, v_, t(step_size), t(beta1), t(1 - beta1), t(beta2),
+               t(1 - beta2), t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
