@@ -28,31 +28,43 @@ def _merge(partial, j):
 @njit(parallel=True, cache=CACHE)
 def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, code,
                    dropout, key, threshold, scale, out, act, x_hat, inv_std):
-    # Column sums per chunk of REDUCTION_CHUNK rows (parallel over chunks), merged in
-    # chunk order (parallel over columns): mean, then the centred second moment, then
-    # one element-wise pass (parallel over rows). out may be act itself.
+    # Two parallel regions only (each region costs a thread hand-off, and under load
+    # a time slice; kernels/batchnorm.py). 1: per chunk of REDUCTION_CHUNK rows its mean
+    # and centred sum of squares (two passes over the chunk, which sits in cache),
+    # parallel over chunks; merged on one thread in chunk order (Chan et al.'s pairwise
+    # update), so the statistics do not depend on the thread count. 2: normalise, gamma,
+    # beta, activation and dropout, parallel over rows. out may be act itself.
     m, n = Z.shape
     dtype = Z.dtype.type
     nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    partial = np.empty((nchunks, n), dtype=Z.dtype)
-    mean = np.empty(n, dtype=Z.dtype)
+    c_mean = np.zeros((nchunks, n), dtype=Z.dtype)
+    c_m2 = np.zeros((nchunks, n), dtype=Z.dtype)
     for c in prange(nchunks):
-        for j in range(n):
-            partial[c, j] = 0
-        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+        i0 = c * REDUCTION_CHUNK
+        i1 = min(m, i0 + REDUCTION_CHUNK)
+        mu, m2 = c_mean[c], c_m2[c]
+        for i in range(i0, i1):
             for j in range(n):
-                partial[c, j] += Z[i, j]
-    for j in prange(n):
-        mean[j] = _merge(partial, j) / dtype(m)
-    for c in prange(nchunks):
+                mu[j] += Z[i, j]
         for j in range(n):
-            partial[c, j] = 0
-        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            mu[j] /= dtype(i1 - i0)
+        for i in range(i0, i1):
             for j in range(n):
-                d = Z[i, j] - mean[j]
-                partial[c, j] += d * d
-    for j in prange(n):
-        var = _merge(partial, j) / dtype(m)
+                d = Z[i, j] - mu[j]
+                m2[j] += d * d
+    mean = c_mean[0].copy()
+    m2 = c_m2[0].copy()
+    count = min(m, REDUCTION_CHUNK)
+    for c in range(1, nchunks):
+        k = min(m, (c + 1) * REDUCTION_CHUNK) - c * REDUCTION_CHUNK
+        total = count + k
+        for j in range(n):
+            delta = c_mean[c, j] - mean[j]
+            mean[j] += delta * dtype(k / total)
+            m2[j] += c_m2[c, j] + delta * delta * dtype(count * k / total)
+        count = total
+    for j in range(n):
+        var = m2[j] / dtype(m)
         inv_std[j] = 1 / np.sqrt(var + eps)
         running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
         running_var[j] = momentum * running_var[j] + (1 - momentum) * var
@@ -91,7 +103,7 @@ def _inference_forward(Z, gamma, beta, running_mean, running_var, eps, code, out
 def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, scale,
               dZ, dgamma, dbeta):
     # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
-    # chunk sums of g and g * x_hat, merged in chunk order (parallel over columns).
+    # chunk sums of g and g * x_hat, merged in chunk order on one thread.
     # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
     # dZ may be d_out itself.
     m, n = x_hat.shape
@@ -112,7 +124,7 @@ def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, 
                 p_beta[c, j] += row[j]
                 p_gamma[c, j] += row[j] * x_hat[i, j]
     k = np.empty(n, dtype=x_hat.dtype)
-    for j in prange(n):
+    for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
         dbeta[j] = _merge(p_beta, j)
         dgamma[j] = _merge(p_gamma, j)
         k[j] = gamma[j] * inv_std[j] / dtype(m)

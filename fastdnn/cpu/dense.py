@@ -38,7 +38,7 @@ def _forward_epilogue(act, b, with_bias, code, dropout, key, threshold, scale, o
 def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bias,
                        dZ, db):
     # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
-    # db = per-chunk column sums merged in chunk order, parallel over columns. The sums
+    # db = per-chunk column sums merged in chunk order on one thread. The sums
     # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
     m, n = act.shape
     nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
@@ -52,7 +52,7 @@ def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bi
             if with_bias:
                 accumulate_row(row, partial[c])
     if with_bias:
-        for j in prange(n):
+        for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
             s = partial[0, j]
             for c in range(1, nchunks):
                 s += partial[c, j]
