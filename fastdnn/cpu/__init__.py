@@ -6,9 +6,8 @@ Numba loops; the rest (initializers, schedules, averages, one_hot, l2_cost) is t
 reference itself. Every reduction is order-fixed, so results do not depend on the
 number of threads.
 
-Threads: while NumPy's OpenBLAS busy-waits after each GEMM (the default unless
-OPENBLAS_THREAD_TIMEOUT was set before NumPy loaded, which ``import fastdnn`` does when it
-comes first), the kernels run on the calling thread only; see _common.SPIN_GUARD.
+Threads: while NumPy's OpenBLAS busy-waits after each GEMM (its default), the kernels run
+on the calling thread only, which measured fastest on 2 cores; see _common.SPIN_GUARD.
 """
 from ..reference import INITIALIZERS, ewa, initialize_weights, schedules  # noqa: F401
 from .activations import ACTIVATIONS, DERIVATIVES, activation_backward, activation_forward
