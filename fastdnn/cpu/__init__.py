@@ -1,0 +1,21 @@
+"""Fused Numba CPU kernels: the same functions and signatures as fastdnn.reference.
+
+Batch-first: X is (m, n_in), W is (n_out, n_in), b is (n_out,). float32 and float64.
+Hot paths (dense, batchnorm, dropout, losses, optimizers, activations) are parallel
+Numba loops; the rest (initializers, schedules, averages, one_hot, l2_cost) is the
+reference itself. Every reduction is order-fixed, so results do not depend on the
+number of threads.
+
+Threads: while NumPy's OpenBLAS busy-waits after each GEMM (its default), the kernels run
+on the calling thread only, which measured fastest on 2 cores; see _common.SPIN_GUARD.
+"""
+from ..reference import INITIALIZERS, ewa, initialize_weights, schedules  # noqa: F401
+from .activations import ACTIVATIONS, DERIVATIVES, activation_backward, activation_forward
+from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forward,
+                        batchnorm_backward, batchnorm_forward)
+from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward, dropout_mask
+from .losses import (l2_cost, l2_grad, log_softmax, mean_squared_error, one_hot,
+                     sigmoid, sigmoid_cross_entropy, softmax, softmax_cross_entropy)
+from .optim import (adam_update, adamw_update, momentum_update, nesterov_update,
+                    rmsprop_update, sgd_update)

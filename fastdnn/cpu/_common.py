@@ -1,0 +1,139 @@
+"""Helpers shared by the CPU kernels: argument-to-kernel conversions, output buffers,
+the cheap finite check.
+
+m = batch size, n = layer width.
+"""
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .. import config
+from .._validation import check_keep_prob
+from ..config import CACHE
+from ..formulas import ACTIVATION_CODES
+from ..rng import MASK64, keep_threshold
+
+
+def _openblas_spins():
+    """True when NumPy's BLAS is an OpenBLAS whose idle workers busy-wait after each call.
+
+    OpenBLAS keeps its worker threads spinning ~0.1 s after every GEMM (2**28 ticks)
+    unless OPENBLAS_THREAD_TIMEOUT was set before NumPy loaded it. A parallel Numba kernel
+    launched in that window fights the spinning workers for the cores (kernels/handoff.py:
+    a GEMM plus its 2-thread epilogue took 3.6x the sum of the two alone). The variable
+    cannot be changed once NumPy is imported, so this is decided once, at import.
+    """
+    forced = os.environ.get("FASTDNN_SPIN_GUARD", "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    if timeout.isdigit() and 0 < int(timeout) <= 12:  # spins 2**timeout ticks at most
+        return False
+    if os.environ.get("OPENBLAS_NUM_THREADS", "") == "1":
+        return False
+    try:
+        blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]
+    except Exception:  # pragma: no cover - unusual NumPy builds
+        return False
+    return "openblas" in str(blas).lower()
+
+
+# When True, the CPU kernels run on the calling thread only (numba.set_num_threads(1)
+# for the duration of the call): the calling thread has its core to itself while
+# OpenBLAS's workers spin on the others, so nothing stalls. Measured on the 2-core
+# machine (kernels/handoff.py, kernels/mlp_step.py, float32 784-512-256-10 step with
+# BN, ReLU, dropout and Adam): parallel kernels next to spinning OpenBLAS made the step
+# 1.3-4.5x slower than the NumPy reference; with this guard the step is 2.4x (batch 256) and 2.9x
+# (batch 1024) faster than the NumPy reference, while OPENBLAS_THREAD_TIMEOUT=4 with
+# parallel kernels reached only 1.4x and 1.8x (the GEMMs dominate, and parked OpenBLAS
+# workers must be woken for every GEMM). So the guard is on whenever NumPy's OpenBLAS is
+# multi-threaded, unless the user set OPENBLAS_THREAD_TIMEOUT (<= 12) or one BLAS
+# thread; FASTDNN_SPIN_GUARD=0/1 forces the choice. Results are the same bits either way.
+SPIN_GUARD = _openblas_spins()
+
+
+def launch(kernel, *args):
+    """Call a parallel kernel, on the calling thread alone while SPIN_GUARD is on."""
+    if not SPIN_GUARD:
+        return kernel(*args)
+    threads = numba.get_num_threads()
+    if threads == 1:
+        return kernel(*args)
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        numba.set_num_threads(threads)
+
+
+def activation_code(activation):
+    """The integer code of an activation name (see fastdnn.formulas.ACTIVATION_CODES)."""
+    try:
+        return ACTIVATION_CODES[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation must be one of {sorted(ACTIVATION_CODES)}, "
+                         f"got {activation!r}") from None
+
+
+def dropout_args(keep_prob, key, dtype):
+    """(apply, key, threshold, scale) as the kernels take them: uint64s and a dtype scalar."""
+    keep_prob = check_keep_prob("keep_prob", keep_prob)
+    apply = keep_prob < 1.0
+    return (apply, np.uint64(int(key) & MASK64), np.uint64(keep_threshold(keep_prob)),
+            dtype.type(1.0 / keep_prob))
+
+
+def buffer(name, buf, shape, dtype):
+    """``buf`` checked to be a writable C-contiguous array of ``shape`` and ``dtype``, or a
+    new empty one when ``buf`` is None."""
+    if buf is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(buf, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(buf).__name__}")
+    if buf.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {buf.shape}")
+    if buf.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {buf.dtype}")
+    if not buf.flags.c_contiguous or not buf.flags.writeable:
+        raise ValueError(f"{name} must be a writable C-contiguous array")
+    return buf
+
+
+def contiguous(x):
+    """``x`` itself when C-contiguous, else a C-contiguous copy (kernels take C layout only,
+    which keeps one compiled specialisation per dtype)."""
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def reusable(x, dtype):
+    """True when ``x`` can serve as an output buffer of ``dtype`` (C-contiguous, writable)."""
+    return x.dtype == dtype and x.flags.c_contiguous and x.flags.writeable
+
+
+@njit(parallel=True, cache=CACHE)
+def _nonfinite_sum(x):
+    # x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when all
+    # are finite; one read pass, no temporary array. Parallel over rows.
+    x2 = x.reshape(x.shape[0], -1)
+    total = 0.0
+    for i in prange(x2.shape[0]):
+        s = 0.0
+        for j in range(x2.shape[1]):
+            s += x2[i, j] * 0
+        total += s
+    return total
+
+
+def check_finite(name, x):
+    """Raise ValueError naming ``x`` if it holds NaN or inf; skipped when
+    fastdnn.config.CHECK_FINITE is False."""
+    if not config.CHECK_FINITE:
+        return x
+    if launch(_nonfinite_sum, contiguous(x)) != 0:
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
+            "set fastdnn.config.CHECK_FINITE = False to skip this check")
+    return x

@@ -1,0 +1,74 @@
+"""Row helpers of the CPU kernels: one loop per activation code, so each loop sees a
+constant code, the formula's branches fold away and the loop vectorises.
+
+n = row length. Every helper is inlined into its caller (one row of a prange loop) and
+may write in place (dst may be src). Formulas come from fastdnn.formulas.
+"""
+import numpy as np
+from numba import njit
+
+from ..config import CACHE
+from ..formulas import _ZERO, activate, activation_grad, is_kept
+
+
+@njit(inline="always", cache=CACHE)
+def activate_row(src, code, dst):
+    # A run-time code inside the element loop kept it scalar: 10x slower for ReLU
+    # (kernels/dense_forward.py).
+    n = src.shape[0]
+    if code == 1:
+        for j in range(n):
+            dst[j] = activate(src[j], 1)
+    elif code == 2:
+        for j in range(n):
+            dst[j] = activate(src[j], 2)
+    elif code == 3:
+        for j in range(n):
+            dst[j] = activate(src[j], 3)
+    elif code == 4:
+        for j in range(n):
+            dst[j] = activate(src[j], 4)
+    else:
+        for j in range(n):
+            dst[j] = src[j]
+
+
+@njit(inline="always", cache=CACHE)
+def grad_row(d, a, code, dst):
+    """dst = d * activation'(from a)."""
+    n = d.shape[0]
+    if code == 1:
+        for j in range(n):
+            dst[j] = d[j] * activation_grad(a[j], 1)
+    elif code == 2:
+        for j in range(n):
+            dst[j] = d[j] * activation_grad(a[j], 2)
+    elif code == 3:
+        for j in range(n):
+            dst[j] = d[j] * activation_grad(a[j], 3)
+    elif code == 4:
+        for j in range(n):
+            dst[j] = d[j] * activation_grad(a[j], 4)
+    else:
+        for j in range(n):
+            dst[j] = d[j]
+
+
+@njit(inline="always", cache=CACHE)
+def add_row(src, b, dst):
+    for j in range(src.shape[0]):
+        dst[j] = src[j] + b[j]
+
+
+@njit(inline="always", cache=CACHE)
+def dropout_row(src, base, key, threshold, scale, dst):
+    """dst = src * scale where kept, else src * 0; base = row-major index of src[0]."""
+    for j in range(src.shape[0]):
+        keep = is_kept(key, base + np.uint64(j), threshold)
+        dst[j] = src[j] * scale if keep else src[j] * _ZERO
+
+
+@njit(inline="always", cache=CACHE)
+def accumulate_row(src, acc):
+    for j in range(src.shape[0]):
+        acc[j] += src[j]

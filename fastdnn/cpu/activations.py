@@ -1,0 +1,52 @@
+"""Activations and their derivatives as parallel Numba loops.
+
+Z, A, dA: (m, n); m = batch size, n = layer width. Derivatives are taken from A.
+"""
+from numba import njit, prange
+
+from .._validation import check_float_array, check_same_dtype, check_shape
+from ..config import CACHE
+from ..reference.activations import ACTIVATIONS, DERIVATIVES  # noqa: F401 (registries)
+from ._common import activation_code, buffer, contiguous, launch
+from ._rows import activate_row, grad_row
+
+
+@njit(parallel=True, cache=CACHE)
+def _activation_forward(Z, code, out):
+    # parallel over rows
+    for i in prange(Z.shape[0]):
+        activate_row(Z[i], code, out[i])
+
+
+@njit(parallel=True, cache=CACHE)
+def _activation_backward(dA, A, code, out):
+    # parallel over rows
+    for i in prange(A.shape[0]):
+        grad_row(dA[i], A[i], code, out[i])
+
+
+def _as_2d(x):
+    return x.reshape(x.shape[0], -1) if x.ndim != 2 else x
+
+
+def activation_forward(Z, activation, *, out=None):
+    """A = activation(Z) for any float32/float64 array Z (computed as (m, -1))."""
+    check_float_array("Z", Z)
+    code = activation_code(activation)
+    Z = contiguous(Z)
+    out = buffer("out", out, Z.shape, Z.dtype)
+    launch(_activation_forward, _as_2d(Z), code, _as_2d(out))
+    return out
+
+
+def activation_backward(dA, A, activation, *, out=None):
+    """dZ = dA * activation'(Z), with the derivative taken from A = activation(Z)."""
+    check_float_array("A", A)
+    check_float_array("dA", dA)
+    check_shape("dA", dA, A.shape)
+    check_same_dtype("dA", dA, A.dtype)
+    code = activation_code(activation)
+    dA, A = contiguous(dA), contiguous(A)
+    out = buffer("out", out, A.shape, A.dtype)
+    launch(_activation_backward, _as_2d(dA), _as_2d(A), code, _as_2d(out))
+    return out

@@ -1,0 +1,264 @@
+"""Batch normalisation fused with the activation and dropout after it, on the CPU.
+
+m = batch size, n = features. Z: (m, n); gamma, beta, running_mean, running_var: (n,).
+Training forward: batch statistics (order-fixed chunked sums), normalisation, gamma and
+beta, activation and dropout, and the running-average update, all in one call. Inference
+folds the running statistics, gamma and beta into one affine pass (+ activation).
+Backward: dZ, dgamma and dbeta in one call (two passes over the batch).
+Running averages: running = momentum * running + (1 - momentum) * batch statistic.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_float_array, check_real, check_same_dtype, check_shape
+from ..config import CACHE, REDUCTION_CHUNK
+from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
+                      launch, reusable)
+from ._rows import activate_row, dropout_row, grad_row
+
+
+@njit(cache=CACHE)
+def _merge(partial, j):
+    s = partial[0, j]
+    for c in range(1, partial.shape[0]):
+        s += partial[c, j]
+    return s
+
+
+@njit(parallel=True, cache=CACHE)
+def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, code,
+                   dropout, key, threshold, scale, out, act, x_hat, inv_std):
+    # Two parallel regions only (each region costs a thread hand-off, and under load
+    # a time slice; kernels/batchnorm.py). 1: per chunk of REDUCTION_CHUNK rows its mean
+    # and centred sum of squares (two passes over the chunk, which sits in cache),
+    # parallel over chunks; merged on one thread in chunk order (Chan et al.'s pairwise
+    # update), so the statistics do not depend on the thread count. 2: normalise, gamma,
+    # beta, activation and dropout, parallel over rows. out may be act itself.
+    m, n = Z.shape
+    dtype = Z.dtype.type
+    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+    c_mean = np.zeros((nchunks, n), dtype=Z.dtype)
+    c_m2 = np.zeros((nchunks, n), dtype=Z.dtype)
+    for c in prange(nchunks):
+        i0 = c * REDUCTION_CHUNK
+        i1 = min(m, i0 + REDUCTION_CHUNK)
+        mu, m2 = c_mean[c], c_m2[c]
+        for i in range(i0, i1):
+            for j in range(n):
+                mu[j] += Z[i, j]
+        for j in range(n):
+            mu[j] /= dtype(i1 - i0)
+        for i in range(i0, i1):
+            for j in range(n):
+                d = Z[i, j] - mu[j]
+                m2[j] += d * d
+    mean = c_mean[0].copy()
+    m2 = c_m2[0].copy()
+    count = min(m, REDUCTION_CHUNK)
+    for c in range(1, nchunks):
+        k = min(m, (c + 1) * REDUCTION_CHUNK) - c * REDUCTION_CHUNK
+        total = count + k
+        for j in range(n):
+            delta = c_mean[c, j] - mean[j]
+            mean[j] += delta * dtype(k / total)
+            m2[j] += c_m2[c, j] + delta * delta * dtype(count * k / total)
+        count = total
+    for j in range(n):
+        var = m2[j] / dtype(m)
+        inv_std[j] = 1 / np.sqrt(var + eps)
+        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+        running_var[j] = momentum * running_var[j] + (1 - momentum) * var
+    for i in prange(m):
+        xh_row, act_row = x_hat[i], act[i]
+        for j in range(n):
+            xh = (Z[i, j] - mean[j]) * inv_std[j]
+            xh_row[j] = xh
+            act_row[j] = gamma[j] * xh + beta[j]
+        activate_row(act_row, code, act_row)
+        if dropout:
+            dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
+        elif out.ctypes.data != act.ctypes.data:
+            out[i, :] = act_row
+
+
+@njit(parallel=True, cache=CACHE)
+def _inference_forward(Z, gamma, beta, running_mean, running_var, eps, code, out, act):
+    # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
+    m, n = Z.shape
+    s = np.empty(n, dtype=Z.dtype)
+    t = np.empty(n, dtype=Z.dtype)
+    for j in range(n):
+        s[j] = gamma[j] / np.sqrt(running_var[j] + eps)
+        t[j] = beta[j] - running_mean[j] * s[j]
+    for i in prange(m):
+        act_row = act[i]
+        for j in range(n):
+            act_row[j] = Z[i, j] * s[j] + t[j]
+        activate_row(act_row, code, act_row)
+        if out.ctypes.data != act.ctypes.data:
+            out[i, :] = act_row
+
+
+@njit(parallel=True, cache=CACHE)
+def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, scale,
+              dZ, dgamma, dbeta):
+    # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
+    # chunk sums of g and g * x_hat, merged in chunk order on one thread.
+    # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
+    # dZ may be d_out itself.
+    m, n = x_hat.shape
+    dtype = x_hat.dtype.type
+    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+    p_beta = np.empty((nchunks, n), dtype=x_hat.dtype)
+    p_gamma = np.empty((nchunks, n), dtype=x_hat.dtype)
+    for c in prange(nchunks):
+        for j in range(n):
+            p_beta[c, j] = 0
+            p_gamma[c, j] = 0
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            row = dZ[i]
+            grad_row(d_out[i], act[i], code, row)
+            if dropout:
+                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+            for j in range(n):
+                p_beta[c, j] += row[j]
+                p_gamma[c, j] += row[j] * x_hat[i, j]
+    k = np.empty(n, dtype=x_hat.dtype)
+    for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
+        dbeta[j] = _merge(p_beta, j)
+        dgamma[j] = _merge(p_gamma, j)
+        k[j] = gamma[j] * inv_std[j] / dtype(m)
+    for i in prange(m):
+        for j in range(n):
+            dZ[i, j] = k[j] * (dtype(m) * dZ[i, j] - dbeta[j] - x_hat[i, j] * dgamma[j])
+
+
+def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
+                                 momentum=0.9, eps=1e-5, training=True,
+                                 activation="identity", keep_prob=1.0, key=0, *,
+                                 out=None, act_out=None, x_hat_out=None, inv_std_out=None):
+    """Batch normalisation, then the activation, then dropout (training mode only).
+
+    Parameters
+    ----------
+    Z : (m, n) float32 or float64 array
+    gamma, beta, running_mean, running_var : (n,) arrays of Z's dtype; the running
+        statistics are updated in place in training mode
+    momentum : float in [0, 1]; eps : float > 0
+    training : batch statistics (True) or the running ones (False, dropout off)
+    activation, keep_prob, key : as in dense_forward
+    out, act_out, x_hat_out : optional (m, n) buffers; inv_std_out : optional (n,)
+
+    Returns
+    -------
+    out : (m, n) the layer's output; ``act`` itself when no dropout applies and no
+        ``out`` buffer is given
+    act : (m, n) the activation before dropout
+    x_hat : (m, n) normalised Z, or None in inference mode
+    inv_std : (n,) 1 / sqrt(var + eps), or None in inference mode
+    """
+    _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
+    check_finite("Z", Z)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, Z.dtype)
+    dtype = Z.dtype
+    Z = contiguous(Z)
+    gamma, beta = contiguous(gamma), contiguous(beta)
+    act = buffer("act_out", act_out, Z.shape, dtype)
+    if out is None and not (training and dropout):
+        out = act
+    else:
+        out = buffer("out", out, Z.shape, dtype)
+    if not training:
+        launch(_inference_forward, Z, gamma, beta, running_mean, running_var,
+               dtype.type(eps), code, out, act)
+        return out, act, None, None
+    x_hat = buffer("x_hat_out", x_hat_out, Z.shape, dtype)
+    inv_std = buffer("inv_std_out", inv_std_out, (Z.shape[1],), dtype)
+    launch(_train_forward, Z, gamma, beta, running_mean, running_var,
+           dtype.type(momentum), dtype.type(eps), code, dropout, key, threshold, scale,
+           out, act, x_hat, inv_std)
+    return out, act, x_hat, inv_std
+
+
+def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
+                      eps=1e-5, training=True, *, out=None, x_hat_out=None,
+                      inv_std_out=None):
+    """Normalise Z per feature, then scale by gamma and shift by beta.
+
+    Training mode uses the batch mean and biased variance and updates
+    ``running_mean`` / ``running_var`` in place; inference mode uses the running
+    statistics and changes nothing. Shapes and dtypes as batchnorm_activation_forward.
+
+    Returns
+    -------
+    out : (m, n); x_hat : (m, n) or None; inv_std : (n,) or None (inference mode)
+    """
+    out, _, x_hat, inv_std = batchnorm_activation_forward(
+        Z, gamma, beta, running_mean, running_var, momentum, eps, training,
+        out=out, act_out=out, x_hat_out=x_hat_out, inv_std_out=inv_std_out)
+    return out, x_hat, inv_std
+
+
+def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
+                                  activation="identity", keep_prob=1.0, key=0, *,
+                                  dZ_out=None, dgamma_out=None, dbeta_out=None):
+    """Backward of batchnorm_activation_forward in training mode.
+
+    Parameters
+    ----------
+    d_out : (m, n) gradient with respect to the layer's output; overwritten with dZ when
+        no ``dZ_out`` is given (and it is C-contiguous)
+    act, x_hat : (m, n) and inv_std, gamma : (n,) from the forward pass
+
+    Returns
+    -------
+    dZ : (m, n), dgamma : (n,), dbeta : (n,)
+    """
+    check_float_array("x_hat", x_hat, ndim=2)
+    dtype = x_hat.dtype
+    m, n = x_hat.shape
+    for name, v, shape in [("d_out", d_out, (m, n)), ("act", act, (m, n)),
+                           ("inv_std", inv_std, (n,)), ("gamma", gamma, (n,))]:
+        check_float_array(name, v)
+        check_shape(name, v, shape)
+        check_same_dtype(name, v, dtype)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, dtype)
+    if dZ_out is None and reusable(d_out, dtype):
+        dZ = d_out
+    else:
+        dZ = buffer("dZ_out", dZ_out, (m, n), dtype)
+    dgamma = buffer("dgamma_out", dgamma_out, (n,), dtype)
+    dbeta = buffer("dbeta_out", dbeta_out, (n,), dtype)
+    launch(_backward, contiguous(d_out), contiguous(act), contiguous(x_hat),
+           contiguous(inv_std), contiguous(gamma), code, dropout, key, threshold, scale,
+           dZ, dgamma, dbeta)
+    return dZ, dgamma, dbeta
+
+
+def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=None,
+                       dbeta_out=None):
+    """Gradients of a training-mode batchnorm_forward: returns (dZ, dgamma, dbeta).
+
+    ``d_out`` is overwritten with dZ when no ``dZ_out`` is given.
+    """
+    # identity activation: act is never read for a derivative, pass x_hat as a stand-in
+    return batchnorm_activation_backward(d_out, x_hat, x_hat, inv_std, gamma,
+                                         dZ_out=dZ_out, dgamma_out=dgamma_out,
+                                         dbeta_out=dbeta_out)
+
+
+def _check(Z, gamma, beta, running_mean, running_var, momentum, eps):
+    check_float_array("Z", Z, ndim=2)
+    n = Z.shape[1]
+    for name, v in [("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)]:
+        check_float_array(name, v)
+        check_shape(name, v, (n,))
+        check_same_dtype(name, v, Z.dtype)
+    for name, v in [("running_mean", running_mean), ("running_var", running_var)]:
+        if not reusable(v, Z.dtype):
+            raise ValueError(f"{name} must be a writable C-contiguous array (updated in place)")
+    check_real("momentum", momentum, 0.0, 1.0)
+    check_real("eps", eps, 0.0, low_open=True)

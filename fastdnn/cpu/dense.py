@@ -1,0 +1,174 @@
+"""Dense layer on the CPU: one BLAS product plus one fused Numba pass each way.
+
+m = batch size, n_in, n_out = layer widths.
+X: (m, n_in), W: (n_out, n_in), b: (n_out,) or None, outputs and activations (m, n_out).
+
+Forward:  act = activation(X @ W.T + b) and out = dropout(act), the product written
+          straight into ``act`` by BLAS, then bias, activation and dropout in one pass.
+Backward: dZ = d_out * mask / keep_prob * activation'(act) and db in one pass; then
+          dW = dZ.T @ X (+ (lambd / m) W) and dX = dZ @ W by BLAS.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_float_array, check_real, check_same_dtype, check_shape
+from ..config import CACHE, REDUCTION_CHUNK
+from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
+                      launch, reusable)
+from ._rows import accumulate_row, activate_row, add_row, dropout_row, grad_row
+
+
+@njit(parallel=True, cache=CACHE)
+def _forward_epilogue(act, b, with_bias, code, dropout, key, threshold, scale, out):
+    # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
+    # without dropout nothing is copied).
+    m, n = act.shape
+    for i in prange(m):
+        row = act[i]
+        if with_bias:
+            add_row(row, b, row)
+        activate_row(row, code, row)
+        if dropout:
+            dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
+        elif out.ctypes.data != act.ctypes.data:
+            out[i, :] = row
+
+
+@njit(parallel=True, cache=CACHE)
+def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bias,
+                       dZ, db):
+    # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
+    # db = per-chunk column sums merged in chunk order on one thread. The sums
+    # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
+    m, n = act.shape
+    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+    partial = np.zeros((nchunks if with_bias else 0, n), dtype=dZ.dtype)
+    for c in prange(nchunks):
+        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+            row = dZ[i]
+            grad_row(d_out[i], act[i], code, row)
+            if dropout:
+                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+            if with_bias:
+                accumulate_row(row, partial[c])
+    if with_bias:
+        for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
+            s = partial[0, j]
+            for c in range(1, nchunks):
+                s += partial[c, j]
+            db[j] = s
+
+
+@njit(parallel=True, cache=CACHE)
+def _add_scaled(dW, c, W):
+    # dW += c * W, parallel over rows
+    for i in prange(dW.shape[0]):
+        for j in range(dW.shape[1]):
+            dW[i, j] += c * W[i, j]
+
+
+_EMPTY = {np.dtype(np.float32): np.zeros(1, np.float32),
+          np.dtype(np.float64): np.zeros(1, np.float64)}
+
+
+def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
+                  out=None, act_out=None):
+    """Forward pass of one dense layer.
+
+    Parameters
+    ----------
+    X : (m, n_in) float32 or float64 array (any strides)
+    W : (n_out, n_in) array of X's dtype
+    b : (n_out,) array of X's dtype, or None
+    activation : str, one of fastdnn.formulas.ACTIVATION_CODES
+    keep_prob : float in (0, 1]; 1 turns dropout off
+    key : int, the dropout key (fastdnn.rng.dropout_key(seed, step, layer))
+    out, act_out : optional (m, n_out) C-contiguous buffers of X's dtype
+
+    Returns
+    -------
+    out : (m, n_out) array
+        dropout(activation(X @ W.T + b)). With keep_prob == 1 and no ``out`` buffer given
+        this is ``act`` itself (no copy).
+    act : (m, n_out) array
+        activation(X @ W.T + b) before dropout, which backward needs.
+    """
+    _check_layer(X, W, b)
+    check_finite("X", X)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, X.dtype)
+    shape = (X.shape[0], W.shape[0])
+    act = buffer("act_out", act_out, shape, X.dtype)
+    if out is None and not dropout:
+        out = act
+    else:
+        out = buffer("out", out, shape, X.dtype)
+    np.dot(X, W.T, out=act)
+    with_bias = b is not None
+    launch(_forward_epilogue, act, contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, code, dropout,
+                      key, threshold, scale, out)
+    return out, act
+
+
+def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0,
+                   lambd=0.0, with_bias=True, need_dX=True, *, dX_out=None, dW_out=None,
+                   db_out=None, dZ_out=None):
+    """Backward pass of one dense layer.
+
+    Parameters
+    ----------
+    d_out : (m, n_out) gradient of the loss with respect to the layer's output; it is
+        overwritten with dZ when no ``dZ_out`` is given (and it is C-contiguous).
+    X, W : the forward inputs; act : (m, n_out) the forward ``act``.
+    lambd : float >= 0, adds the L2 gradient (lambd / m) * W to dW.
+    with_bias : compute db; need_dX : compute dX (False for the first layer).
+    dX_out, dW_out, db_out, dZ_out : optional C-contiguous buffers of X's dtype.
+
+    Returns
+    -------
+    dX : (m, n_in), or None when ``need_dX`` is False
+    dW : (n_out, n_in)
+    db : (n_out,), or None when ``with_bias`` is False
+    """
+    _check_layer(X, W, None)
+    check_float_array("d_out", d_out, ndim=2)
+    check_shape("d_out", d_out, (X.shape[0], W.shape[0]))
+    check_same_dtype("d_out", d_out, X.dtype)
+    check_shape("act", act, (X.shape[0], W.shape[0]))
+    check_same_dtype("act", act, X.dtype)
+    lambd = check_real("lambd", lambd, 0.0)
+    code = activation_code(activation)
+    dropout, key, threshold, scale = dropout_args(keep_prob, key, X.dtype)
+    m, n_in = X.shape
+    n_out = W.shape[0]
+    dtype = X.dtype
+    if dZ_out is None and reusable(d_out, dtype):
+        dZ = d_out
+    else:
+        dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
+    db = buffer("db_out", db_out, (n_out,), dtype) if with_bias else None
+    launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
+           threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
+    dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
+    np.dot(dZ.T, X, out=dW)
+    if lambd:
+        launch(_add_scaled, dW, dtype.type(lambd / m), contiguous(W))
+    dX = None
+    if need_dX:
+        dX = buffer("dX_out", dX_out, (m, n_in), dtype)
+        np.dot(dZ, W, out=dX)
+    return dX, dW, db
+
+
+def _check_layer(X, W, b):
+    check_float_array("X", X, ndim=2)
+    check_float_array("W", W, ndim=2)
+    check_same_dtype("W", W, X.dtype)
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"W must have shape (n_out, {X.shape[1]}) to match X of shape {X.shape}, "
+            f"got {W.shape}")
+    if b is not None:
+        check_float_array("b", b, ndim=1)
+        check_shape("b", b, (W.shape[0],))
+        check_same_dtype("b", b, X.dtype)

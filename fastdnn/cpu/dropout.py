@@ -1,0 +1,64 @@
+"""Inverted dropout with counter-based masks (fastdnn.rng), as parallel Numba loops.
+
+A: (m, n) activations; element (i, j) is kept when the hash of key + i * n + j falls
+below the threshold, so the mask equals fastdnn.reference.dropout_mask bit for bit.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_float_array
+from ..config import CACHE
+from ..formulas import is_kept
+from ._common import buffer, contiguous, dropout_args, launch
+from ._rows import dropout_row
+
+
+@njit(parallel=True, cache=CACHE)
+def _dropout_mask(m, n, key, threshold, out):
+    # parallel over rows
+    for i in prange(m):
+        base = np.uint64(i * n)
+        for j in range(n):
+            out[i, j] = is_kept(key, base + np.uint64(j), threshold)
+
+
+@njit(parallel=True, cache=CACHE)
+def _dropout(A, key, threshold, scale, out):
+    # parallel over rows
+    m, n = A.shape
+    for i in prange(m):
+        dropout_row(A[i], np.uint64(i * n), key, threshold, scale, out[i])
+
+
+def _rows(shape):
+    shape = tuple(int(s) for s in np.atleast_1d(shape)) if not isinstance(shape, int) \
+        else (int(shape),)
+    return (shape[0] if shape else 1), (int(np.prod(shape[1:])) if len(shape) > 1 else 1)
+
+
+def dropout_mask(shape, keep_prob, key):
+    """Boolean keep-mask of ``shape`` for one layer and step (True = kept)."""
+    _, key, threshold, _ = dropout_args(keep_prob, key, np.dtype(np.float64))
+    m, n = _rows(shape)
+    mask = np.empty((m, n), dtype=np.bool_)
+    launch(_dropout_mask, m, n, key, threshold, mask)
+    return mask.reshape(shape)
+
+
+def dropout_forward(A, keep_prob, key, *, out=None):
+    """Zero the dropped units and scale the kept ones by 1 / keep_prob."""
+    check_float_array("A", A)
+    apply, key, threshold, scale = dropout_args(keep_prob, key, A.dtype)
+    A = contiguous(A)
+    out = buffer("out", out, A.shape, A.dtype)
+    if not apply:
+        np.copyto(out, A)
+        return out
+    m = A.shape[0]
+    launch(_dropout, A.reshape(m, -1), key, threshold, scale, out.reshape(m, -1))
+    return out
+
+
+def dropout_backward(dA, keep_prob, key, *, out=None):
+    """Gradient through dropout: the same mask and scale as forward."""
+    return dropout_forward(dA, keep_prob, key, out=out)

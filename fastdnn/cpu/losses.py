@@ -1,0 +1,201 @@
+"""Output losses fused with their output activation: loss and gradient in one pass.
+
+m = batch size, k = outputs. Z: (m, k) output pre-activations.
+Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for softmax.
+Losses are batch means and gradients are those of the mean: dZ = (y_hat - Y) / m.
+Per-row losses are summed in row order, so the loss does not depend on the thread count.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_float_array, check_shape
+from ..config import CACHE
+from ..reference.losses import l2_cost, l2_grad, log_softmax, one_hot  # noqa: F401
+from ._common import buffer, contiguous, launch
+
+
+@njit(cache=CACHE)
+def _sum_rows(row_loss):
+    total = 0.0
+    for i in range(row_loss.shape[0]):
+        total += row_loss[i]
+    return total
+
+
+@njit(parallel=True, cache=CACHE)
+def _softmax_xent(Z, Y, labels, use_labels, dZ):
+    # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m
+    m, k = Z.shape
+    row_loss = np.empty(m, dtype=np.float64)
+    mf = Z.dtype.type(m)
+    for i in prange(m):
+        mx = Z[i, 0]
+        for j in range(1, k):
+            mx = max(mx, Z[i, j])
+        s = Z[i, 0] * 0
+        for j in range(k):
+            e = np.exp(Z[i, j] - mx)
+            dZ[i, j] = e
+            s += e
+        log_s = np.log(s)
+        loss = 0.0
+        if use_labels:
+            y_i = labels[i]
+            loss = -(Z[i, y_i] - mx - log_s)
+            for j in range(k):
+                dZ[i, j] = (dZ[i, j] / s - (1 if j == y_i else 0)) / mf
+        else:
+            for j in range(k):
+                y = Y[i, j]
+                if y != 0:
+                    loss -= y * (Z[i, j] - mx - log_s)
+                dZ[i, j] = (dZ[i, j] / s - y) / mf
+        row_loss[i] = loss
+    return _sum_rows(row_loss) / m
+
+
+@njit(parallel=True, cache=CACHE)
+def _sigmoid_xent(Z, Y, dZ):
+    # parallel over rows; log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
+    m, k = Z.shape
+    row_loss = np.empty(m, dtype=np.float64)
+    mf = Z.dtype.type(m)
+    for i in prange(m):
+        loss = 0.0
+        for j in range(k):
+            z = Z[i, j]
+            y = Y[i, j]
+            e = np.exp(-abs(z))
+            loss += max(z, 0) - z * y + np.log1p(e)
+            p = 1 / (1 + e) if z >= 0 else e / (1 + e)
+            dZ[i, j] = (p - y) / mf
+        row_loss[i] = loss
+    return _sum_rows(row_loss) / m
+
+
+@njit(parallel=True, cache=CACHE)
+def _squared_error(A, Y, dA):
+    # parallel over rows
+    m, k = A.shape
+    row_loss = np.empty(m, dtype=np.float64)
+    mf = A.dtype.type(m)
+    for i in prange(m):
+        loss = 0.0
+        for j in range(k):
+            d = A[i, j] - Y[i, j]
+            loss += d * d
+            dA[i, j] = d / mf
+        row_loss[i] = loss
+    return _sum_rows(row_loss) / (2 * m)
+
+
+@njit(parallel=True, cache=CACHE)
+def _softmax(Z, out):
+    # parallel over rows
+    m, k = Z.shape
+    for i in prange(m):
+        mx = Z[i, 0]
+        for j in range(1, k):
+            mx = max(mx, Z[i, j])
+        s = Z[i, 0] * 0
+        for j in range(k):
+            e = np.exp(Z[i, j] - mx)
+            out[i, j] = e
+            s += e
+        for j in range(k):
+            out[i, j] = out[i, j] / s
+
+
+@njit(parallel=True, cache=CACHE)
+def _sigmoid(Z, out):
+    # parallel over rows
+    m, k = Z.shape
+    for i in prange(m):
+        for j in range(k):
+            z = Z[i, j]
+            e = np.exp(-abs(z))
+            out[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
+
+
+def _targets(Z, Y, allow_labels=False):
+    """(Y as a C-contiguous array of Z's dtype or None, labels or None)."""
+    check_float_array("Z", Z, ndim=2)
+    if not isinstance(Y, np.ndarray):
+        Y = np.asarray(Y)
+    if allow_labels and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
+        check_shape("Y", Y, (Z.shape[0],))
+        if Y.min() < 0 or Y.max() >= Z.shape[1]:
+            raise ValueError(f"Y labels must lie in [0, {Z.shape[1]}), got values in "
+                             f"[{Y.min()}, {Y.max()}]")
+        # one compiled specialisation: int64 labels (a copy only for other int types)
+        return None, np.ascontiguousarray(Y, dtype=np.int64)
+    check_shape("Y", Y, Z.shape)
+    if Y.dtype != Z.dtype:
+        Y = Y.astype(Z.dtype)
+    return contiguous(Y), None
+
+
+_NO_LABELS = np.zeros(1, dtype=np.int64)
+
+
+def softmax_cross_entropy(Z, Y, *, dZ_out=None):
+    """Categorical cross-entropy of softmax(Z) and its gradient, in one pass.
+
+    Parameters
+    ----------
+    Z : (m, k) float32/float64 pre-activations
+    Y : (m, k) one-hot or probability targets, or (m,) integer labels in [0, k)
+    dZ_out : optional (m, k) C-contiguous buffer of Z's dtype
+
+    Returns
+    -------
+    loss : float, the batch mean; dZ : (m, k) = (softmax(Z) - Y) / m
+    """
+    Y, labels = _targets(Z, Y, allow_labels=True)
+    Z = contiguous(Z)
+    dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
+    if labels is None:
+        loss = launch(_softmax_xent, Z, Y, _NO_LABELS, False, dZ)
+    else:
+        loss = launch(_softmax_xent, Z, Z, labels, True, dZ)
+    return float(loss), dZ
+
+
+def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
+    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch.
+
+    Returns (loss, dZ = (sigmoid(Z) - Y) / m); Y is (m, k) like Z.
+    """
+    Y, _ = _targets(Z, Y)
+    Z = contiguous(Z)
+    dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
+    return float(launch(_sigmoid_xent, Z, Y, dZ)), dZ
+
+
+def mean_squared_error(A, Y, *, dA_out=None):
+    """Half the squared error, summed over outputs and averaged over the batch.
+
+    Returns (loss = sum((A - Y)**2) / (2m), dA = (A - Y) / m).
+    """
+    Y, _ = _targets(A, Y)
+    A = contiguous(A)
+    dA = buffer("dA_out", dA_out, A.shape, A.dtype)
+    return float(launch(_squared_error, A, Y, dA)), dA
+
+
+def softmax(Z, *, out=None):
+    """Row-wise softmax of an (m, k) array, with the row maximum subtracted."""
+    check_float_array("Z", Z, ndim=2)
+    Z = contiguous(Z)
+    out = buffer("out", out, Z.shape, Z.dtype)
+    launch(_softmax, Z, out)
+    return out
+
+
+def sigmoid(Z, *, out=None):
+    """Element-wise logistic function of an (m, k) array, overflow-free."""
+    check_float_array("Z", Z, ndim=2)
+    Z = contiguous(Z)
+    out = buffer("out", out, Z.shape, Z.dtype)
+    launch(_sigmoid, Z, out)
+    return out

@@ -1,0 +1,171 @@
+"""Optimizer updates in place, each one parallel Numba loop over a flat buffer.
+
+N = number of parameters. param, grad and the state arrays are contiguous arrays of one
+dtype and shape (a model's single flat parameter buffer, or any one tensor), or matching
+lists of such arrays (one kernel call per tensor). Scalars, bias corrections included, are
+computed on the host in the parameters' dtype, so float32 updates run in float32.
+``weight_decay`` is coupled L2 (g + weight_decay * param) except in adamw_update, where
+it is decoupled (param -= lr * weight_decay * param before the Adam step).
+"""
+import numpy as np
+from numba import njit, prange
+
+from .._validation import check_int, check_real
+from ..config import CACHE
+from ._common import launch
+
+
+@njit(parallel=True, cache=CACHE)
+def _sgd(p, g, lr, wd):
+    for i in prange(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        p[i] -= lr * gi
+
+
+@njit(parallel=True, cache=CACHE)
+def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
+    # param -= lr * (a v + c g): (1, 0) for momentum, (beta, 1 - beta) for Nesterov.
+    # Branch-free: a branch in the loop kept it scalar (kernels/adam.py).
+    for i in prange(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        vi = beta * v[i] + one_minus_beta * gi
+        v[i] = vi
+        p[i] -= lr * (a * vi + c * gi)
+
+
+@njit(parallel=True, cache=CACHE)
+def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
+    for i in prange(p.shape[0]):
+        gi = g[i] + wd * p[i]
+        si = beta2 * s[i] + one_minus_beta2 * gi * gi
+        s[i] = si
+        p[i] -= lr * gi / (np.sqrt(si) + eps)
+
+
+@njit(parallel=True, cache=CACHE)
+def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+          inv_sqrt_bc2, eps, wd, decay):
+    # step_size = lr / (1 - beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t) from the
+    # host (one division and one sqrt per element, as in PyTorch); wd: coupled L2 (0 for
+    # AdamW); decay = 1 - lr * weight_decay for AdamW's decoupled decay, 1 for Adam.
+    # Branch-free so the loop vectorises (kernels/adam.py v1 vs v4).
+    for i in prange(p.shape[0]):
+        pi = p[i]
+        gi = g[i] + wd * pi
+        mi = beta1 * m[i] + one_minus_beta1 * gi
+        vi = beta2 * v[i] + one_minus_beta2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        p[i] = decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
+
+
+def _groups(param, **others):
+    """[[flat param, flat others...], ...]: one group for a single array, one per tensor
+    for matching lists. Checks shapes, dtypes and contiguity, naming the argument."""
+    if isinstance(param, np.ndarray):
+        groups = [(param,) + tuple(others.values())]
+    else:
+        param = list(param)
+        for name, o in others.items():
+            if isinstance(o, np.ndarray) or len(o) != len(param):
+                raise ValueError(f"{name} must be a list of {len(param)} arrays matching "
+                                 f"the list param, got {type(o).__name__}")
+        groups = [(p,) + tuple(o[k] for o in others.values()) for k, p in enumerate(param)]
+    names = ("param",) + tuple(others)
+    flat = []
+    for group in groups:
+        p = group[0]
+        if not isinstance(p, np.ndarray) or p.dtype.type not in (np.float32, np.float64):
+            raise TypeError("param must be float32 or float64 arrays, got "
+                            f"{getattr(p, 'dtype', type(p).__name__)}")
+        views = []
+        for name, a in zip(names, group):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+            if a.shape != p.shape:
+                raise ValueError(f"{name} must have the shape of param {p.shape}, "
+                                 f"got {a.shape}")
+            if a.dtype != p.dtype:
+                raise TypeError(f"{name} has dtype {a.dtype} but param is {p.dtype}")
+            if not a.flags.c_contiguous:
+                raise ValueError(f"{name} must be C-contiguous (updated through a flat view)")
+            if name != "grad" and not a.flags.writeable:
+                raise ValueError(f"{name} must be writable (updated in place)")
+            views.append(a.reshape(-1))
+        flat.append(views)
+    return flat
+
+
+def sgd_update(param, grad, lr, weight_decay=0.0):
+    """param -= lr * (grad + weight_decay * param), in place.
+
+    ``param``, ``grad``: one contiguous array, or matching lists of them.
+    """
+    lr = check_real("lr", lr, 0.0)
+    wd = check_real("weight_decay", weight_decay, 0.0)
+    for p, g in _groups(param, grad=grad):
+        t = p.dtype.type
+        launch(_sgd, p, g, t(lr), t(wd))
+
+
+def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
+    """v = beta * v + (1 - beta) * g; param -= lr * v (in place)."""
+    _momentum_like(param, grad, velocity, lr, beta, weight_decay, False)
+
+
+def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
+    """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g)."""
+    _momentum_like(param, grad, velocity, lr, beta, weight_decay, True)
+
+
+def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
+    lr = check_real("lr", lr, 0.0)
+    wd = check_real("weight_decay", weight_decay, 0.0)
+    beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
+    for p, g, v in _groups(param, grad=grad, velocity=velocity):
+        t = p.dtype.type
+        a, c = (beta, 1 - beta) if nesterov else (1.0, 0.0)
+        launch(_momentum, p, g, v, t(lr), t(beta), t(1 - beta), t(wd), t(a), t(c))
+
+
+def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
+    lr = check_real("lr", lr, 0.0)
+    wd = check_real("weight_decay", weight_decay, 0.0)
+    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+    eps = check_real("eps", eps, 0.0, low_open=True)
+    for p, g, s in _groups(param, grad=grad, sq_avg=sq_avg):
+        t = p.dtype.type
+        launch(_rmsprop, p, g, s, t(lr), t(beta2), t(1 - beta2), t(eps), t(wd))
+
+
+def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+                weight_decay=0.0):
+    """Adam with bias correction, in place; ``step`` is t >= 1 counting this update.
+
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+    """
+    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, False)
+
+
+def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+                 weight_decay=0.01):
+    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
+    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, True)
+
+
+def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    lr = check_real("lr", lr, 0.0)
+    wd = check_real("weight_decay", weight_decay, 0.0)
+    step = check_int("step", step, 1)
+    beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
+    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
+    eps = check_real("eps", eps, 0.0, low_open=True)
+    coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
+    step_size = lr / (1 - beta1**step)
+    inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
+    for p, g, m_, v_ in _groups(param, grad=grad, m=m, v=v):
+        t = p.dtype.type
+        launch(_adam, p, g, m_, v_, t(step_size), t(beta1), t(1 - beta1), t(beta2),
+               t(1 - beta2), t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
