@@ -1,0 +1,35 @@
+"""Softmax cross-entropy on integer labels: loss and dZ = (softmax(Z) - Y) / m.
+
+m = batch size, k = 10 classes.
+"""
+import numpy as np
+
+from .common import (BACKENDS, BATCHES, DTYPES, Benchmark, R, empty_like, get_kernels,
+                     rel_error, rng, sync, to_backend)
+
+K_CLASSES = 10
+
+
+class SoftmaxCrossEntropy(Benchmark):
+    params = [BACKENDS, BATCHES, DTYPES]
+    param_names = ["backend", "batch", "dtype"]
+
+    def setup(self, backend, m, dtype):
+        self.K = get_kernels(backend)
+        self.backend = backend
+        r = rng(0)
+        self.host = (3 * r.standard_normal((m, K_CLASSES))).astype(dtype)
+        self.host_y = r.integers(0, K_CLASSES, m)
+        self.Z, self.y = to_backend(backend, self.host, self.host_y)
+        self.dZ = empty_like(backend, self.host)
+        self.time_softmax_cross_entropy(backend, m, dtype)
+
+    def time_softmax_cross_entropy(self, backend, m, dtype):
+        self.K.softmax_cross_entropy(self.Z, self.y, dZ_out=self.dZ)
+        sync(self.backend)
+
+    def track_rel_error(self, backend, m, dtype):
+        loss_ref, dZ_ref = R.softmax_cross_entropy(self.host.astype(np.float64), self.host_y)
+        loss, dZ = self.K.softmax_cross_entropy(self.Z, self.y)
+        return max(abs(float(loss) - loss_ref) / abs(loss_ref), rel_error(dZ, dZ_ref))
+    track_rel_error.unit = "max relative error vs float64 reference"

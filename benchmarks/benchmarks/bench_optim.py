@@ -1,0 +1,41 @@
+"""Optimizer updates, in place on flat parameter vectors of n = 1e5, 1e6 and 1.6e7.
+
+Memory-bound: Adam moves 28 B/param in float32 (read p, g, m, v; write p, m, v),
+RMSprop/momentum 20 B, SGD 12 B. float64 stops at 1e6 to keep the suite short.
+"""
+import numpy as np
+
+from .common import (BACKENDS, DTYPES, N_STATES, OPTIMIZERS, Benchmark, R, get_kernels,
+                     optimizer_call, optimizer_data, rel_error, sync, to_backend)
+
+SIZES = [100_000, 1_000_000, 16_000_000]
+
+
+class OptimizerUpdate(Benchmark):
+    params = [BACKENDS, OPTIMIZERS, SIZES, DTYPES]
+    param_names = ["backend", "optimizer", "n_params", "dtype"]
+    timeout = 180
+
+    def setup(self, backend, name, n, dtype):
+        if dtype == "float64" and n > 1_000_000:
+            raise NotImplementedError("float64 is benchmarked up to 1e6 parameters")
+        self.K = get_kernels(backend)
+        self.backend = backend
+        self.host = optimizer_data(n, dtype, N_STATES[name])
+        arrays = to_backend(backend, *[a.copy() for a in self.host])
+        self.update = optimizer_call(self.K, name, arrays)
+        self.time_update(backend, name, n, dtype)
+
+    def time_update(self, backend, name, n, dtype):
+        self.update()
+        sync(self.backend)
+
+    def track_rel_error(self, backend, name, n, dtype):
+        if n > 1_000_000:  # one size is enough for accuracy, and it keeps the run short
+            return float("nan")
+        ref = [a.astype(np.float64) for a in self.host]
+        got = list(to_backend(self.backend, *[a.copy() for a in self.host]))
+        optimizer_call(R, name, ref)()
+        optimizer_call(self.K, name, got)()
+        return max(rel_error(g, r) for g, r in zip(got, ref))
+    track_rel_error.unit = "max relative error vs float64 reference"
