@@ -73,5 +73,7 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    from .profile import add_parser as add_profile_parser
+    add_profile_parser(sub)
     args = parser.parse_args(argv)
     return args.run(args)
