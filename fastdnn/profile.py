@@ -331,10 +331,10 @@ class KernelStep:
     is the NumPy reference step.
     """
 
-    def __init__(self, K, layers, X, y, keep_prob=0.8, seed=0):
+    def __init__(self, K, layers, X, y, keep_prob=0.8, seed=0, lr=LR):
         from . import reference as R
         from .rng import dropout_key
-        self.K, self.key, self.keep, self.seed = K, dropout_key, keep_prob, seed
+        self.K, self.key, self.keep, self.seed, self.lr = K, dropout_key, keep_prob, seed, lr
         rng = np.random.default_rng(seed)
         dtype = X.dtype
         self.W = [R.initialize_weights("he", a, b, rng, dtype)
@@ -380,7 +380,7 @@ class KernelStep:
                                                  with_bias=False, need_dX=l > 0)
         grads = grads_W + grads_gamma + grads_beta + [db]
         for p, g, (m, v) in zip(self.params, grads, self.moments):
-            K.adam_update(p, g, m, v, t, LR)
+            K.adam_update(p, g, m, v, t, self.lr)
         self.t = t
         return loss
 
@@ -550,7 +550,9 @@ def _table(rows, columns, title, out):
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def report(result, out=sys.stdout):
+def report(result, out=None):
+    """Print ``result`` (from profile()) as readable tables."""
+    out = sys.stdout if out is None else out
     env, a = result["environment"], result["settings"]
     print(f"fastdnn profile: {env['cpu']}, {env['logical_cpus']} logical CPUs, "
           f"{a['threads']} threads", file=out)
