@@ -40,6 +40,8 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 # momentum/RMSprop also read and write one state; Adam two (STREAM convention).
 ACCESSES = {"sgd": 3, "momentum": 5, "nesterov": 5, "rmsprop": 5, "adam": 7, "adamw": 7}
 LR = 1e-3
+ENV_VARS = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
 
 
 # --------------------------------------------------------------------------- timing
@@ -114,7 +116,7 @@ def environment():
     info = {"python": platform.python_version(), "machine": platform.machine(),
             "cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "numpy": np.__version__,
             "numba": numba.__version__, "numba_threads": numba.get_num_threads(),
-            "numba_threading_layer": None, "blas": None, "torch": None}
+            "blas": None, "torch": None}
     try:
         from threadpoolctl import threadpool_info
         blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
@@ -133,6 +135,9 @@ def environment():
     torch = _torch()
     if torch is not None:
         info["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
+    # OPENBLAS_THREAD_TIMEOUT matters: idle OpenBLAS threads spin ~0.1 s after a GEMM and
+    # slow down a Numba kernel launched right after it (a small value avoids that).
+    info["env"] = {k: os.environ[k] for k in ENV_VARS if k in os.environ}
     return info
 
 
@@ -559,6 +564,8 @@ def report(result, out=None):
     print(f"numpy {env['numpy']} (BLAS {env['blas']}), numba {env['numba']}, "
           f"torch {env['torch'] or 'not installed'}; backend {a['backend']}, {a['dtype']}",
           file=out)
+    if env.get("env"):
+        print("environment: " + " ".join(f"{k}={v}" for k, v in env["env"].items()), file=out)
     if "bandwidth" in result:
         bw = result["bandwidth"]
         rows = [dict(op=op, **v) for op, v in bw.items()]

@@ -8,6 +8,7 @@ from .common import (BACKENDS, BATCHES, DTYPES, KEY, Benchmark, R, batchnorm_dat
                      copy_into, empty_like, get_kernels, rel_error, sync, to_backend)
 
 N, KEEP = 512, 0.8
+HYPER = (0.9, 1e-5, True, "relu", KEEP, KEY)  # momentum, eps, training, activation, ...
 
 
 class BatchnormForward(Benchmark):
@@ -17,28 +18,17 @@ class BatchnormForward(Benchmark):
     def setup(self, backend, m, dtype):
         self.K = get_kernels(backend)
         self.backend = backend
-        self.host = batchnorm_data(m, N, dtype)
-        self.args = to_backend(backend, *self.host[:5])
-        Z, gamma = self.host[0], self.host[1]
+        host = batchnorm_data(m, N, dtype)
+        self.args = to_backend(backend, *host[:5])
+        Z, gamma = host[0], host[1]
         self.outs = dict(out=empty_like(backend, Z), act_out=empty_like(backend, Z),
                          x_hat_out=empty_like(backend, Z),
                          inv_std_out=empty_like(backend, gamma))
         self.time_batchnorm_activation_forward(backend, m, dtype)
 
     def time_batchnorm_activation_forward(self, backend, m, dtype):
-        self.K.batchnorm_activation_forward(*self.args, 0.9, 1e-5, True, "relu", KEEP, KEY,
-                                            **self.outs)
+        self.K.batchnorm_activation_forward(*self.args, *HYPER, **self.outs)
         sync(self.backend)
-
-    def track_rel_error(self, backend, m, dtype):
-        host = [a.astype(np.float64) for a in self.host[:5]]
-        ref = R.batchnorm_activation_forward(*host, 0.9, 1e-5, True, "relu", KEEP, KEY)
-        args = to_backend(backend, *self.host[:5])
-        got = self.K.batchnorm_activation_forward(*args, 0.9, 1e-5, True, "relu", KEEP, KEY)
-        errors = [rel_error(g, r) for g, r in zip(got, ref)]
-        errors += [rel_error(args[3], host[3]), rel_error(args[4], host[4])]  # running stats
-        return max(errors)
-    track_rel_error.unit = "max relative error vs float64 reference"
 
 
 class BatchnormBackward(Benchmark):
@@ -50,11 +40,9 @@ class BatchnormBackward(Benchmark):
         self.K = get_kernels(backend)
         self.backend = backend
         Z, gamma, beta, rm, rv, d_out = batchnorm_data(m, N, dtype)
-        _, act, x_hat, inv_std = R.batchnorm_activation_forward(
-            Z, gamma, beta, rm, rv, 0.9, 1e-5, True, "relu", KEEP, KEY)
-        self.host = (d_out, act, x_hat, inv_std, gamma)
+        _, act, x_hat, inv_std = R.batchnorm_activation_forward(Z, gamma, beta, rm, rv, *HYPER)
         self.d0, self.act, self.x_hat, self.inv_std, self.gamma = to_backend(
-            backend, *self.host)
+            backend, d_out, act, x_hat, inv_std, gamma)
         self.d = empty_like(backend, d_out)
         self.outs = dict(dZ_out=empty_like(backend, Z), dgamma_out=empty_like(backend, gamma),
                          dbeta_out=empty_like(backend, gamma))
@@ -66,11 +54,35 @@ class BatchnormBackward(Benchmark):
                                              self.gamma, "relu", KEEP, KEY, **self.outs)
         sync(self.backend)
 
-    def track_rel_error(self, backend, m, dtype):
-        host = [a.astype(np.float64) for a in self.host]
-        ref = R.batchnorm_activation_backward(*host, "relu", KEEP, KEY)
-        d = to_backend(backend, self.host[0].copy())
-        got = self.K.batchnorm_activation_backward(d, self.act, self.x_hat, self.inv_std,
-                                                   self.gamma, "relu", KEEP, KEY)
+
+class BatchnormAccuracy(Benchmark):
+    """Largest relative error of every output against the float64 reference, batch 256."""
+    params = [BACKENDS, DTYPES]
+    param_names = ["backend", "dtype"]
+    unit = "max relative error vs float64 reference"
+
+    def setup(self, backend, dtype):
+        self.K = get_kernels(backend)
+        self.backend = backend
+        self.host = batchnorm_data(256, N, dtype)
+        self.ref = [a.astype(np.float64) for a in self.host]
+
+    def track_forward_rel_error(self, backend, dtype):
+        ref = R.batchnorm_activation_forward(*self.ref[:5], *HYPER)
+        args = to_backend(backend, *[a.copy() for a in self.host[:5]])
+        got = self.K.batchnorm_activation_forward(*args, *HYPER)
+        errors = [rel_error(g, r) for g, r in zip(got, ref)]
+        errors += [rel_error(args[3], self.ref[3]), rel_error(args[4], self.ref[4])]
+        return max(errors)  # outputs and the updated running statistics
+    track_forward_rel_error.unit = unit
+
+    def track_backward_rel_error(self, backend, dtype):
+        Z, gamma, beta, rm, rv, d_out = self.ref
+        _, act, x_hat, inv_std = R.batchnorm_activation_forward(Z, gamma, beta, rm, rv, *HYPER)
+        ref = R.batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma, "relu",
+                                              KEEP, KEY)
+        dtype_args = [a.astype(dtype) for a in (d_out, act, x_hat, inv_std, gamma)]
+        got = self.K.batchnorm_activation_backward(*to_backend(backend, *dtype_args), "relu",
+                                                   KEEP, KEY)
         return max(rel_error(g, r) for g, r in zip(got, ref))
-    track_rel_error.unit = "max relative error vs float64 reference"
+    track_backward_rel_error.unit = unit

@@ -4,8 +4,8 @@ m = batch size; the layer is 784 -> 512, the first layer of the MNIST MLP.
 """
 import numpy as np
 
-from .common import (BACKENDS, BATCHES, DTYPES, KEY, Benchmark, R, copy_into,
-                     dense_data, empty_like, get_kernels, rel_error, sync, to_backend)
+from .common import (BACKENDS, BATCHES, DTYPES, KEY, Benchmark, R, copy_into, dense_data,
+                     empty_like, get_kernels, rel_error, sync, to_backend)
 
 N_IN, N_OUT, KEEP = 784, 512, 0.8
 
@@ -17,8 +17,7 @@ class DenseForward(Benchmark):
     def setup(self, backend, m, dtype):
         self.K = get_kernels(backend)
         self.backend = backend
-        self.host = dense_data(m, N_IN, N_OUT, dtype)
-        self.X, self.W, self.b, _ = to_backend(backend, *self.host)
+        self.X, self.W, self.b, _ = to_backend(backend, *dense_data(m, N_IN, N_OUT, dtype))
         Z = np.empty((m, N_OUT), dtype)
         self.out, self.act = empty_like(backend, Z), empty_like(backend, Z)
         self.time_dense_forward(backend, m, dtype)  # compile before timing
@@ -27,13 +26,6 @@ class DenseForward(Benchmark):
         self.K.dense_forward(self.X, self.W, self.b, "relu", KEEP, KEY,
                              out=self.out, act_out=self.act)
         sync(self.backend)
-
-    def track_rel_error(self, backend, m, dtype):
-        X, W, b, _ = (a.astype(np.float64) for a in self.host)
-        ref, _ = R.dense_forward(X, W, b, "relu", KEEP, KEY)
-        got, _ = self.K.dense_forward(self.X, self.W, self.b, "relu", KEEP, KEY)
-        return rel_error(got, ref)
-    track_rel_error.unit = "max relative error vs float64 reference"
 
 
 class DenseBackward(Benchmark):
@@ -44,9 +36,8 @@ class DenseBackward(Benchmark):
     def setup(self, backend, m, dtype):
         self.K = get_kernels(backend)
         self.backend = backend
-        X, W, b, d_out = self.host = dense_data(m, N_IN, N_OUT, dtype)
+        X, W, b, d_out = dense_data(m, N_IN, N_OUT, dtype)
         _, act = R.dense_forward(X, W, b, "relu", KEEP, KEY)
-        self.host_act = act
         self.X, self.W, self.act, self.d0 = to_backend(backend, X, W, act, d_out)
         self.d = empty_like(backend, d_out)
         self.dX, self.dW = empty_like(backend, X), empty_like(backend, W)
@@ -60,11 +51,32 @@ class DenseBackward(Benchmark):
                               dZ_out=self.dZ)
         sync(self.backend)
 
-    def track_rel_error(self, backend, m, dtype):
-        X, W, _, d_out = (a.astype(np.float64) for a in self.host)
-        act = self.host_act.astype(np.float64)
-        ref = R.dense_backward(d_out, X, W, act, "relu", KEEP, KEY, 1e-4)
-        d = to_backend(backend, self.host[3].copy())
-        got = self.K.dense_backward(d, self.X, self.W, self.act, "relu", KEEP, KEY, 1e-4)
+
+class DenseAccuracy(Benchmark):
+    """Largest relative error of every output against the float64 reference, batch 256."""
+    params = [BACKENDS, DTYPES]
+    param_names = ["backend", "dtype"]
+    unit = "max relative error vs float64 reference"
+
+    def setup(self, backend, dtype):
+        self.K = get_kernels(backend)
+        self.backend = backend
+        self.host = dense_data(256, N_IN, N_OUT, dtype)
+        self.ref = [a.astype(np.float64) for a in self.host]
+
+    def track_forward_rel_error(self, backend, dtype):
+        X, W, b, _ = self.ref
+        ref = R.dense_forward(X, W, b, "relu", KEEP, KEY)
+        got = self.K.dense_forward(*to_backend(backend, *self.host[:3]), "relu", KEEP, KEY)
         return max(rel_error(g, r) for g, r in zip(got, ref))
-    track_rel_error.unit = "max relative error vs float64 reference"
+    track_forward_rel_error.unit = unit
+
+    def track_backward_rel_error(self, backend, dtype):
+        X, W, b, d_out = self.ref
+        _, act = R.dense_forward(X, W, b, "relu", KEEP, KEY)
+        ref = R.dense_backward(d_out, X, W, act, "relu", KEEP, KEY, 1e-4)
+        args = to_backend(backend, self.host[3].copy(), self.host[0], self.host[1],
+                          act.astype(dtype))
+        got = self.K.dense_backward(*args, "relu", KEEP, KEY, 1e-4)
+        return max(rel_error(g, r) for g, r in zip(got, ref))
+    track_backward_rel_error.unit = unit

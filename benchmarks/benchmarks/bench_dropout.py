@@ -31,7 +31,17 @@ class Dropout(Benchmark):
         self.K.dropout_backward(self.A, KEEP, KEY, out=self.out)
         sync(self.backend)
 
-    def track_rel_error(self, backend, m, dtype):
+
+class DropoutAccuracy(Benchmark):
+    """Largest relative error against the float64 reference, batch 256 (masks must match)."""
+    params = [BACKENDS, DTYPES]
+    param_names = ["backend", "dtype"]
+
+    def setup(self, backend, dtype):
+        self.K = get_kernels(backend)
+        self.host = rng(0).standard_normal((256, N)).astype(dtype)
+
+    def track_rel_error(self, backend, dtype):
         ref = R.dropout_forward(self.host.astype(np.float64), KEEP, KEY)
-        return rel_error(self.K.dropout_forward(self.A, KEEP, KEY), ref)
+        return rel_error(self.K.dropout_forward(to_backend(backend, self.host), KEEP, KEY), ref)
     track_rel_error.unit = "max relative error vs float64 reference"

@@ -138,14 +138,11 @@ N_STATES = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam": 2, "ad
 
 def optimizer_data(n, dtype, n_states, seed=0):
     """param, grad (n,) and ``n_states`` state vectors in a valid (non-negative v) state."""
-    r = rng(seed)
-    param = r.standard_normal(n).astype(dtype)
-    grad = (0.01 * r.standard_normal(n)).astype(dtype)
-    states = [(0.001 * r.standard_normal(n)).astype(dtype) for _ in range(n_states)]
-    if n_states == 2:  # Adam's second moment
-        states[1] = np.abs(states[1]) * 1e-3
-    elif n_states == 1:  # RMSprop's squared average must be >= 0 (harmless for momentum)
-        states[0] = np.abs(states[0])
+    r, scalar = rng(seed), np.dtype(dtype).type
+    param = r.standard_normal(n, dtype=dtype)
+    grad = r.standard_normal(n, dtype=dtype) * scalar(0.01)
+    states = [np.abs(r.standard_normal(n, dtype=dtype)) * scalar(1e-4)
+              for _ in range(n_states)]  # >= 0: RMSprop's and Adam's squared averages
     return [param, grad] + states
 
 
@@ -170,4 +167,3 @@ def mlp_or_skip():
     return MLP, optim
 
 
-__all__ = ["R", "KEY"]
