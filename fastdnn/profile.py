@@ -578,7 +578,8 @@ def report(result, out=None):
         cols = [("gemm", "GEMM", None), ("shape", "shape", None),
                 ("numpy_us", "numpy us", "{:.0f}"), ("numpy_GFLOPs", "numpy GFLOP/s", "{:.1f}")]
         if "torch_us" in result["gemm"][0]:
-            cols += [("torch_us", "torch us", "{:.0f}"), ("torch_GFLOPs", "torch GFLOP/s", "{:.1f}")]
+            cols += [("torch_us", "torch us", "{:.0f}"),
+                     ("torch_GFLOPs", "torch GFLOP/s", "{:.1f}")]
         total = {k: sum(r[k] for r in result["gemm"]) for k in ("numpy_us", "torch_us", "flops")
                  if k in result["gemm"][0]}
         rows = result["gemm"] + [dict(gemm="all (step floor)", shape="-",
@@ -597,10 +598,10 @@ def report(result, out=None):
         cols += [(k, "x " + k[5:].replace("_", " "), "{:.2f}") for k in fracs]
         cols += [("vs_numpy", "vs numpy", "{:.1f}x"), ("rel_err_vs_ref", "rel err", "{:.1e}"),
                  ("note", "note", None)]
+        size = np.dtype(a["dtype"]).itemsize
+        per_param = ", ".join(f"{k} {ACCESSES[k] * size}" for k in a["optimizers"])
         _table(result["optim"], cols, f"optimizer updates: {a['params']:,} parameters, "
-                                      f"{a['dtype']} (B/param: "
-                                      + ", ".join(f"{k} {ACCESSES[k] * np.dtype(a['dtype']).itemsize}"
-                                                  for k in a["optimizers"]) + ")", out)
+                                      f"{a['dtype']} (B/param: {per_param})", out)
     if "step" in result:
         _table(result["step"], [("impl", "implementation", None), ("ms", "ms/step", "{:.2f}"),
                                 ("samples_per_s", "samples/s", "{:,.0f}"),
