@@ -349,7 +349,7 @@ class KernelStep:
         self.stats = [(np.zeros(n, dtype), np.ones(n, dtype)) for n in layers[1:-1]]
         self.b = np.zeros(layers[-1], dtype)
         self.params = self.W + self.gamma + self.beta + [self.b]
-        self.X, self.y = _on_backend(K, [X])[0], y
+        self.X, self.y = _on_backend(K, [X, y])
         self.params = _on_backend(K, self.params)
         n_hidden = len(layers) - 2
         self.W, self.b = self.params[:len(self.W)], self.params[-1]
