@@ -138,10 +138,10 @@ N_STATES = {"sgd": 0, "momentum": 1, "nesterov": 1, "rmsprop": 1, "adam": 2, "ad
 
 def optimizer_data(n, dtype, n_states, seed=0):
     """param, grad (n,) and ``n_states`` state vectors in a valid (non-negative v) state."""
-    r, scalar = rng(seed), np.dtype(dtype).type
-    param = r.standard_normal(n, dtype=dtype)
-    grad = r.standard_normal(n, dtype=dtype) * scalar(0.01)
-    states = [np.abs(r.standard_normal(n, dtype=dtype)) * scalar(1e-4)
+    r, scalar = rng(seed), np.dtype(dtype).type  # uniform draws: fast at 1.6e7
+    param = r.random(n, dtype=dtype) - scalar(0.5)
+    grad = (r.random(n, dtype=dtype) - scalar(0.5)) * scalar(0.02)
+    states = [r.random(n, dtype=dtype) * scalar(1e-4)
               for _ in range(n_states)]  # >= 0: RMSprop's and Adam's squared averages
     return [param, grad] + states
 
