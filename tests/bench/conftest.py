@@ -32,7 +32,6 @@ def K(request):
         module = kernels(request.param)
     except (ImportError, RuntimeError) as exc:
         pytest.skip(f"backend {request.param!r} unavailable: {exc}")
-    module.backend_name = request.param
     return module
 
 
