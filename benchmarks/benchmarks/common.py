@@ -6,16 +6,18 @@ Every factory takes a seed, so each benchmark sees the same data on every run.
 import os
 import sys
 
-import numpy as np
-
+# fastdnn before NumPy, as a user script would: the package may tune the BLAS's threads
+# (OPENBLAS_THREAD_TIMEOUT) only while NumPy is not loaded yet.
 try:
     import fastdnn  # noqa: F401
 except ImportError:  # a plain clone run with `asv run --python=same`: use the checkout
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
     import fastdnn  # noqa: F401
 
-from fastdnn import reference as R
-from fastdnn.rng import dropout_key
+import numpy as np  # noqa: E402
+
+from fastdnn import reference as R  # noqa: E402
+from fastdnn.rng import dropout_key  # noqa: E402
 
 BACKENDS = ["numpy", "cpu", "cuda"]
 DTYPES = ["float32", "float64"]
