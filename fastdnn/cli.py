@@ -74,6 +74,8 @@ def main(argv=None):
                    help="skip the timing run on the NumPy reference")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    from .profile import add_parser as add_profile_parser
+    add_profile_parser(sub)
     args = parser.parse_args(argv)
     if args.epochs < 0:
         parser.error("--epochs must be >= 0")
