@@ -5,6 +5,8 @@ import argparse
 import statistics
 import sys
 
+from .profile import add_parser as add_profile_parser
+
 
 def _train(backend, data, args, verbose):
     from . import MLP, Adam
@@ -74,11 +76,11 @@ def main(argv=None):
                    help="skip the timing run on the NumPy reference")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
-    from .profile import add_parser as add_profile_parser
     add_profile_parser(sub)
     args = parser.parse_args(argv)
-    if args.epochs < 0:
-        parser.error("--epochs must be >= 0")
-    if args.batch_size < 1:
-        parser.error("--batch-size must be >= 1")
+    if args.command == "demo":
+        if args.epochs < 0:
+            parser.error("--epochs must be >= 0")
+        if args.batch_size < 1:
+            parser.error("--batch-size must be >= 1")
     return args.run(args)
