@@ -305,7 +305,7 @@ class Sequential:
             for l, blk in enumerate(self.blocks):
                 b = {"out": e(m, blk.n_out), "act": e(m, blk.n_out)}
                 if blk.bn is not None:
-                    b["Z"], b["Zcopy"] = e(m, blk.n_out), e(m, blk.n_out)
+                    b["Z"] = e(m, blk.n_out)
                     if training:
                         b["x_hat"], b["inv_std"] = e(m, blk.n_out), e(blk.n_out)
                         b["dZbn"] = e(m, blk.n_out)
@@ -330,7 +330,7 @@ class Sequential:
                 K.dense_forward(A, W, self._p.get(f"b{l}"), blk.activation, kp, key,
                                 out=b["out"], act_out=b["act"])
             else:
-                K.dense_forward(A, W, None, "identity", 1.0, 0, out=b["Zcopy"], act_out=b["Z"])
+                K.dense_forward(A, W, None, "identity", 1.0, 0, out=b["Z"], act_out=b["Z"])
                 bn = blk.bn
                 if training:
                     K.batchnorm_activation_forward(

@@ -105,8 +105,10 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
         out = buffer("out", out, shape, X.dtype)
     np.dot(X, W.T, out=act)
     with_bias = b is not None
-    launch(_forward_epilogue, act, contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, code, dropout,
-                      key, threshold, scale, out)
+    if out is act and not (with_bias or dropout or code):
+        return out, act  # a bare linear map (before BatchNorm): nothing to fuse
+    launch(_forward_epilogue, act, contiguous(b) if with_bias else _EMPTY[X.dtype],
+           with_bias, code, dropout, key, threshold, scale, out)
     return out, act
 
 
@@ -142,13 +144,16 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
     m, n_in = X.shape
     n_out = W.shape[0]
     dtype = X.dtype
-    if dZ_out is None and reusable(d_out, dtype):
-        dZ = d_out
-    else:
-        dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
     db = buffer("db_out", db_out, (n_out,), dtype) if with_bias else None
-    launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
-           threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
+    if not (with_bias or dropout or code) and d_out.flags.c_contiguous:
+        dZ = d_out  # a bare linear map: dZ is d_out, no pass needed
+    else:
+        if dZ_out is None and reusable(d_out, dtype):
+            dZ = d_out
+        else:
+            dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
+        launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
+               threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     np.dot(dZ.T, X, out=dW)
     if lambd:
