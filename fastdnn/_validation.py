@@ -2,6 +2,7 @@
 
 Each check raises with the argument's name, the value received and what is allowed.
 """
+import math
 import numbers
 
 import numpy as np
@@ -36,7 +37,8 @@ def check_shape(name, x, shape):
     """Raise unless ``x.shape`` equals ``shape``; None in ``shape`` matches anything."""
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
-        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        want = ", ".join("*" if s is None else str(s) for s in shape)
+        want = f"({want},)" if len(shape) == 1 else f"({want})"  # as Python writes shapes
         raise ValueError(f"{name} must have shape {want}, got {x.shape}")
     return x
 
@@ -48,15 +50,18 @@ def check_same_dtype(name, x, dtype):
 
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    """Check a real scalar lies in [low, high]; ``*_open`` makes that end exclusive."""
+    """Check a real scalar lies in [low, high]; ``*_open`` makes that end exclusive.
+
+    A missing bound is an open end at infinity: NaN and infinities are always refused.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high or value != value:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+    if too_low or too_high or not math.isfinite(value):
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}, got {value!r}")

@@ -5,7 +5,7 @@ Every derivative is a function of A alone, so only A needs keeping for backward.
 """
 import numpy as np
 
-from .._validation import emit
+from .._validation import check_float_array, check_shape, emit
 
 LEAKY_RELU_SLOPE = 0.01
 
@@ -44,9 +44,15 @@ def check_activation(activation):
 
 def activation_forward(Z, activation, *, out=None):
     """A = activation(Z)."""
-    return emit(ACTIVATIONS[check_activation(activation)](Z).astype(Z.dtype, copy=False), out)
+    check_activation(activation)
+    check_float_array("Z", Z)
+    return emit(ACTIVATIONS[activation](Z).astype(Z.dtype, copy=False), out)
 
 
 def activation_backward(dA, A, activation, *, out=None):
     """dZ = dA * activation'(Z), with the derivative taken from A."""
-    return emit(dA * DERIVATIVES[check_activation(activation)](A), out)
+    check_activation(activation)
+    check_float_array("A", A)
+    check_float_array("dA", dA)
+    check_shape("dA", dA, A.shape)
+    return emit(dA * DERIVATIVES[activation](A), out)

@@ -6,8 +6,9 @@ running = momentum * running + (1 - momentum) * batch statistic.
 """
 import numpy as np
 
-from .._validation import check_float_array, check_real, check_shape, emit
-from .activations import activation_backward, activation_forward
+from .._validation import (check_float_array, check_keep_prob, check_real, check_shape,
+                          emit)
+from .activations import activation_backward, activation_forward, check_activation
 from .dropout import dropout_backward, dropout_forward
 
 
@@ -38,7 +39,9 @@ def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
     running_mean += (1 - momentum) * mean
     running_var *= momentum
     running_var += (1 - momentum) * var
-    return (emit(gamma * x_hat + beta, out), emit(x_hat, x_hat_out),
+    # cast as in inference mode: float64 gamma/beta must not promote a float32 batch
+    out = emit((gamma * x_hat + beta).astype(Z.dtype, copy=False), out)
+    return (out, emit(x_hat, x_hat_out),
             emit(inv_std, inv_std_out))
 
 
@@ -51,11 +54,14 @@ def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=
     dZ : (m, n), dgamma : (n,), dbeta : (n,)
     """
     check_shape("d_out", d_out, x_hat.shape)
+    check_shape("inv_std", inv_std, (x_hat.shape[1],))
+    check_shape("gamma", gamma, (x_hat.shape[1],))
     dbeta = d_out.sum(axis=0)
     dgamma = (d_out * x_hat).sum(axis=0)
     m = d_out.shape[0]
     dZ = (gamma * inv_std / m) * (m * d_out - dbeta - x_hat * dgamma)
-    return emit(dZ, dZ_out), emit(dgamma, dgamma_out), emit(dbeta, dbeta_out)
+    dZ = emit(dZ.astype(d_out.dtype, copy=False), dZ_out)
+    return dZ, emit(dgamma, dgamma_out), emit(dbeta, dbeta_out)
 
 
 def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
@@ -67,6 +73,9 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     Returns (out, act, x_hat, inv_std): ``act`` is the activation before dropout
     (x_hat and inv_std are None in inference mode, where dropout is off).
     """
+    # checked first, so a bad argument cannot leave the running statistics updated
+    check_activation(activation)
+    check_keep_prob("keep_prob", keep_prob)
     y, x_hat, inv_std = batchnorm_forward(Z, gamma, beta, running_mean, running_var,
                                           momentum, eps, training, x_hat_out=x_hat_out,
                                           inv_std_out=inv_std_out)

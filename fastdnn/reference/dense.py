@@ -3,7 +3,9 @@
 m = batch size, n_in, n_out = layer widths.
 X: (m, n_in), W: (n_out, n_in), b: (n_out,) or None, outputs (m, n_out).
 """
-from .._validation import check_float_array, check_same_dtype, check_shape, emit
+from .. import config
+from .._validation import (check_finite, check_float_array, check_real, check_same_dtype,
+                          check_shape, emit)
 from .activations import activation_backward, activation_forward
 from .dropout import dropout_backward, dropout_forward
 
@@ -43,6 +45,8 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
     """
     _check_layer(X, W, None)
     check_shape("d_out", d_out, (X.shape[0], W.shape[0]))
+    check_shape("act", act, (X.shape[0], W.shape[0]))
+    check_real("lambd", lambd, 0.0)
     dZ = activation_backward(dropout_backward(d_out, keep_prob, key), act, activation)
     emit(dZ, dZ_out)
     dW = emit(dZ.T @ X + (lambd / X.shape[0]) * W, dW_out)
@@ -53,6 +57,8 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
 
 def _check_layer(X, W, b):
     check_float_array("X", X, ndim=2)
+    if config.CHECK_FINITE:
+        check_finite("X", X)
     check_float_array("W", W, ndim=2)
     check_same_dtype("W", W, X.dtype)
     if W.shape[1] != X.shape[1]:

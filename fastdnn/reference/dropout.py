@@ -5,7 +5,7 @@ A: (m, n) activations. The mask of element (i, j) depends only on
 """
 import numpy as np
 
-from .._validation import check_keep_prob, emit
+from .._validation import check_float_array, check_keep_prob, emit
 from ..rng import GOLDEN_GAMMA, MIX1, MIX2, keep_threshold
 
 _U = np.uint64
@@ -30,12 +30,17 @@ def dropout_mask(shape, keep_prob, key):
 
 def dropout_forward(A, keep_prob, key, *, out=None):
     """Zero the dropped units and scale the kept ones by 1 / keep_prob."""
-    if check_keep_prob("keep_prob", keep_prob) == 1.0:
-        return emit(A.copy(), out)
-    mask = dropout_mask(A.shape, keep_prob, key)
-    return emit(A * mask / A.dtype.type(keep_prob), out)
+    return _apply("A", A, keep_prob, key, out)
 
 
 def dropout_backward(dA, keep_prob, key, *, out=None):
     """Gradient through dropout: the same mask and scale as forward."""
-    return dropout_forward(dA, keep_prob, key, out=out)
+    return _apply("dA", dA, keep_prob, key, out)
+
+
+def _apply(name, A, keep_prob, key, out):
+    check_float_array(name, A)
+    if check_keep_prob("keep_prob", keep_prob) == 1.0:
+        return emit(A.copy(), out)
+    mask = dropout_mask(A.shape, keep_prob, key)
+    return emit(A * mask / A.dtype.type(keep_prob), out)

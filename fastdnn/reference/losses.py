@@ -7,7 +7,8 @@ dW = dZ.T @ X needs no further 1/m.
 """
 import numpy as np
 
-from .._validation import check_float_array, check_shape, emit
+from .. import config
+from .._validation import check_finite, check_float_array, check_shape, emit
 from .activations import _sigmoid
 
 
@@ -64,7 +65,7 @@ def mean_squared_error(A, Y, *, dA_out=None):
 
     loss = sum((A - Y)**2) / (2m) as in scikit-learn; returns (loss, dA = (A - Y) / m).
     """
-    Y = _targets(A, Y)
+    Y = _targets(A, Y, name="A")
     m = A.shape[0]
     diff = A - Y
     return float((diff * diff).sum() / (2 * m)), emit(diff / A.dtype.type(m), dA_out)
@@ -81,11 +82,15 @@ def l2_grad(W, lambd, m):
     return (lambd / m) * W
 
 
-def _targets(Z, Y, allow_labels=False):
-    check_float_array("Z", Z, ndim=2)
+def _targets(Z, Y, allow_labels=False, name="Z"):
+    check_float_array(name, Z, ndim=2)
+    if config.CHECK_FINITE:
+        check_finite(name, Z)
     Y = np.asarray(Y)
     if allow_labels and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
         check_shape("Y", Y, (Z.shape[0],))
         return one_hot(Y, Z.shape[1], Z.dtype)
     check_shape("Y", Y, Z.shape)
+    if config.CHECK_FINITE:
+        check_finite("Y", Y)
     return Y.astype(Z.dtype, copy=False)

@@ -17,7 +17,7 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     """v = beta * v + (1 - beta) * g; param -= lr * v."""
-    g = _grad(param, grad, lr, weight_decay)
+    g = _grad(param, grad, lr, weight_decay, velocity=velocity)
     check_real("beta", beta, 0.0, 1.0, high_open=True)
     velocity *= beta
     velocity += (1 - beta) * g
@@ -30,7 +30,7 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     The look-ahead form of Nesterov momentum (as in PyTorch's nesterov=True), with the
     velocity kept as an exponentially weighted average like the course's momentum.
     """
-    g = _grad(param, grad, lr, weight_decay)
+    g = _grad(param, grad, lr, weight_decay, velocity=velocity)
     check_real("beta", beta, 0.0, 1.0, high_open=True)
     velocity *= beta
     velocity += (1 - beta) * g
@@ -39,7 +39,7 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
-    g = _grad(param, grad, lr, weight_decay)
+    g = _grad(param, grad, lr, weight_decay, sq_avg=sq_avg)
     check_real("beta2", beta2, 0.0, 1.0, high_open=True)
     check_real("eps", eps, 0.0, low_open=True)
     sq_avg *= beta2
@@ -54,7 +54,7 @@ def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
     param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
     """
-    g = _grad(param, grad, lr, weight_decay)
+    g = _grad(param, grad, lr, weight_decay, m=m, v=v)
     _check_adam(step, beta1, beta2, eps)
     m *= beta1
     m += (1 - beta1) * g
@@ -69,16 +69,20 @@ def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
                  weight_decay=0.01):
     """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
     check_real("weight_decay", weight_decay, 0.0)
-    _grad(param, grad, lr, 0.0)
+    _grad(param, grad, lr, 0.0, m=m, v=v)
+    _check_adam(step, beta1, beta2, eps)  # before param changes
     param -= lr * weight_decay * param
     adam_update(param, grad, m, v, step, lr, beta1, beta2, eps)
 
 
-def _grad(param, grad, lr, weight_decay):
+def _grad(param, grad, lr, weight_decay, **state):
     check_real("lr", lr, 0.0)
     check_real("weight_decay", weight_decay, 0.0)
-    if grad.shape != param.shape:
-        raise ValueError(f"grad must have the shape of param {param.shape}, got {grad.shape}")
+    # state arrays are updated in place: a wrong shape could broadcast silently
+    for name, x in {"grad": grad, **state}.items():
+        if x.shape != param.shape:
+            raise ValueError(f"{name} must have the shape of param {param.shape}, "
+                             f"got {x.shape}")
     return grad + weight_decay * param if weight_decay else grad
 
 
