@@ -270,7 +270,8 @@ def coarse_to_fine(trial_fn=None, space=None, *, data=None, fixed=None, rounds=3
     spaces = []
     for r in range(rounds):
         if r > 0:
-            ok = results.ok
+            # rows of the earlier rounds only: a resumed table may hold later ones too
+            ok = Results([row for row in results.ok if row.get("round", 0) < r])
             if not len(ok):
                 break
             top = ok.top(top_k, metric)
