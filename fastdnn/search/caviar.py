@@ -1,0 +1,311 @@
+"""The caviar fast path: K MLPs of one architecture, each with its own hyperparameters,
+trained together on the same mini-batches.
+
+K = number of models, m = batch size, n = examples, n_in, n_out = layer widths,
+k = classes, P = parameters per model. Weights are stacked, W_l: (K, n_out, n_in),
+inside one (K, P) flat buffer (W1, b1, W2, b2, ... per model, the MLP's layout); Adam's
+moments are (K, P) too and the per-model hyperparameters (lr, beta1, beta2, eps, l2,
+keep_prob, decay) are (K,) arrays. A step is a handful of stacked NumPy calls
+(np.matmul loops over K inside NumPy, one BLAS call per model) instead of K Python-level
+training steps, which is where small networks spend their time.
+
+Each model follows exactly what ``fastdnn.MLP(..., backend="numpy").fit`` does with the
+same seed: He initialisation from default_rng([seed, 0]), epoch order from
+default_rng([seed, 1]) (all models share the first model's order: one batch for all),
+dropout masks from dropout_key(seed, step, layer), Adam with bias correction,
+inverse-time decay per epoch. The operations are the reference's, in the same order
+and dtype, so the weights match single-model training bit for bit on the NumPy backend.
+"""
+import time
+
+import numpy as np
+
+from .._validation import check_choice, check_int
+from ..layers import HIDDEN_ACTIVATIONS
+from ..reference.activations import activation_backward, activation_forward
+from ..reference.dropout import dropout_mask
+from ..reference.init import initialize_weights
+from ..reference.schedules import inverse_time
+from ..rng import dropout_key
+
+HYPERPARAMETERS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                   "l2": 0.0, "keep_prob": 1.0, "decay": 0.0, "seed": 0}
+PREDICT_CHUNK = 4096
+
+
+class CaviarResult:
+    """What ``train_caviar`` returns.
+
+    Attributes
+    ----------
+    histories : list of dict
+        Per model: loss, accuracy, val_loss, val_accuracy, lr per epoch (as ``fit``).
+    errors : list of str or None
+        Why a model stopped (its loss became NaN / inf), else None.
+    hyperparameters : list of dict
+    time : float
+        Seconds for the whole training.
+    """
+
+    def __init__(self, trainer, histories, errors, hyper, seconds):
+        self._trainer = trainer
+        self.histories, self.errors = histories, errors
+        self.hyperparameters, self.time = hyper, seconds
+
+    def get_params(self, i):
+        """Model i's parameters as MLP.get_params() names them: W1, b1, W2, ..."""
+        return {name: view[i].copy() for name, view in self._trainer.p.items()}
+
+    def __len__(self):
+        return len(self.histories)
+
+
+class _Stack:
+    """K stacked MLPs: parameters, Adam state and the training step."""
+
+    def __init__(self, sizes, activation, dtype, hyper):
+        self.sizes, self.activation, self.dtype = sizes, activation, np.dtype(dtype)
+        self.K = K = len(hyper)
+        self.layout, P = [], 0
+        for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+            for name, shape in ((f"W{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
+                self.layout.append((name, P, shape))
+                P += int(np.prod(shape))
+        self.flat = np.zeros((K, P), self.dtype)
+        self.grad = np.zeros((K, P), self.dtype)
+        self.m1 = np.zeros((K, P), self.dtype)
+        self.m2 = np.zeros((K, P), self.dtype)
+        self.p, self.g = self._views(self.flat), self._views(self.grad)
+        self.L = len(sizes) - 1
+        h = {key: np.array([float(x[key]) for x in hyper]) for key in HYPERPARAMETERS}
+        self.h = h
+        self.seeds = [int(x["seed"]) for x in hyper]
+        col = lambda a: a.astype(self.dtype)[:, None]  # noqa: E731  (K, 1) in dtype
+        self.beta1, self.beta2 = col(h["beta1"]), col(h["beta2"])
+        self.one_minus_beta1, self.one_minus_beta2 = col(1 - h["beta1"]), col(1 - h["beta2"])
+        self.eps = col(h["eps"])
+        self.lr0 = h["learning_rate"]
+        self.lr = self.lr0.copy()
+        self.t = 0
+        for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
+            rng = np.random.default_rng([seed, 0])
+            for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+                self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
+
+    def _views(self, flat):
+        K = flat.shape[0]
+        return {name: flat[:, o:o + int(np.prod(s))].reshape((K,) + s)
+                for name, o, s in self.layout}
+
+    # ---------------------------------------------------------------- forward / backward
+    def forward(self, X, step=None):
+        """Output logits (K, m, k); with ``step``, training mode (dropout) and caches."""
+        A, cache = X, []
+        for l in range(1, self.L + 1):
+            W, b = self.p[f"W{l}"], self.p[f"b{l}"]
+            Z = np.matmul(A, W.transpose(0, 2, 1)) + b[:, None, :]
+            if l == self.L:
+                cache.append((A, Z, None))
+                return Z, cache
+            act = activation_forward(Z, self.activation)
+            out = act
+            if step is not None:
+                out = self._dropout(act, step, l)
+            cache.append((A, act, out))
+            A = out
+
+    def _dropout(self, act, step, l):
+        keep = self.h["keep_prob"]
+        if np.all(keep == 1.0):
+            return act
+        out = act.copy()
+        shape = act.shape[1:]
+        for i in range(self.K):
+            if keep[i] < 1.0:
+                mask = dropout_mask(shape, keep[i], dropout_key(self.seeds[i], step, l))
+                out[i] = act[i] * mask / act.dtype.type(keep[i])
+        return out
+
+    def step(self, X, Y, step):
+        """One Adam update of every model on the batch (X, Y); returns per-model loss
+        (L2 term included) and number right, both (K,)."""
+        m = X.shape[0]
+        Z, cache = self.forward(X, step)
+        E = np.exp(Z - Z.max(axis=2, keepdims=True))
+        S = E.sum(axis=2, keepdims=True)
+        dZ = (E / S - Y) / self.dtype.type(m)
+        shifted = Z - Z.max(axis=2, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        loss = np.array([float(-(Y * logp[i]).sum() / m) for i in range(self.K)])
+        if np.any(self.h["l2"]):
+            for i in range(self.K):
+                sq = sum(float(np.sum(np.square(self.p[f"W{l}"][i], dtype=np.float64)))
+                         for l in range(1, self.L + 1))
+                loss[i] += float(self.h["l2"][i] / (2 * m) * sq)
+        right = (Z.argmax(axis=2) == Y.argmax(axis=1)).sum(axis=1)
+        # backward, layer by layer (dense_backward's operations)
+        lam = np.array([float(self.h["l2"][i]) / m for i in range(self.K)],
+                       self.dtype)[:, None, None]
+        keep = self.h["keep_prob"]
+        for l in range(self.L, 0, -1):
+            A_in, act, _ = cache[l - 1]
+            W = self.p[f"W{l}"]
+            if l < self.L:
+                d = self._dropout(d, step, l) if np.any(keep < 1) else d
+                dZ = activation_backward(d, act, self.activation)
+            dW = np.matmul(dZ.transpose(0, 2, 1), A_in)
+            self.g[f"W{l}"][...] = dW + lam * W   # as dense_backward, also when l2 = 0
+            self.g[f"b{l}"][...] = dZ.sum(axis=1)
+            if l > 1:
+                d = np.matmul(dZ, W)
+        self._adam()
+        return loss, right
+
+    def _adam(self):
+        """adam_update on the (K, P) buffers with per-model (K, 1) hyperparameters."""
+        self.t += 1
+        t = self.t
+        g, m, v = self.grad, self.m1, self.m2
+        m *= self.beta1
+        m += self.one_minus_beta1 * g
+        v *= self.beta2
+        v += self.one_minus_beta2 * g * g
+        c1 = np.array([1 - b ** t for b in self.h["beta1"]], self.dtype)[:, None]
+        c2 = np.array([1 - b ** t for b in self.h["beta2"]], self.dtype)[:, None]
+        m_hat = m / c1
+        v_hat = v / c2
+        lr = self.lr.astype(self.dtype)[:, None]
+        self.flat -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def evaluate(self, X, Y):
+        """Per-model loss (no L2 term) and accuracy in inference mode, both (K,)."""
+        n = len(X)
+        loss, right = np.zeros(self.K), np.zeros(self.K, np.int64)
+        Zs = []
+        for s in range(0, n, PREDICT_CHUNK):
+            Z, _ = self.forward(X[s:s + PREDICT_CHUNK])
+            Zs.append(Z)
+        Z = np.concatenate(Zs, axis=1) if len(Zs) > 1 else Zs[0]
+        shifted = Z - Z.max(axis=2, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        for i in range(self.K):
+            loss[i] = float(-(Y * logp[i]).sum() / n)
+        right = (Z.argmax(axis=2) == Y.argmax(axis=1)).sum(axis=1)
+        return loss, right / n
+
+
+def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
+                 activation="relu", dtype="float32", validation_data=None):
+    """Train K MLPs with softmax outputs and Adam together, one set of hyperparameters
+    each, on the same mini-batches.
+
+    Parameters
+    ----------
+    X : (n, n_x) array
+    y : (n,) int class indices in [0, k)
+    layer_sizes : list of int
+        [n_x, n_1, ..., k], shared by every model.
+    hyperparameters : list of dict (one per model) or dict of equal-length lists
+        Keys: learning_rate, beta1, beta2, eps, l2, keep_prob (all hidden layers), decay
+        (inverse-time per epoch), seed. Missing keys take ``HYPERPARAMETERS``.
+    epochs, batch_size : int
+    activation : hidden activation
+    dtype : "float32" or "float64"
+    validation_data : (X_dev, y_dev) or None
+
+    Returns
+    -------
+    CaviarResult
+        Model i equals ``MLP(layer_sizes, activation=activation, keep_prob=kp, l2=l2,
+        dtype=dtype, backend="numpy", seed=seed)`` fit with ``Adam(lr, beta1, beta2,
+        eps)`` and ``InverseTime(decay)`` (when decay > 0), provided every model has
+        the first model's seed (which sets the shared batch order).
+    """
+    hyper = _as_list(hyperparameters)
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_choice("activation", activation, HIDDEN_ACTIVATIONS)
+    sizes = [check_int(f"layer_sizes[{i}]", s, 1) for i, s in enumerate(layer_sizes)]
+    dtype = np.dtype(dtype)
+    X = np.array(X, dtype=dtype, order="C", copy=True)
+    if X.ndim != 2 or X.shape[1] != sizes[0]:
+        raise ValueError(f"X must have shape (n, {sizes[0]}), got {X.shape}")
+    n, k = len(X), sizes[-1]
+    Y = _one_hot(y, n, k, dtype, "y")
+    if validation_data is not None:
+        X_dev = np.array(validation_data[0], dtype=dtype, order="C", copy=True)
+        Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
+    start = time.perf_counter()
+    net = _Stack(sizes, activation, dtype, hyper)
+    order_rng = np.random.default_rng([net.seeds[0], 1])
+    batch_size = min(batch_size, n)
+    histories = [dict(loss=[], accuracy=[], val_loss=[], val_accuracy=[], lr=[])
+                 for _ in hyper]
+    errors = [None] * len(hyper)
+    step = 0
+    for epoch in range(epochs):
+        net.lr = np.array([inverse_time(lr0, epoch, dr) if dr else lr0
+                           for lr0, dr in zip(net.lr0, net.h["decay"])])
+        order = order_rng.permutation(n)
+        total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
+        for s in range(0, n, batch_size):
+            idx = order[s:s + batch_size]
+            with np.errstate(all="ignore"):  # a diverging model must not stop the others
+                loss, r = net.step(X[idx], Y[idx], step)
+            step += 1
+            total += loss * len(idx)
+            right += r
+        for i in range(net.K):
+            if errors[i] is None and not np.isfinite(total[i]):
+                errors[i] = (f"FloatingPointError: training diverged: the loss is "
+                             f"{total[i] / n} in epoch {epoch + 1}")
+        if validation_data is not None:
+            with np.errstate(all="ignore"):
+                val_loss, val_acc = net.evaluate(X_dev, Y_dev)
+        for i, h in enumerate(histories):
+            if errors[i] is not None and len(h["loss"]) and not np.isfinite(h["loss"][-1]):
+                continue
+            h["loss"].append(float(total[i] / n))
+            h["accuracy"].append(float(right[i] / n))
+            if validation_data is not None:
+                h["val_loss"].append(float(val_loss[i]))
+                h["val_accuracy"].append(float(val_acc[i]))
+            h["lr"].append(float(net.lr[i]))
+    if validation_data is None:
+        for h in histories:
+            del h["val_loss"], h["val_accuracy"]
+    return CaviarResult(net, histories, errors, hyper, time.perf_counter() - start)
+
+
+def _as_list(hyper):
+    if isinstance(hyper, dict):
+        lengths = {len(v) for v in hyper.values()}
+        if len(lengths) != 1:
+            raise ValueError("hyperparameters as a dict must hold lists of one length")
+        hyper = [dict(zip(hyper, vals)) for vals in zip(*hyper.values())]
+    hyper = [dict(h) for h in hyper]
+    if not hyper:
+        raise ValueError("hyperparameters must describe at least one model")
+    for i, h in enumerate(hyper):
+        unknown = set(h) - set(HYPERPARAMETERS)
+        if unknown:
+            raise ValueError(f"hyperparameters[{i}] has unknown keys {sorted(unknown)}; "
+                             f"allowed: {sorted(HYPERPARAMETERS)}")
+        for key, default in HYPERPARAMETERS.items():
+            h.setdefault(key, default)
+        if not 0 < h["keep_prob"] <= 1:
+            raise ValueError(f"hyperparameters[{i}]['keep_prob'] must lie in (0, 1], got "
+                             f"{h['keep_prob']!r}")
+    return hyper
+
+
+def _one_hot(y, n, k, dtype, name):
+    y = np.asarray(y)
+    if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be ({n},) integer class indices, got shape "
+                         f"{y.shape} dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"{name} class indices must lie in [0, {k})")
+    Y = np.zeros((n, k), dtype)
+    Y[np.arange(n), y] = 1
+    return Y
