@@ -81,3 +81,22 @@ def test_caviar_argument_errors(data):
         train_caviar(X, y, [64, 4, 10], [{"keep_prob": 0}])
     with pytest.raises(ValueError, match=r"X must have shape \(n, 32\)"):
         train_caviar(X, y, [32, 4, 10], [{}])
+
+
+def test_caviar_search_rows_match_the_default_trial(data):
+    from fastdnn.search import IntUniform, LogUniform, OneMinusLogUniform, random_search
+    from fastdnn.search.caviar import caviar_search
+    X, y, Xd, yd = data
+    space = {"learning_rate": LogUniform(1e-3, 1e-1), "l2": LogUniform(1e-4, 1),
+             "beta1": OneMinusLogUniform(0.8, 0.99), "hidden_units": IntUniform(8, 9)}
+    fixed = {"epochs": 2, "batch_size": 32, "dtype": "float64"}
+    fast = caviar_search(space, (X, y, Xd, yd), fixed=fixed, n_trials=6, seed=1)
+    slow = random_search(space=space, data=(X, y, Xd, yd), n_trials=6, seed=1,
+                         fixed={**fixed, "backend": "numpy"}, executor="serial")
+    assert fast.column("trial") == list(range(6))
+    assert fast.column("learning_rate") == slow.column("learning_rate")
+    assert len(set(fast.column("hidden_units"))) == 2       # two groups
+    np.testing.assert_allclose(fast.column("dev_loss"), slow.column("dev_loss"), rtol=1e-9)
+    assert fast.column("dev_accuracy") == slow.column("dev_accuracy")
+    with pytest.raises(ValueError, match="cannot vary"):
+        caviar_search({"momentum": [0.9]}, (X, y, Xd, yd), n_trials=1)

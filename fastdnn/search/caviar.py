@@ -309,3 +309,140 @@ def _one_hot(y, n, k, dtype, name):
     Y = np.zeros((n, k), dtype)
     Y[np.arange(n), y] = 1
     return Y
+
+
+# ---------------------------------------------------------------------- search
+_ARCHITECTURE = {"hidden_units": 128, "layers": 1, "batch_size": 64, "epochs": 30,
+                 "activation": "relu", "dtype": "float32"}
+_PER_MODEL = {"learning_rate": "learning_rate", "beta1": "beta1", "beta2": "beta2",
+              "l2": "l2", "keep_prob": "keep_prob", "decay": "decay", "seed": "seed",
+              "eps": "eps"}
+
+
+def _caviar_task(data, fixed, trials):
+    """Train one group of same-architecture trials together; returns their rows."""
+    from .runner import _one_blas_thread
+    with _one_blas_thread():
+        return _caviar_task_inner(data, fixed, trials)
+
+
+def _caviar_task_inner(data, fixed, trials):
+    import traceback
+    X, y, X_dev, y_dev = data
+    arch = {**_ARCHITECTURE, **{k: v for k, v in fixed.items() if k in _ARCHITECTURE}}
+    per_fixed = {k: v for k, v in fixed.items() if k in _PER_MODEL}
+    configs = [{**arch, **per_fixed, **params} for _, params in trials]
+    arch.update({k: configs[0][k] for k in _ARCHITECTURE if k in configs[0]})
+    start = time.perf_counter()
+    try:
+        k = int(max(np.max(y), np.max(y_dev))) + 1
+        sizes = [X.shape[1]] + [int(arch["hidden_units"])] * int(arch["layers"]) + [k]
+        hyper = [{key: c[key] for key in _PER_MODEL if key in c} for c in configs]
+        res = train_caviar(X, y, sizes, hyper, epochs=int(arch["epochs"]),
+                           batch_size=int(arch["batch_size"]),
+                           activation=arch["activation"], dtype=arch["dtype"],
+                           validation_data=(X_dev, y_dev))
+    except Exception as e:  # noqa: BLE001 - the group's failure is recorded per trial
+        return [{"trial": t, **params, "status": "error", "error": f"{type(e).__name__}: {e}",
+                 "traceback": traceback.format_exc(),
+                 "time": (time.perf_counter() - start) / len(trials)}
+                for t, params in trials]
+    rows = []
+    for i, (t, params) in enumerate(trials):
+        h = res.histories[i]
+        row = {"trial": t, **params}
+        if h["loss"]:
+            row.update(train_loss=h["loss"][-1], train_accuracy=h["accuracy"][-1],
+                       dev_loss=h["val_loss"][-1], dev_accuracy=h["val_accuracy"][-1])
+        row.update(epochs=len(h["loss"]),
+                   history={key: h[key] for key in ("loss", "accuracy", "val_loss",
+                                                    "val_accuracy")},
+                   status="ok" if res.errors[i] is None else "error",
+                   time=res.time / len(trials))
+        if res.errors[i] is not None:
+            row["error"] = res.errors[i]
+        rows.append(row)
+    return rows
+
+
+def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="serial",
+                  n_workers=2, max_models=64, results_file=None, verbose=0):
+    """Random search whose trials are trained in groups by ``train_caviar``.
+
+    Trials sharing an architecture (hidden_units, layers, batch_size, epochs,
+    activation, dtype) are trained together, up to ``max_models`` per group, split in
+    ``n_workers`` groups per architecture when an executor runs them in parallel. The
+    configs are those of ``random_search`` with the same space and seed (trial t drawn
+    with default_rng([seed, t])), and the result rows have the same columns; a row's
+    time is its group's time divided by the group size. Per-model hyperparameters:
+    learning_rate, beta1, beta2, eps, l2, keep_prob, decay, seed (Adam, softmax output).
+
+    Parameters
+    ----------
+    space : dict name -> Space
+    data : (X_train, y_train, X_dev, y_dev)
+    fixed : dict, optional
+        Values for keys not in ``space`` (e.g. {"epochs": 30, "hidden_units": 128}).
+    executor : "serial", None (a ProcessPoolExecutor of ``n_workers``) or an Executor
+    results_file : path or None
+        CSV written after each group; trials already in it are skipped.
+
+    Returns
+    -------
+    Results
+    """
+    import concurrent.futures as cf
+
+    from .runner import _executor, _resume, _save
+    from .spaces import as_space, sample_config
+
+    space = {name: as_space(s) for name, s in space.items()}
+    fixed = dict(fixed or {})
+    unknown = (set(space) | set(fixed)) - set(_ARCHITECTURE) - set(_PER_MODEL)
+    if unknown:
+        raise ValueError(f"caviar_search cannot vary {sorted(unknown)}; it takes "
+                         f"{sorted(set(_ARCHITECTURE) | set(_PER_MODEL))}")
+    results, done = _resume(results_file, list(space))
+    groups = {}
+    for t in range(check_int("n_trials", n_trials, 0)):
+        if t in done:
+            continue
+        params = sample_config(space, seed, t)
+        key = tuple(repr(params.get(k, fixed.get(k))) for k in _ARCHITECTURE)
+        groups.setdefault(key, []).append((t, params))
+    parallel = 1 if executor == "serial" else n_workers
+    tasks = []
+    for trials in groups.values():
+        n_chunks = max(parallel, -(-len(trials) // max_models))
+        size = -(-len(trials) // n_chunks)
+        tasks += [trials[i:i + size] for i in range(0, len(trials), size)]
+    data = tuple(data)
+
+    def record(rows):
+        results.rows.extend(rows)
+        _save(results, results_file)
+        if verbose:
+            print(f"{len(rows)} trials done, best dev accuracy so far "
+                  f"{results.best()['dev_accuracy']:.4f}", flush=True)
+
+    ex, own = _executor(executor, n_workers)
+    try:
+        if not hasattr(ex, "submit"):
+            for trials in tasks:
+                record(_caviar_task(data, fixed, trials))
+        else:
+            futures = {ex.submit(_caviar_task, data, fixed, trials): trials
+                       for trials in tasks}
+            for fut in cf.as_completed(futures):
+                try:
+                    rows = fut.result()
+                except Exception as e:  # noqa: BLE001 - e.g. a worker died
+                    rows = [{"trial": t, **p, "status": "error",
+                             "error": f"{type(e).__name__}: {e}"} for t, p in futures[fut]]
+                record(rows)
+    finally:
+        if own:
+            ex.shutdown(wait=True)
+    results.rows.sort(key=lambda r: r["trial"])
+    results.spaces = [space]
+    return results

@@ -79,8 +79,24 @@ def train_mlp(params, data, **fixed):
     return out
 
 
+def _one_blas_thread():
+    """A context limiting BLAS to one thread: workers run side by side, and small
+    matrix products lose more to thread start-up than they gain (needs threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def _run_trial(trial_fn, trial, params):
     """Run one trial; never raises: errors become a row with status "error"."""
+    with _one_blas_thread():
+        return _run_trial_inner(trial_fn, trial, params)
+
+
+def _run_trial_inner(trial_fn, trial, params):
     start = time.perf_counter()
     row = {"trial": trial, **params}
     try:
