@@ -84,6 +84,8 @@ class _Stack:
         self.beta1, self.beta2 = col(h["beta1"]), col(h["beta2"])
         self.one_minus_beta1, self.one_minus_beta2 = col(1 - h["beta1"]), col(1 - h["beta2"])
         self.eps = col(h["eps"])
+        self.beta1_list = [float(x["beta1"]) for x in hyper]
+        self.beta2_list = [float(x["beta2"]) for x in hyper]
         self.lr0 = h["learning_rate"]
         self.lr = self.lr0.copy()
         self.t = 0
@@ -131,17 +133,17 @@ class _Stack:
         (L2 term included) and number right, both (K,)."""
         m = X.shape[0]
         Z, cache = self.forward(X, step)
-        E = np.exp(Z - Z.max(axis=2, keepdims=True))
+        shifted = Z - Z.max(axis=2, keepdims=True)
+        E = np.exp(shifted)
         S = E.sum(axis=2, keepdims=True)
         dZ = (E / S - Y) / self.dtype.type(m)
-        shifted = Z - Z.max(axis=2, keepdims=True)
-        logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
-        loss = np.array([float(-(Y * logp[i]).sum() / m) for i in range(self.K)])
+        # the loss only feeds the history: vectorised sums (float tolerance, not bits)
+        logp = shifted - np.log(S)
+        loss = -(Y * logp).reshape(self.K, -1).sum(axis=1, dtype=np.float64) / m
         if np.any(self.h["l2"]):
-            for i in range(self.K):
-                sq = sum(float(np.sum(np.square(self.p[f"W{l}"][i], dtype=np.float64)))
-                         for l in range(1, self.L + 1))
-                loss[i] += float(self.h["l2"][i] / (2 * m) * sq)
+            sq = sum(np.square(self.p[f"W{l}"], dtype=np.float64).sum(axis=(1, 2))
+                     for l in range(1, self.L + 1))
+            loss += self.h["l2"] / (2 * m) * sq
         right = (Z.argmax(axis=2) == Y.argmax(axis=1)).sum(axis=1)
         # backward, layer by layer (dense_backward's operations)
         lam = np.array([float(self.h["l2"][i]) / m for i in range(self.K)],
@@ -170,8 +172,10 @@ class _Stack:
         m += self.one_minus_beta1 * g
         v *= self.beta2
         v += self.one_minus_beta2 * g * g
-        c1 = np.array([1 - b ** t for b in self.h["beta1"]], self.dtype)[:, None]
-        c2 = np.array([1 - b ** t for b in self.h["beta2"]], self.dtype)[:, None]
+        # Python's pow, as the reference's scalar ``1 - beta1**step`` (NumPy's differs in
+        # the last bit for some inputs)
+        c1 = np.array([1 - b ** t for b in self.beta1_list], self.dtype)[:, None]
+        c2 = np.array([1 - b ** t for b in self.beta2_list], self.dtype)[:, None]
         m_hat = m / c1
         v_hat = v / c2
         lr = self.lr.astype(self.dtype)[:, None]
