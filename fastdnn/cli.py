@@ -73,5 +73,7 @@ def main(argv=None):
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    from .search.cli import add_parser as add_search_parser
+    add_search_parser(sub)
     args = parser.parse_args(argv)
     return args.run(args)
