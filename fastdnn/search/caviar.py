@@ -168,18 +168,24 @@ class _Stack:
         self.t += 1
         t = self.t
         g, m, v = self.grad, self.m1, self.m2
-        m *= self.beta1
-        m += self.one_minus_beta1 * g
-        v *= self.beta2
-        v += self.one_minus_beta2 * g * g
         # Python's pow, as the reference's scalar ``1 - beta1**step`` (NumPy's differs in
         # the last bit for some inputs)
         c1 = np.array([1 - b ** t for b in self.beta1_list], self.dtype)[:, None]
         c2 = np.array([1 - b ** t for b in self.beta2_list], self.dtype)[:, None]
+        lr = self.lr.astype(self.dtype)
+        kernel = _adam_kernel()
+        if kernel is not None:
+            kernel(self.flat, g, m, v, self.beta1[:, 0], self.one_minus_beta1[:, 0],
+                   self.beta2[:, 0], self.one_minus_beta2[:, 0], c1[:, 0], c2[:, 0], lr,
+                   self.eps[:, 0])
+            return
+        m *= self.beta1
+        m += self.one_minus_beta1 * g
+        v *= self.beta2
+        v += self.one_minus_beta2 * g * g
         m_hat = m / c1
         v_hat = v / c2
-        lr = self.lr.astype(self.dtype)[:, None]
-        self.flat -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self.flat -= lr[:, None] * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def evaluate(self, X, Y):
         """Per-model loss (no L2 term) and accuracy in inference mode, both (K,)."""
@@ -196,6 +202,37 @@ class _Stack:
             loss[i] = float(-(Y * logp[i]).sum() / n)
         right = (Z.argmax(axis=2) == Y.argmax(axis=1)).sum(axis=1)
         return loss, right / n
+
+
+_ADAM = []
+
+
+def _adam_kernel():
+    """The fused Numba Adam over (K, P) buffers, or None without Numba (NumPy then)."""
+    if not _ADAM:
+        try:
+            import numba
+        except ImportError:
+            _ADAM.append(None)
+            return None
+
+        @numba.njit(cache=True)
+        def adam_stacked(p, g, m, v, b1, omb1, b2, omb2, c1, c2, lr, eps):
+            # over models k, then parameters j; the reference's operations in its order
+            # (each rounded separately, no fused multiply-add), so results match it
+            for k in range(p.shape[0]):
+                for j in range(p.shape[1]):
+                    gj = g[k, j]
+                    mj = m[k, j] * b1[k]
+                    mj = mj + omb1[k] * gj
+                    vj = v[k, j] * b2[k]
+                    vj = vj + (omb2[k] * gj) * gj
+                    m[k, j] = mj
+                    v[k, j] = vj
+                    p[k, j] = p[k, j] - (lr[k] * (mj / c1[k])) / (np.sqrt(vj / c2[k]) + eps[k])
+
+        _ADAM.append(adam_stacked)
+    return _ADAM[0]
 
 
 def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
