@@ -100,3 +100,15 @@ def test_caviar_search_rows_match_the_default_trial(data):
     assert fast.column("dev_accuracy") == slow.column("dev_accuracy")
     with pytest.raises(ValueError, match="cannot vary"):
         caviar_search({"momentum": [0.9]}, (X, y, Xd, yd), n_trials=1)
+
+
+def test_numba_adam_equals_numpy_adam(data, monkeypatch):
+    pytest.importorskip("numba")
+    import fastdnn.search.caviar as C
+    X, y, Xd, yd = data
+    a = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32)
+    monkeypatch.setattr(C, "USE_NUMBA_ADAM", True)
+    b = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32)
+    for i in range(len(HYPER)):
+        for name, value in a.get_params(i).items():
+            np.testing.assert_array_equal(b.get_params(i)[name], value)

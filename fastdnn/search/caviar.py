@@ -205,10 +205,15 @@ class _Stack:
 
 
 _ADAM = []
+# The fused Numba Adam below is bit-equal to the NumPy path but measured no faster on
+# digits-sized stacks (K = 60, P = 9610: 0.10 vs 0.09 s per trial), so it is opt-in.
+USE_NUMBA_ADAM = False
 
 
 def _adam_kernel():
-    """The fused Numba Adam over (K, P) buffers, or None without Numba (NumPy then)."""
+    """The fused Numba Adam over (K, P) buffers, or None (NumPy then)."""
+    if not USE_NUMBA_ADAM:
+        return None
     if not _ADAM:
         try:
             import numba
