@@ -412,12 +412,13 @@ def _caviar_task_inner(data, fixed, trials):
 
 
 def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="serial",
-                  n_workers=2, max_models=64, results_file=None, verbose=0):
+                  n_workers=2, max_models=16, results_file=None, verbose=0):
     """Random search whose trials are trained in groups by ``train_caviar``.
 
     Trials sharing an architecture (hidden_units, layers, batch_size, epochs,
     activation, dtype) are trained together, up to ``max_models`` per group, split in
-    ``n_workers`` groups per architecture when an executor runs them in parallel. The
+    ``n_workers`` groups per architecture when an executor runs them in parallel (16
+    models per group measured fastest on digits: the stacked activations stay in cache). The
     configs are those of ``random_search`` with the same space and seed (trial t drawn
     with default_rng([seed, t])), and the result rows have the same columns; a row's
     time is its group's time divided by the group size. Per-model hyperparameters:
