@@ -6,6 +6,7 @@ import statistics
 import sys
 
 from .profile import add_parser as add_profile_parser
+from .search.cli import add_parser as add_search_parser
 
 
 def _train(backend, data, args, verbose):
@@ -77,6 +78,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
     add_profile_parser(sub)
+    add_search_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.epochs < 0:

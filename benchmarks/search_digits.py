@@ -1,0 +1,116 @@
+"""Random search on scikit-learn's digits: fastdnn vs scikit-learn, trials per minute.
+
+Searches learning rate (log-uniform 1e-4..1e-1), L2 (log-uniform 1e-6..1e-1) and Adam's
+beta1 (1 - 10^r, 0.8..0.999) for a 64-128-10 ReLU network, 30 epochs per trial, batch
+64, on a fixed 80/20 train/dev split. scikit-learn: RandomizedSearchCV over
+MLPClassifier with PredefinedSplit, n_jobs=2, max_iter=30, tol=0 and n_iter_no_change
+larger than max_iter (all 30 epochs run), refit=False. fastdnn: caviar_search (trials
+trained together, 2 worker processes) and random_search (one MLP per trial, 2 worker
+processes). Wall times include starting the worker processes.
+
+    python benchmarks/search_digits.py [--trials 60] [--sk-trials 10] [--plain-trials 8]
+"""
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+
+def data(seed=0):
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(y))
+    X, y = (X[order] / 16.0).astype(np.float32), y[order]
+    n_dev = len(y) // 5
+    return X[n_dev:], y[n_dev:], X[:n_dev], y[:n_dev]
+
+
+class OneMinusLogUniform:
+    """scipy-style distribution for RandomizedSearchCV: 1 - 10^r, r uniform."""
+
+    def __init__(self, low, high):
+        from scipy.stats import loguniform
+        self.d = loguniform(1 - high, 1 - low)
+
+    def rvs(self, size=None, random_state=None):
+        return 1 - self.d.rvs(size=size, random_state=random_state)
+
+
+def sklearn_search(d, n_trials, epochs, batch_size, seed):
+    from scipy.stats import loguniform
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV
+    from sklearn.neural_network import MLPClassifier
+    X_train, y_train, X_dev, y_dev = d
+    X = np.concatenate([X_train, X_dev])
+    y = np.concatenate([y_train, y_dev])
+    split = PredefinedSplit(np.r_[np.full(len(y_train), -1), np.zeros(len(y_dev))])
+    mlp = MLPClassifier(hidden_layer_sizes=(128,), solver="adam", batch_size=batch_size,
+                        max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
+                        random_state=seed)
+    dists = {"learning_rate_init": loguniform(1e-4, 1e-1), "alpha": loguniform(1e-6, 1e-1),
+             "beta_1": OneMinusLogUniform(0.8, 0.999)}
+    search = RandomizedSearchCV(mlp, dists, n_iter=n_trials, cv=split, n_jobs=2,
+                                refit=False, random_state=seed)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    seconds = time.perf_counter() - start
+    return seconds, float(np.max(search.cv_results_["mean_test_score"]))
+
+
+def fastdnn_search(d, n_trials, epochs, batch_size, seed, plain, backend):
+    from fastdnn.search import LogUniform, OneMinusLogUniform as OMLU, random_search
+    from fastdnn.search.caviar import caviar_search
+    space = {"learning_rate": LogUniform(1e-4, 1e-1), "l2": LogUniform(1e-6, 1e-1),
+             "beta1": OMLU(0.8, 0.999)}
+    fixed = {"epochs": epochs, "batch_size": batch_size, "hidden_units": 128}
+    start = time.perf_counter()
+    if plain:
+        res = random_search(space=space, data=d, fixed={**fixed, "backend": backend},
+                            n_trials=n_trials, seed=seed, n_workers=2)
+    else:
+        res = caviar_search(space, d, fixed=fixed, n_trials=n_trials, seed=seed,
+                            executor=None, n_workers=2)
+    seconds = time.perf_counter() - start
+    assert len(res.ok) == n_trials, res.failed.rows[:1]
+    return seconds, res.best()["dev_accuracy"]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=60, help="fastdnn caviar trials")
+    p.add_argument("--plain-trials", type=int, default=8,
+                   help="fastdnn one-MLP-per-trial trials (0 skips)")
+    p.add_argument("--plain-backend", default="auto")
+    p.add_argument("--sk-trials", type=int, default=10, help="scikit-learn trials")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    d = data(args.seed)
+    print(f"digits: {len(d[1])} train / {len(d[3])} dev, 64-128-10 relu, {args.epochs} "
+          f"epochs, batch {args.batch_size}, 2 workers")
+    rows = []
+    t, acc = fastdnn_search(d, args.trials, args.epochs, args.batch_size, args.seed,
+                            False, None)
+    rows.append(("fastdnn caviar_search", args.trials, t, acc))
+    if args.plain_trials:
+        t, acc = fastdnn_search(d, args.plain_trials, args.epochs, args.batch_size,
+                                args.seed, True, args.plain_backend)
+        rows.append((f"fastdnn random_search ({args.plain_backend})", args.plain_trials,
+                     t, acc))
+    t, acc = sklearn_search(d, args.sk_trials, args.epochs, args.batch_size, args.seed)
+    rows.append(("sklearn RandomizedSearchCV", args.sk_trials, t, acc))
+    sk_rate = rows[-1][1] / rows[-1][2] * 60
+    print(f"{'search':34s} {'trials':>6s} {'seconds':>8s} {'trials/min':>10s} "
+          f"{'vs sklearn':>10s} {'best dev acc':>12s}")
+    for name, n, t, acc in rows:
+        rate = n / t * 60
+        print(f"{name:34s} {n:6d} {t:8.2f} {rate:10.1f} {rate / sk_rate:9.1f}x {acc:12.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Plots of a search (needs matplotlib): the score against each hyperparameter on the
+axis its space is uniform on, and the learning curves of the best trials."""
+import numpy as np
+
+
+def _plt():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("fastdnn.search.plots needs matplotlib: pip install "
+                          "fastdnn[plot]") from e
+    return plt
+
+
+def plot_scores(results, space, metric="dev_accuracy"):
+    """One panel per hyperparameter: ``metric`` of each successful trial against its
+    value; log x-axis for log scales, log10(1 - value) for OneMinusLogUniform."""
+    plt = _plt()
+    ok = results.ok
+    names = list(space)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.5 * len(names), 3), squeeze=False)
+    y = np.array(ok.column(metric), dtype=float)
+    for ax, name in zip(axes[0], names):
+        scale = getattr(space[name], "scale", "linear")
+        x = ok.column(name)
+        if scale == "one_minus_log":
+            ax.scatter(1 - np.asarray(x, float), y, s=12)
+            ax.set_xscale("log")
+            ax.invert_xaxis()      # larger beta to the right
+            ax.set_xlabel(f"1 - {name}")
+        elif scale == "choice":
+            labels = sorted({str(v) for v in x})
+            ax.scatter([labels.index(str(v)) for v in x], y, s=12)
+            ax.set_xticks(range(len(labels)), labels)
+            ax.set_xlabel(name)
+        else:
+            ax.scatter(np.asarray(x, float), y, s=12)
+            if scale == "log":
+                ax.set_xscale("log")
+            ax.set_xlabel(name)
+        ax.set_ylabel(metric)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(results, top=5, metric="dev_accuracy", curve="val_accuracy"):
+    """The per-epoch ``curve`` (and its train twin) of the ``top`` best trials."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    train = curve[4:] if curve.startswith("val_") else None
+    for row in results.top(top, metric):
+        h = row.get("history") or {}
+        if curve in h:
+            line, = ax.plot(range(1, len(h[curve]) + 1), h[curve],
+                            label=f"trial {row['trial']}")
+            if train and train in h:
+                ax.plot(range(1, len(h[train]) + 1), h[train], ls="--",
+                        color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curve + (" (dashed: train)" if train else ""))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
