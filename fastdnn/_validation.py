@@ -118,3 +118,20 @@ def finite_checks_skipped():
         yield
     finally:
         config.CHECK_FINITE = saved
+
+
+def check_update(lr, weight_decay, **hyper):
+    """Check an optimizer update's scalars, naming each one.
+
+    lr and weight_decay >= 0; beta, beta1, beta2 in [0, 1); eps > 0; step an integer >= 1.
+    Returns lr, weight_decay, then the ``hyper`` values in the order given.
+    """
+    values = [check_real("lr", lr, 0.0), check_real("weight_decay", weight_decay, 0.0)]
+    for name, value in hyper.items():
+        if name == "step":
+            values.append(check_int(name, value, 1))
+        elif name == "eps":
+            values.append(check_real(name, value, 0.0, low_open=True))
+        else:
+            values.append(check_real(name, value, 0.0, 1.0, high_open=True))
+    return values

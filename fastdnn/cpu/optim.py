@@ -10,7 +10,7 @@ it is decoupled (param -= lr * weight_decay * param before the Adam step).
 import numpy as np
 from numba import njit, prange
 
-from .._validation import check_int, check_real
+from .._validation import check_update
 from ..config import CACHE
 from ._common import launch
 
@@ -101,8 +101,7 @@ def sgd_update(param, grad, lr, weight_decay=0.0):
 
     ``param``, ``grad``: one contiguous array, or matching lists of them.
     """
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
+    lr, wd = check_update(lr, weight_decay)
     for p, g in _groups(param, grad=grad):
         t = p.dtype.type
         launch(_sgd, p, g, t(lr), t(wd))
@@ -119,9 +118,7 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
 
 
 def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
+    lr, wd, beta = check_update(lr, weight_decay, beta=beta)
     for p, g, v in _groups(param, grad=grad, velocity=velocity):
         t = p.dtype.type
         a, c = (beta, 1 - beta) if nesterov else (1.0, 0.0)
@@ -130,10 +127,7 @@ def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
-    eps = check_real("eps", eps, 0.0, low_open=True)
+    lr, wd, beta2, eps = check_update(lr, weight_decay, beta2=beta2, eps=eps)
     for p, g, s in _groups(param, grad=grad, sq_avg=sq_avg):
         t = p.dtype.type
         launch(_rmsprop, p, g, s, t(lr), t(beta2), t(1 - beta2), t(eps), t(wd))
@@ -156,12 +150,8 @@ def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
 
 
 def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    step = check_int("step", step, 1)
-    beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
-    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
-    eps = check_real("eps", eps, 0.0, low_open=True)
+    lr, wd, step, beta1, beta2, eps = check_update(lr, weight_decay, step=step, beta1=beta1,
+                                                    beta2=beta2, eps=eps)
     coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
     step_size = lr / (1 - beta1**step)
     inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)

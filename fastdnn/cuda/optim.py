@@ -8,7 +8,7 @@ import math
 
 from numba import cuda
 
-from .._validation import check_int, check_real
+from .._validation import check_update
 from . import _device as dev
 
 
@@ -89,8 +89,7 @@ def _run(kernel, param, grad, states, *scalars):
 
 def sgd_update(param, grad, lr, weight_decay=0.0):
     """param -= lr * g, g = grad + weight_decay * param."""
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
+    lr, wd = check_update(lr, weight_decay)
     _run(_sgd, param, grad, [], lr, wd)
 
 
@@ -105,19 +104,14 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
 
 
 def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
+    lr, wd, beta = check_update(lr, weight_decay, beta=beta)
     _run(_momentum, param, grad, [("velocity", velocity)], lr, beta, 1 - beta, wd,
          nesterov)
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
-    eps = check_real("eps", eps, 0.0, low_open=True)
+    lr, wd, beta2, eps = check_update(lr, weight_decay, beta2=beta2, eps=eps)
     _run(_rmsprop, param, grad, [("sq_avg", sq_avg)], lr, beta2, 1 - beta2, eps, wd)
 
 
@@ -138,11 +132,7 @@ def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
 
 
 def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    lr = check_real("lr", lr, 0.0)
-    wd = check_real("weight_decay", weight_decay, 0.0)
-    step = check_int("step", step, 1)
-    beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
-    beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
-    eps = check_real("eps", eps, 0.0, low_open=True)
+    lr, wd, step, beta1, beta2, eps = check_update(lr, weight_decay, step=step, beta1=beta1,
+                                                    beta2=beta2, eps=eps)
     _run(_adam, param, grad, [("m", m), ("v", v)], lr, beta1, 1 - beta1, beta2, 1 - beta2,
          1 - beta1**step, 1 - beta2**step, eps, lr * wd if decoupled else wd, decoupled)
