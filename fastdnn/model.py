@@ -10,6 +10,7 @@ optimizer step is one kernel call; workspaces are preallocated per batch size an
 as the kernels' ``*_out`` buffers, so a steady-state training step allocates no arrays
 on the fast backends.
 """
+import contextlib
 import copy
 import math
 import time
@@ -404,6 +405,11 @@ class Sequential:
                 f"training diverged: the loss is {loss} at {where}; try a smaller learning "
                 "rate, standardized inputs or a stronger L2 / BatchNorm")
 
+    def _threads(self):
+        """A context for a run of kernel calls: on fastdnn.cpu its matrix products and
+        kernels then share Numba's threads (fastdnn.cpu._blas.owned_threads)."""
+        return getattr(self._K, "owned_threads", contextlib.nullcontext)()
+
     def _update(self, optimizer):
         optimizer.step(self._flat, self._flat_grad, kernels=self._K)
         self.step_ += 1
@@ -430,7 +436,8 @@ class Sequential:
         Y = self._targets(y, len(X))
         running = self._running.copy()
         try:
-            loss = self._grads_on(self._batch(X, Y))
+            with self._threads():
+                loss = self._grads_on(self._batch(X, Y))
         finally:
             self._running[...] = running
         return loss, {"d" + name: g.copy() for name, g in self._g.items()}
@@ -440,9 +447,10 @@ class Sequential:
         X = self._inputs(X)
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
-        loss = self._grads_on(self._batch(X, Y))
-        self._check_loss(loss, f"step {self.step_}")
-        self._update(optimizer)
+        with self._threads():
+            loss = self._grads_on(self._batch(X, Y))
+            self._check_loss(loss, f"step {self.step_}")
+            self._update(optimizer)
         return loss
 
     def _optimizer(self, optimizer):
@@ -527,19 +535,22 @@ class Sequential:
                     optimizer.lr = schedule(self.epoch_, optimizer.initial_lr)
                 order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
                 total, correct = 0.0, 0
-                for s in range(0, n, batch_size):
-                    idx = order[s:s + batch_size]
-                    ws = self._workspace(len(idx))
-                    np.take(X, idx, axis=0, out=ws["X"])
-                    np.take(Y, idx, axis=0, out=ws["Y"])
-                    if schedule is not None and schedule.per == "iteration":
-                        optimizer.lr = schedule(self.step_, optimizer.initial_lr)
-                    loss = self._grads_on(ws)
-                    self._check_loss(loss, f"epoch {self.epoch_ + 1}, step {self.step_}")
-                    if classify:
-                        correct += _correct(self.output, ws["blocks"][-1]["out"], ws["Y"])
-                    total += loss * len(idx)
-                    self._update(optimizer)
+                with self._threads():
+                    for s in range(0, n, batch_size):
+                        idx = order[s:s + batch_size]
+                        ws = self._workspace(len(idx))
+                        np.take(X, idx, axis=0, out=ws["X"])
+                        np.take(Y, idx, axis=0, out=ws["Y"])
+                        if schedule is not None and schedule.per == "iteration":
+                            optimizer.lr = schedule(self.step_, optimizer.initial_lr)
+                        loss = self._grads_on(ws)
+                        self._check_loss(loss,
+                                         f"epoch {self.epoch_ + 1}, step {self.step_}")
+                        if classify:
+                            correct += _correct(self.output, ws["blocks"][-1]["out"],
+                                                ws["Y"])
+                        total += loss * len(idx)
+                        self._update(optimizer)
                 self.epoch_ += 1
                 logs = {"loss": total / n}
                 if classify:
@@ -570,11 +581,12 @@ class Sequential:
     def _logits(self, X):
         """Output pre-activations in inference mode, in chunks."""
         out = np.empty((len(X), self.blocks[-1].n_out), self.dtype)
-        for s in range(0, len(X), PREDICT_CHUNK):
-            chunk = X[s:s + PREDICT_CHUNK]
-            ws = self._workspace(len(chunk), training=False)
-            ws["X"][...] = chunk
-            out[s:s + len(chunk)] = self._forward(ws, training=False)
+        with self._threads():
+            for s in range(0, len(X), PREDICT_CHUNK):
+                chunk = X[s:s + PREDICT_CHUNK]
+                ws = self._workspace(len(chunk), training=False)
+                ws["X"][...] = chunk
+                out[s:s + len(chunk)] = self._forward(ws, training=False)
         return out
 
     def decision_function(self, X):

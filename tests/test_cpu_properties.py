@@ -1,5 +1,6 @@
 """Whole-step properties of fastdnn.cpu: thread-count independence bit for bit, and a
 steady-state training step that allocates no arrays."""
+import contextlib
 import tracemalloc
 
 import numba
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastdnn.cpu as C
-from fastdnn.cpu import _common
+from fastdnn.cpu import _blas, _common
 from fastdnn.rng import dropout_key
 
 
@@ -71,23 +72,26 @@ class _Net:
         return loss
 
 
-def _train(threads, steps=4):
+def _train(threads, steps=4, owned=False):
     old = numba.get_num_threads()
     numba.set_num_threads(threads)
     try:
         net = _Net()
-        losses = [net.step(t) for t in range(1, steps + 1)]
+        with C.owned_threads() if owned else contextlib.nullcontext():
+            losses = [net.step(t) for t in range(1, steps + 1)]
         return losses, net
     finally:
         numba.set_num_threads(old)
 
 
-def test_thread_count_does_not_change_a_bit(monkeypatch):
+@pytest.mark.parametrize("owned", [False, True], ids=["numpy-blas", "owned-threads"])
+def test_thread_count_does_not_change_a_bit(monkeypatch, owned):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     monkeypatch.setattr(_common, "SPIN_GUARD", False)  # really run on 2 threads
-    l1, n1 = _train(1)
-    l2, n2 = _train(2)
+    monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 4)  # products in several blocks
+    l1, n1 = _train(1, owned=owned)
+    l2, n2 = _train(2, owned=owned)
     assert l1 == l2
     assert l1[-1] < l1[0] * 1.5 and np.isfinite(l1).all()
     for k in n1.flat:
@@ -97,19 +101,21 @@ def test_thread_count_does_not_change_a_bit(monkeypatch):
     np.testing.assert_array_equal(n1.rv, n2.rv)
 
 
-def test_steady_state_step_allocates_no_arrays():
+@pytest.mark.parametrize("owned", [False, True], ids=["numpy-blas", "owned-threads"])
+def test_steady_state_step_allocates_no_arrays(owned):
     net = _Net()
-    for t in range(1, 4):  # warm up: compile, BLAS buffers
-        net.step(t)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
-        for t in range(4, 54):
+    with C.owned_threads() if owned else contextlib.nullcontext():
+        for t in range(1, 4):  # warm up: compile, BLAS buffers
             net.step(t)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            for t in range(4, 54):
+                net.step(t)
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert peak - base < 10_000, f"peak {peak - base} bytes above baseline"
     assert current - base < 2_000
 

@@ -10,6 +10,7 @@ Threads: while NumPy's OpenBLAS busy-waits after each GEMM (its default), the ke
 on the calling thread only, which measured fastest on 2 cores; see _common.SPIN_GUARD.
 """
 from ..reference import INITIALIZERS, ewa, initialize_weights, schedules  # noqa: F401
+from ._blas import owned_threads
 from .activations import ACTIVATIONS, DERIVATIVES, activation_backward, activation_forward
 from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forward,
                         batchnorm_backward, batchnorm_forward)

@@ -14,6 +14,7 @@ from .._validation import check_keep_prob
 from ..config import CACHE
 from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, keep_threshold
+from ._blas import owns_threads
 
 
 def _openblas_spins():
@@ -56,7 +57,7 @@ SPIN_GUARD = _openblas_spins()
 
 def launch(kernel, *args):
     """Call a parallel kernel, on the calling thread alone while SPIN_GUARD is on."""
-    if not SPIN_GUARD:
+    if not SPIN_GUARD or owns_threads():
         return kernel(*args)
     threads = numba.get_num_threads()
     if threads == 1:

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
+from ._blas import matmul
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable)
 from ._rows import accumulate_row, activate_row, add_row, dropout_row, grad_row
@@ -103,7 +104,7 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
         out = act
     else:
         out = buffer("out", out, shape, X.dtype)
-    np.dot(X, W.T, out=act)
+    matmul(X, W, act, transpose_b=True)
     with_bias = b is not None
     if out is act and not (with_bias or dropout or code):
         return out, act  # a bare linear map (before BatchNorm): nothing to fuse
@@ -155,13 +156,13 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
         launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
                threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
-    np.dot(dZ.T, X, out=dW)
+    matmul(dZ, X, dW, transpose_a=True)
     if lambd:
         launch(_add_scaled, dW, dtype.type(lambd / m), contiguous(W))
     dX = None
     if need_dX:
         dX = buffer("dX_out", dX_out, (m, n_in), dtype)
-        np.dot(dZ, W, out=dX)
+        matmul(dZ, W, dX)
     return dX, dW, db
 
 
