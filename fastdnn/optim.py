@@ -2,8 +2,9 @@
 
 ``opt.step(params, grads)`` updates in place. ``params`` and ``grads`` are either one
 flat array each (how the models keep them: one kernel call per step) or matching lists
-of arrays (one kernel call per array). State arrays (velocity, moments) are created on
-the first step with the shapes of ``params`` and live in the optimizer.
+of arrays (one kernel call per array, or one for them all where the backend takes
+lists: fastdnn.cpu). State arrays (velocity, moments) are created on the first step with
+the shapes of ``params`` and live in the optimizer.
 """
 import numpy as np
 
@@ -50,9 +51,14 @@ class Optimizer:
         K = kernels if kernels is not None else _kernels(self.backend)
         lr = check_real("lr", self.lr, 0.0)
         self.t += 1
+        kernel = getattr(K, self._kernel)
+        if len(params) > 1 and getattr(K, "UPDATES_TAKE_LISTS", False):
+            # one call for every tensor (fastdnn.cpu updates them in one parallel loop)
+            self._update(kernel, params, grads, [self.state[n] for n in self._state_names],
+                         lr)
+            return
         for i, (p, g) in enumerate(zip(params, grads)):
-            self._update(getattr(K, self._kernel), p, g,
-                         [self.state[n][i] for n in self._state_names], lr)
+            self._update(kernel, p, g, [self.state[n][i] for n in self._state_names], lr)
 
     def _ensure_state(self, params):
         if self.state is None:

@@ -76,3 +76,23 @@ def test_optimizer_errors(rng):
                       1, 0.1)
     with pytest.raises(ValueError, match="velocity must be a list of 1 arrays"):
         C.momentum_update([p], [p], p, 0.1)
+
+
+@pytest.mark.parametrize("name", ["adam_update", "adamw_update"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tensors_across_block_boundaries_update_as_one_flat_buffer(rng, name, dtype):
+    """Adam's one-call list path cuts tensors in blocks of TENSOR_BLOCK elements: tensors
+    smaller, larger, exactly one block and empty all update as the flat buffer does."""
+    from fastdnn.cpu.optim import TENSOR_BLOCK
+    shapes = [(150, 130), (7,), (TENSOR_BLOCK,), (0, 3), (2 * TENSOR_BLOCK + 1,)]
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = [rng.standard_normal(sum(sizes)).astype(dtype) for _ in range(4)]
+    flat[3] = np.abs(flat[3])
+    views = [[q.reshape(s) for q, s in zip(np.split(a.copy(), np.cumsum(sizes)[:-1]), shapes)]
+             for a in flat]
+    fn = getattr(C, name)
+    for step in (1, 2):
+        fn(*flat, step, 1e-2, weight_decay=0.1)
+        fn(*views, step, 1e-2, weight_decay=0.1)
+    for a, v in zip(flat, views):
+        np.testing.assert_array_equal(np.concatenate([q.ravel() for q in v]), a)

@@ -2,7 +2,8 @@
 
 N = number of parameters. param, grad and the state arrays are contiguous arrays of one
 dtype and shape (a model's single flat parameter buffer, or any one tensor), or matching
-lists of such arrays (one kernel call per tensor). Scalars, bias corrections included, are
+lists of such arrays (one kernel call per tensor; Adam and AdamW update every tensor of the
+list in one call, parallel over blocks of all of them). Scalars, bias corrections included, are
 computed on the host in the parameters' dtype, so float32 updates run in float32.
 ``weight_decay`` is coupled L2 (g + weight_decay * param) except in adamw_update, where
 it is decoupled (param -= lr * weight_decay * param before the Adam step).
@@ -42,21 +43,52 @@ def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
         p[i] -= lr * gi / (np.sqrt(si) + eps)
 
 
-@njit(parallel=True, cache=CACHE)
-def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
-          inv_sqrt_bc2, eps, wd, decay):
+@njit(inline="always", cache=CACHE)
+def _adam_one(pi, gi, mi, vi, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+              inv_sqrt_bc2, eps, wd, decay):
     # step_size = lr / (1 - beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t) from the
     # host (one division and one sqrt per element, as in PyTorch); wd: coupled L2 (0 for
     # AdamW); decay = 1 - lr * weight_decay for AdamW's decoupled decay, 1 for Adam.
     # Branch-free so the loop vectorises (kernels/adam.py v1 vs v4).
+    gi = gi + wd * pi
+    mi = beta1 * mi + one_minus_beta1 * gi
+    vi = beta2 * vi + one_minus_beta2 * gi * gi
+    return decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps), mi, vi
+
+
+@njit(parallel=True, cache=CACHE)
+def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+          inv_sqrt_bc2, eps, wd, decay):
+    # parallel over elements of one flat buffer
     for i in prange(p.shape[0]):
-        pi = p[i]
-        gi = g[i] + wd * pi
-        mi = beta1 * m[i] + one_minus_beta1 * gi
-        vi = beta2 * v[i] + one_minus_beta2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] = decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps)
+        p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
+                                     one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
+                                     eps, wd, decay)
+
+
+# Elements per work item when a list of tensors is updated in one call.
+TENSOR_BLOCK = 16384
+
+
+@njit(parallel=True, cache=CACHE)
+def _adam_tensors(P, G, M, V, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                  inv_sqrt_bc2, eps, wd, decay):
+    # P, G, M, V: tuples of flat tensors; parallel over blocks of TENSOR_BLOCK elements of
+    # all of them, so one call (one thread hand-off) updates a whole model's tensors
+    n = len(P)
+    first = np.zeros(n + 1, np.int64)   # first[t]: index of tensor t's first block
+    for t in range(n):
+        first[t + 1] = first[t] + (P[t].shape[0] + TENSOR_BLOCK - 1) // TENSOR_BLOCK
+    for block in prange(first[n]):
+        t = 0
+        while first[t + 1] <= block:
+            t += 1
+        p, g, m, v = P[t], G[t], M[t], V[t]
+        lo = (block - first[t]) * TENSOR_BLOCK
+        for i in range(lo, min(p.shape[0], lo + TENSOR_BLOCK)):
+            p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
+                                         one_minus_beta1, beta2, one_minus_beta2,
+                                         inv_sqrt_bc2, eps, wd, decay)
 
 
 def _groups(param, **others):
@@ -155,7 +187,16 @@ def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
     step_size = lr / (1 - beta1**step)
     inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
-    for p, g, m_, v_ in _groups(param, grad=grad, m=m, v=v):
+    groups = _groups(param, grad=grad, m=m, v=v)
+    if not groups:
+        return
+    t = groups[0][0].dtype.type
+    scalars = (t(step_size), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
+               t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
+    if len(groups) > 1 and len({p.dtype for p, *_ in groups}) == 1:
+        launch(_adam_tensors, *(tuple(arrays) for arrays in zip(*groups)), *scalars)
+        return
+    for p, g, m_, v_ in groups:
         t = p.dtype.type
         launch(_adam, p, g, m_, v_, t(step_size), t(beta1), t(1 - beta1), t(beta2),
                t(1 - beta2), t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
