@@ -242,12 +242,24 @@ def gemm_rates(layers, m, dtype, opts, with_torch=True):
 
 
 # --------------------------------------------------------------------------- optimizers
-def _optimizer_arrays(n, dtype, name, seed=0):
+def _optimizer_arrays(n, dtype, name, seed=0, shapes=None):
+    """[param, grad, state...]: flat arrays of n elements, or lists of arrays of ``shapes``
+    (a model's tensors) when given."""
     rng = np.random.default_rng(seed)
     param = rng.standard_normal(n).astype(dtype)
     grad = (0.01 * rng.standard_normal(n)).astype(dtype)
-    states = [np.zeros(n, dtype) for _ in range((ACCESSES[name] - 3) // 2)]
-    return [param, grad] + states
+    arrays = [param, grad] + [np.zeros(n, dtype) for _ in range((ACCESSES[name] - 3) // 2)]
+    if shapes is None:
+        return arrays
+    cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+    return [[part.reshape(s).copy() for part, s in zip(np.split(a, cuts), shapes)]
+            for a in arrays]
+
+
+def _tensor_shapes(layers):
+    """W and b of each layer: the per-layer tensors a model hands an optimizer."""
+    return [shape for n_in, n_out in zip(layers, layers[1:])
+            for shape in ((n_out, n_in), (n_out,))]
 
 
 def _fastdnn_update(K, name, arrays):
@@ -260,19 +272,35 @@ def _fastdnn_update(K, name, arrays):
     return lambda: update(*arrays, LR)
 
 
+def _owned(step):
+    """``step`` run inside fastdnn.cpu.owned_threads() (no spin guard: all threads)."""
+    from .cpu import owned_threads
+
+    def call():
+        with owned_threads():
+            step()
+    return call
+
+
 def _torch_update(name, arrays, mode):
-    """A torch.optim step over the same parameter count, or None if unsupported."""
+    """A torch.optim step over the same parameters, or None if unsupported."""
     torch = _torch()
-    p = torch.nn.Parameter(torch.from_numpy(arrays[0].copy()))
-    p.grad = torch.from_numpy(arrays[1].copy())
+    params, grads = arrays[0], arrays[1]
+    if isinstance(params, np.ndarray):
+        params, grads = [params], [grads]
+    ps = []
+    for p_, g_ in zip(params, grads):
+        p = torch.nn.Parameter(torch.from_numpy(p_.copy()))
+        p.grad = torch.from_numpy(g_.copy())
+        ps.append(p)
     flag = {"foreach": {"foreach": True}, "fused": {"fused": True}}[mode]
-    make = {"sgd": lambda: torch.optim.SGD([p], lr=LR, **flag),
-            "momentum": lambda: torch.optim.SGD([p], lr=LR, momentum=0.9, **flag),
-            "nesterov": lambda: torch.optim.SGD([p], lr=LR, momentum=0.9, nesterov=True,
+    make = {"sgd": lambda: torch.optim.SGD(ps, lr=LR, **flag),
+            "momentum": lambda: torch.optim.SGD(ps, lr=LR, momentum=0.9, **flag),
+            "nesterov": lambda: torch.optim.SGD(ps, lr=LR, momentum=0.9, nesterov=True,
                                                 **flag),
-            "rmsprop": lambda: torch.optim.RMSprop([p], lr=LR, alpha=0.999, **flag),
-            "adam": lambda: torch.optim.Adam([p], lr=LR, **flag),
-            "adamw": lambda: torch.optim.AdamW([p], lr=LR, **flag)}[name]
+            "rmsprop": lambda: torch.optim.RMSprop(ps, lr=LR, alpha=0.999, **flag),
+            "adam": lambda: torch.optim.Adam(ps, lr=LR, **flag),
+            "adamw": lambda: torch.optim.AdamW(ps, lr=LR, **flag)}[name]
     try:
         opt = make()
         opt.step()  # allocates the state; raises here if the mode is unsupported
@@ -295,8 +323,12 @@ def _agreement(K, name, n, dtype):
     return max(_rel_error(g, r) for g, r in zip(got, ref))
 
 
-def optimizer_throughput(n, names, backend, dtype, opts, triad):
-    """Rows per (optimizer, implementation): us/step, Mparam/s, GB/s, fraction of triad."""
+def optimizer_throughput(n, names, backend, dtype, opts, triad, shapes=None):
+    """Rows per (optimizer, implementation): us/step, Mparam/s, GB/s, fraction of triad.
+
+    ``shapes``: update lists of tensors of these shapes (n elements in all) instead of one
+    flat array; the NumPy reference then runs one call per tensor.
+    """
     from . import reference as R
     K = _kernels(backend)
     itemsize = np.dtype(dtype).itemsize
@@ -305,12 +337,21 @@ def optimizer_throughput(n, names, backend, dtype, opts, triad):
     for name in names:
         fns, notes = {}, {}
         if backend != "numpy":
-            arrays = _on_backend(K, _optimizer_arrays(n, dtype, name))
+            arrays = _on_backend(K, _optimizer_arrays(n, dtype, name, shapes=shapes))
             fns[f"fastdnn {backend}"] = _synced(K, _fastdnn_update(K, name, arrays))
-        fns["numpy reference"] = _fastdnn_update(R, name, _optimizer_arrays(n, dtype, name))
+            if backend == "cpu":
+                arrays = _optimizer_arrays(n, dtype, name, shapes=shapes)
+                fns["fastdnn cpu, owned threads"] = _owned(_fastdnn_update(K, name, arrays))
+        ref = _optimizer_arrays(n, dtype, name, shapes=shapes)
+        if shapes is None:
+            fns["numpy reference"] = _fastdnn_update(R, name, ref)
+        else:
+            steps = [_fastdnn_update(R, name, [a[i] for a in ref]) for i in range(len(shapes))]
+            fns["numpy reference"] = lambda steps=steps: [s() for s in steps]
         if torch is not None:
             for mode in ("foreach", "fused"):
-                step = _torch_update(name, _optimizer_arrays(n, dtype, name), mode)
+                step = _torch_update(name, _optimizer_arrays(n, dtype, name, shapes=shapes),
+                                     mode)
                 if step is None:
                     notes[f"torch {mode}"] = "unsupported"
                 else:
@@ -611,6 +652,12 @@ def report(result, out=None):
         per_param = ", ".join(f"{k} {ACCESSES[k] * size}" for k in a["optimizers"])
         _table(result["optim"], cols, f"optimizer updates: {a['params']:,} parameters, "
                                       f"{a['dtype']} (B/param: {per_param})", out)
+        if "optim_tensors" in result:
+            rows = result["optim_tensors"]
+            _table(rows, cols, f"optimizer updates: the tensors of layers "
+                               f"{'-'.join(map(str, a['layers']))} as lists "
+                               f"({len(a['layers']) * 2 - 2} tensors, {rows[0]['params']:,} "
+                               f"parameters), {a['dtype']}", out)
     if "step" in result:
         _table(result["step"], [("impl", "implementation", None), ("ms", "ms/step", "{:.2f}"),
                                 ("samples_per_s", "samples/s", "{:,.0f}"),
@@ -675,7 +722,7 @@ def profile(opts):
     result = {"environment": environment(), "settings": {
         "layers": opts.layers, "batch": opts.batch, "params": opts.params,
         "backend": opts.backend, "dtype": opts.dtype, "threads": opts.threads,
-        "optimizers": opts.optimizers, "repeat": opts.repeat, "min_time": opts.min_time,
+        "optimizers": opts.optimizers, "tensors": opts.tensors, "repeat": opts.repeat, "min_time": opts.min_time,
         "settle": opts.settle, "stream_size": opts.stream_size}}
     if "bandwidth" in opts.sections or "optim" in opts.sections:
         result["bandwidth"] = stream_bandwidth(opts.stream_size, opts)
@@ -686,6 +733,11 @@ def profile(opts):
                 opts.params, opts, ops=("triad",))["triad"]["GBps"]
         result["optim"] = optimizer_throughput(opts.params, opts.optimizers, opts.backend,
                                                opts.dtype, opts, triad)
+        if opts.tensors:
+            shapes = _tensor_shapes(opts.layers)
+            n = sum(int(np.prod(s)) for s in shapes)
+            result["optim_tensors"] = optimizer_throughput(
+                n, opts.optimizers, opts.backend, opts.dtype, opts, triad, shapes=shapes)
     if "gemm" in opts.sections or "step" in opts.sections:
         result["gemm"] = gemm_rates(opts.layers, opts.batch, opts.dtype, opts)
     if "step" in opts.sections:
@@ -741,6 +793,9 @@ def configure(parser):
                                                                    "rmsprop", "adam"],
                         help="comma-separated, from " + ",".join(OPTIMIZERS)
                              + " (default sgd,momentum,rmsprop,adam)")
+    parser.add_argument("--tensors", action="store_true",
+                        help="also update the per-layer tensors of --layers as lists (W1, "
+                             "b1, W2, ...), as a model's optimizer sees them")
     parser.add_argument("--backend", choices=["numpy", "cpu", "cuda"], default=None,
                         help="fastdnn backend to profile (default cpu, or numpy if the "
                              "cpu kernels cannot be imported)")
