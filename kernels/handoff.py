@@ -12,6 +12,9 @@ dropout, float32) and the whole [GEMM; epilogue] call. Target: pair <= 1.1x the 
   3 blas 1 thread : threadpoolctl limits NumPy's OpenBLAS to one thread
   4 gemm in njit  : the GEMM issued from nopython code (scipy's cython BLAS), then epilogue
   5 no numba thr. : NUMBA_NUM_THREADS=1 (everything Numba serial; BLAS keeps 2 threads)
+  6 owned threads : fastdnn.cpu.owned_threads(): NumPy's OpenBLAS at one thread, the GEMM
+                    split in column blocks over Numba's threads (fastdnn.cpu._blas), then
+                    the parallel epilogue: one thread pool for both (what MLP steps run)
 
 python kernels/handoff.py [--batch 256]
 """
@@ -28,6 +31,7 @@ CONFIGS = {
     "3 OpenBLAS 1 thread": {},
     "4 GEMM inside njit": {},
     "5 NUMBA_NUM_THREADS=1": {"NUMBA_NUM_THREADS": "1"},
+    "6 owned threads": {},
 }
 
 
@@ -56,9 +60,16 @@ def child(name, batch, reps=60):
     _, key, thr, scale = dropout_args(0.8, 12345, np.dtype(np.float32))
     WT = W.T
 
+    if name.startswith("6"):
+        from fastdnn.cpu import _blas
+        owned = _blas.owned_threads()
+        owned.__enter__()   # for the whole child process
+
     def gemm():
         if name.startswith("4"):
             gemm_njit(X, WT, act)
+        elif name.startswith("6"):
+            _blas.matmul(X, W, act, transpose_b=True)
         else:
             np.dot(X, WT, out=act)
 

@@ -6,8 +6,11 @@ Numba loops; the rest (initializers, schedules, averages, one_hot, l2_cost) is t
 reference itself. Every reduction is order-fixed, so results do not depend on the
 number of threads.
 
-Threads: while NumPy's OpenBLAS busy-waits after each GEMM (its default), the kernels run
-on the calling thread only, which measured fastest on 2 cores; see _common.SPIN_GUARD.
+Threads: inside ``owned_threads()`` (where the models run their steps) NumPy's OpenBLAS
+is held at one thread and every matrix product is split over Numba's threads from
+compiled code (_blas), so products and kernels share one thread pool. Elsewhere, while
+NumPy's OpenBLAS busy-waits after each GEMM (its default), the kernels run on the calling
+thread only, which measured fastest on 2 cores; see _common.SPIN_GUARD.
 """
 from ..reference import INITIALIZERS, ewa, initialize_weights, schedules  # noqa: F401
 from ._blas import owned_threads

@@ -52,6 +52,8 @@ def _openblas_spins():
 # workers must be woken for every GEMM). So the guard is on whenever NumPy's OpenBLAS is
 # multi-threaded, unless the user set OPENBLAS_THREAD_TIMEOUT (<= 12) or one BLAS
 # thread; FASTDNN_SPIN_GUARD=0/1 forces the choice. Results are the same bits either way.
+# Inside _blas.owned_threads() nothing spins (fastdnn runs the products itself, NumPy's
+# OpenBLAS at one thread), so kernels run on all threads there.
 SPIN_GUARD = _openblas_spins()
 
 
