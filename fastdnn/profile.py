@@ -487,7 +487,9 @@ def training_step(layers, m, backend, dtype, opts, gemm):
         fns[f"fastdnn MLP.train_step ({backend})"] = model
     if backend != "numpy":
         K = _kernels(backend)
-        fns[f"fastdnn {backend} kernels"] = _synced(K, KernelStep(K, layers, X, y))
+        step = _synced(K, KernelStep(K, layers, X, y))
+        # on the CPU, as the models run them: products and kernels on Numba's threads
+        fns[f"fastdnn {backend} kernels"] = _owned(step) if backend == "cpu" else step
     fns["numpy reference"] = KernelStep(R, layers, X, y)
     if _torch() is not None:
         for mode in ("foreach", "fused"):
