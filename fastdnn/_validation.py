@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from . import config
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -36,6 +38,8 @@ def check_finite(name, x):
 
 def check_shape(name, x, shape):
     """Raise unless ``x.shape`` equals ``shape``; None in ``shape`` matches anything."""
+    if x.shape == shape:   # the common case, without the generator below
+        return x
     ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
         want = ", ".join("*" if s is None else str(s) for s in shape)
@@ -55,7 +59,9 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
 
     A missing bound is an open end at infinity: NaN and infinities are always refused.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    kind = type(value)
+    if kind is not float and kind is not int and (  # exact types skip the ABC check
+            isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
@@ -103,21 +109,25 @@ def emit(result, out):
     return out
 
 
-@contextlib.contextmanager
-def finite_checks_skipped():
-    """Turn off the kernels' NaN/inf scans inside the block.
+class finite_checks_skipped(contextlib.ContextDecorator):
+    """Turn off the kernels' NaN/inf scans inside the block (a context or a decorator).
 
     For callers that have checked their data once already (the model checks each batch):
     non-finite values that appear later mean divergence, which the caller reports itself.
+    A class rather than a generator: the models enter it several times per step.
     """
-    from . import config
 
-    saved = config.CHECK_FINITE
-    config.CHECK_FINITE = False
-    try:
-        yield
-    finally:
-        config.CHECK_FINITE = saved
+    def __enter__(self):
+        self._saved = config.CHECK_FINITE
+        config.CHECK_FINITE = False
+        return self
+
+    def __exit__(self, *exc):
+        config.CHECK_FINITE = self._saved
+        return False
+
+    def _recreate_cm(self):   # a fresh instance per decorated call: re-entrant
+        return type(self)()
 
 
 def check_update(lr, weight_decay, **hyper):
