@@ -33,6 +33,7 @@ def _spy(monkeypatch):
 @pytest.mark.parametrize("M,N,K", SHAPES)
 def test_split_product_matches_float64(monkeypatch, dtype, transpose_a, transpose_b, M, N, K):
     monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 16)  # several blocks, a short last one
+    monkeypatch.setattr(_blas, "MIN_BLOCK_WORK", 1)
     calls = _spy(monkeypatch)
     rng = np.random.default_rng(M * N + K)
     A, B, C = _operands(rng, M, N, K, transpose_a, transpose_b, dtype)
@@ -46,13 +47,15 @@ def test_split_product_matches_float64(monkeypatch, dtype, transpose_a, transpos
             _blas.matmul(A, B, C, transpose_a, transpose_b, beta=beta)
         rtol = 1e-6 if dtype == np.float32 else 1e-14
         assert_close(C / scale, expected / scale, rtol=0, atol=rtol, name=f"beta={beta}")
-    assert calls and calls[0] == max(1, min(_blas.MAX_BLOCKS, N // 16))
+    blocks = min(_blas.MAX_BLOCKS, N // 16, M * N * K)
+    assert calls == ([blocks] * 2 if blocks > 1 else [])   # one block: np.dot
 
 
 def test_blocks_do_not_depend_on_the_thread_count(monkeypatch):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 8)
+    monkeypatch.setattr(_blas, "MIN_BLOCK_WORK", 1)
     rng = np.random.default_rng(1)
     A, B, _ = _operands(rng, 50, 61, 300, True, False, np.float32)
     out = []
@@ -114,6 +117,8 @@ def test_model_step_with_owned_threads_matches_the_numpy_blas_path(monkeypatch):
     y = rng.integers(0, 4, 96)
     losses = []
     for owned in (True, False):
+        monkeypatch.setattr(_blas, "MIN_BLOCK_WORK", 1)
+        monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 8)
         model = fastdnn.MLP([20, 70, 33, 4], batchnorm=True, keep_prob=0.8, dtype="float64",
                             backend="cpu", seed=0)
         if not owned:

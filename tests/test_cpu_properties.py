@@ -90,6 +90,7 @@ def test_thread_count_does_not_change_a_bit(monkeypatch, owned):
         pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     monkeypatch.setattr(_common, "SPIN_GUARD", False)  # really run on 2 threads
     monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 4)  # products in several blocks
+    monkeypatch.setattr(_blas, "MIN_BLOCK_WORK", 1)
     l1, n1 = _train(1, owned=owned)
     l2, n2 = _train(2, owned=owned)
     assert l1 == l2

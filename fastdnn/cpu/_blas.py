@@ -22,8 +22,11 @@ from numba.extending import overload
 
 from ..config import CACHE
 
-# Fewest columns per block: narrower blocks repack A too often for what they gain.
+# Fewest columns per block (narrower ones repack A too often for what they gain) and
+# fewest multiply-adds per block (about 5 us of one core: less does not pay for waking
+# a thread; a product with one block is one single-threaded np.dot call).
 MIN_BLOCK_COLUMNS = 64
+MIN_BLOCK_WORK = 2**18
 MAX_BLOCKS = 8
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -149,14 +152,19 @@ def matmul(A, B, out, transpose_a=False, transpose_b=False, beta=0.0):
     """out = op(A) @ op(B) (+ beta * out), op transposing when asked.
 
     Split over Numba's threads inside ``owned_threads()`` (when A, B and out are
-    C-contiguous float32 / float64 of one dtype); otherwise ``np.dot``.
+    C-contiguous float32 / float64 of one dtype and the product is big enough for two
+    blocks); otherwise ``np.dot`` (on one BLAS thread inside ``owned_threads()``).
     """
     if (_OWNED[0] and out.flags.c_contiguous and A.flags.c_contiguous
-            and B.flags.c_contiguous and A.dtype == B.dtype == out.dtype and out.dtype.kind == "f" and out.itemsize in (4, 8)):
-        blocks = max(1, min(MAX_BLOCKS, out.shape[1] // MIN_BLOCK_COLUMNS))
-        real = out.dtype.type
-        _gemm(transpose_a, transpose_b, A, B, out, real(1.0), real(beta), blocks)
-        return out
+            and B.flags.c_contiguous and A.dtype == B.dtype == out.dtype
+            and out.dtype.type in (np.float32, np.float64)):
+        M, N = out.shape
+        work = M * N * (A.shape[0] if transpose_a else A.shape[1])
+        blocks = min(MAX_BLOCKS, N // MIN_BLOCK_COLUMNS, work // MIN_BLOCK_WORK)
+        if blocks > 1:
+            real = out.dtype.type
+            _gemm(transpose_a, transpose_b, A, B, out, real(1.0), real(beta), blocks)
+            return out
     a = A.T if transpose_a else A
     b = B.T if transpose_b else B
     if beta:
