@@ -41,6 +41,14 @@ def test_profile_subcommand_prints_tables(capsys, tmp_path):
     assert "step" not in saved and "gemm" in saved
 
 
+def test_optimizer_tensors_section_on_cpu(capsys):
+    argv = [a if a != "numpy" else "cpu" for a in TINY]
+    assert cli.main(["profile", *argv, "--sections", "optim", "--tensors"]) == 0
+    out = capsys.readouterr().out
+    assert "the tensors of layers 12-7-5-3 as lists (6 tensors, 150 parameters)" in out
+    assert "fastdnn cpu, owned threads" in out
+
+
 def test_kernel_step_learns():
     import numpy as np
     from fastdnn import reference as R
