@@ -9,6 +9,9 @@ NumPy import); configurations are interleaved over 3 rounds:
                          calling thread only (fastdnn.cpu._common.SPIN_GUARD)
   cpu, no guard          FASTDNN_SPIN_GUARD=0: parallel kernels fight the spinning workers
   cpu, timeout=4         OPENBLAS_THREAD_TIMEOUT=4: workers park, kernels run parallel
+  cpu, owned threads     inside fastdnn.cpu.owned_threads() (what the models do): NumPy's
+                         OpenBLAS at one thread, products split over Numba's threads,
+                         kernels parallel
 python kernels/mlp_step.py [--batches 64,256,1024]
 """
 import json
@@ -22,6 +25,7 @@ CONFIGS = {
     "cpu, guard (default)": ("cpu", {}),
     "cpu, no guard": ("cpu", {"FASTDNN_SPIN_GUARD": "0"}),
     "cpu, OPENBLAS_THREAD_TIMEOUT=4": ("cpu", {"OPENBLAS_THREAD_TIMEOUT": "4"}),
+    "cpu, owned threads": ("cpu-owned", {}),
 }
 SIZES = (784, 512, 256, 10)
 ROUNDS = 3
@@ -35,6 +39,8 @@ def child(backend, batch, seconds=0.7):
     from fastdnn.cpu import _common
     from fastdnn.rng import dropout_key
     K = B.kernels("numpy" if backend == "reference" else "cpu")
+    if backend == "cpu-owned":
+        K.owned_threads().__enter__()   # for the whole child process
     t = np.float32
     rng = np.random.default_rng(0)
     shapes = []
