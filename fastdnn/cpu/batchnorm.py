@@ -37,12 +37,17 @@ def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, cod
     m, n = Z.shape
     dtype = Z.dtype.type
     nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    c_mean = np.zeros((nchunks, n), dtype=Z.dtype)
-    c_m2 = np.zeros((nchunks, n), dtype=Z.dtype)
+    # np.empty, zeroed and merged in loops: np.zeros and .copy() would each become a
+    # parallel region of their own, and each region costs compile time (a gufunc)
+    c_mean = np.empty((nchunks, n), dtype=Z.dtype)
+    c_m2 = np.empty((nchunks, n), dtype=Z.dtype)
     for c in prange(nchunks):
         i0 = c * REDUCTION_CHUNK
         i1 = min(m, i0 + REDUCTION_CHUNK)
         mu, m2 = c_mean[c], c_m2[c]
+        for j in range(n):
+            mu[j] = 0
+            m2[j] = 0
         for i in range(i0, i1):
             for j in range(n):
                 mu[j] += Z[i, j]
@@ -52,8 +57,8 @@ def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, cod
             for j in range(n):
                 d = Z[i, j] - mu[j]
                 m2[j] += d * d
-    mean = c_mean[0].copy()
-    m2 = c_m2[0].copy()
+    mean = c_mean[0]   # chunk 0's row accumulates the merge in place
+    m2 = c_m2[0]
     count = min(m, REDUCTION_CHUNK)
     for c in range(1, nchunks):
         k = min(m, (c + 1) * REDUCTION_CHUNK) - c * REDUCTION_CHUNK

@@ -43,8 +43,13 @@ def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bi
     # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
     m, n = act.shape
     nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    partial = np.zeros((nchunks if with_bias else 0, n), dtype=dZ.dtype)
+    # np.empty, zeroed in the loop: np.zeros would be a parallel region (and a compiled
+    # gufunc) of its own
+    partial = np.empty((nchunks if with_bias else 0, n), dtype=dZ.dtype)
     for c in prange(nchunks):
+        if with_bias:
+            for j in range(n):
+                partial[c, j] = 0
         for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
             row = dZ[i]
             grad_row(d_out[i], act[i], code, row)
