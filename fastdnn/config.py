@@ -16,5 +16,9 @@ REDUCTION_CHUNK = 64
 # CUDA launch geometry; tests patch it small so several blocks and grid-stride loops run.
 THREADS_PER_BLOCK = int(os.environ.get("FASTDNN_THREADS_PER_BLOCK", "256"))
 
+# backend="cuda" models: fit keeps the training set on the GPU when it takes at most
+# this fraction of the free device memory (else it copies each batch once).
+CUDA_DATA_FRACTION = float(os.environ.get("FASTDNN_CUDA_DATA_FRACTION", "0.5"))
+
 # Check batches for NaN/inf before training on them (one cheap pass); False skips it.
 CHECK_FINITE = os.environ.get("FASTDNN_CHECK_FINITE", "1") != "0"

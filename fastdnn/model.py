@@ -9,6 +9,11 @@ gradients and optimizer state each live in one flat buffer with per-layer views,
 optimizer step is one kernel call; workspaces are preallocated per batch size and passed
 as the kernels' ``*_out`` buffers, so a steady-state training step allocates no arrays
 on the fast backends.
+
+Where those arrays live is the kernel module's business: the engine allocates, fills
+and reads them through ``ENGINE`` of the module (``_HostArrays`` below when it has none:
+NumPy arrays, the numpy and cpu backends). fastdnn.cuda's keeps them on the GPU
+(fastdnn.cuda.engine); the public methods take and return NumPy arrays either way.
 """
 import contextlib
 import copy
@@ -86,6 +91,7 @@ class Sequential:
         self._plan = self._compile(self.layers)
         self.backend = backend
         self._K = _kernels(_engine_backend(backend))
+        self._E = getattr(self._K, "ENGINE", _HOST)   # where the engine's arrays live
         self.output = self._output
         self.step_ = 0          # updates done (dropout keys, per-iteration schedules)
         self.epoch_ = 0         # epochs completed (per-epoch schedules)
@@ -161,32 +167,42 @@ class Sequential:
                 self._layout.append((name, size, shape))
                 size += int(np.prod(shape))
         self.n_params = size
-        self._flat = np.zeros(size, self.dtype)
-        self._flat_grad = np.zeros(size, self.dtype)
+        n_bn = sum(blk.n_out for blk in self.blocks if blk.bn is not None)
+        # initialised on the host, then handed to the engine (no copy on the host engine)
+        flat = np.zeros(size, self.dtype)
+        running = np.zeros(2 * n_bn, self.dtype)   # running means, then variances
+        self._initialize(self._views(flat), self._running_views(running))
+        E = self._E
+        self._flat = E.put(flat)
+        self._flat_grad = E.zeros(size, self.dtype)
         self._p = self._views(self._flat)
         self._g = self._views(self._flat_grad)
-        n_bn = sum(blk.n_out for blk in self.blocks if blk.bn is not None)
-        self._running = np.zeros(2 * n_bn, self.dtype)   # running means, then variances
-        self._rm, self._rv, offset = {}, {}, 0
-        for l, blk in enumerate(self.blocks, start=1):
-            if blk.bn is not None:
-                self._rm[l] = self._running[offset:offset + blk.n_out]
-                self._rv[l] = self._running[n_bn + offset:n_bn + offset + blk.n_out]
-                offset += blk.n_out
-        self._initialize()
+        self._running = E.put(running)
+        self._rm, self._rv = self._running_views(self._running)
         self._workspaces = {}
 
     def _views(self, flat):
         return {name: flat[o:o + int(np.prod(s))].reshape(s) for name, o, s in self._layout}
 
-    def _initialize(self):
+    def _running_views(self, running):
+        """Per-layer views of the running means and variances: ({l: mean}, {l: var})."""
+        n_bn = running.shape[0] // 2
+        rm, rv, offset = {}, {}, 0
+        for l, blk in enumerate(self.blocks, start=1):
+            if blk.bn is not None:
+                rm[l] = running[offset:offset + blk.n_out]
+                rv[l] = running[n_bn + offset:n_bn + offset + blk.n_out]
+                offset += blk.n_out
+        return rm, rv
+
+    def _initialize(self, p, running):
         rng = np.random.default_rng([self.seed, 0])
         for l, blk in enumerate(self.blocks, start=1):
-            self._p[f"W{l}"][...] = initialize_weights(blk.init, blk.n_in, blk.n_out, rng,
-                                                       np.float64)
+            p[f"W{l}"][...] = initialize_weights(blk.init, blk.n_in, blk.n_out, rng,
+                                                 np.float64)
             if blk.bn is not None:
-                self._p[f"gamma{l}"][...] = 1
-                self._rv[l][...] = 1
+                p[f"gamma{l}"][...] = 1
+                running[1][l][...] = 1
 
     def _require_built(self, X=None):
         if self.input_dim is None:
@@ -199,7 +215,7 @@ class Sequential:
     def get_params(self):
         """NumPy copies of the parameters: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ..."""
         self._require_built()
-        return {name: view.copy() for name, view in self._p.items()}
+        return {name: self._E.get(view) for name, view in self._p.items()}
 
     def set_params(self, params):
         """Set some or all parameters from a dict like ``get_params()``'s (cast to dtype)."""
@@ -211,15 +227,15 @@ class Sequential:
             if value.shape != self._p[name].shape:
                 raise ValueError(f"params[{name!r}] must have shape {self._p[name].shape}, "
                                  f"got {value.shape}")
-            self._p[name][...] = value
+            self._E.set(self._p[name], value)
 
     def get_batchnorm_stats(self):
         """Copies of the running statistics: "running_mean1", "running_var1", ..."""
         self._require_built()
         out = {}
         for l in self._rm:
-            out[f"running_mean{l}"] = self._rm[l].copy()
-            out[f"running_var{l}"] = self._rv[l].copy()
+            out[f"running_mean{l}"] = self._E.get(self._rm[l])
+            out[f"running_var{l}"] = self._E.get(self._rv[l])
         return out
 
     def set_batchnorm_stats(self, stats):
@@ -232,14 +248,14 @@ class Sequential:
             if name not in targets:
                 raise KeyError(f"unknown BatchNorm statistic {name!r}; this model has "
                                f"{list(targets)}")
-            targets[name][...] = value
+            self._E.set(targets[name], value)
 
     def _snapshot(self):
-        return self._flat.copy(), self._running.copy()
+        return self._E.clone(self._flat), self._E.clone(self._running)
 
     def _restore(self, state):
-        self._flat[...] = state[0]
-        self._running[...] = state[1]
+        self._E.copy_into(self._flat, state[0])
+        self._E.copy_into(self._running, state[1])
 
     # ------------------------------------------------------------------ data checks
     def _inputs(self, X, name="X"):
@@ -300,7 +316,7 @@ class Sequential:
         key = (m, training)
         ws = self._workspaces.get(key)
         if ws is None:
-            e = lambda *shape: np.empty(shape, self.dtype)  # noqa: E731
+            e = lambda *shape: self._E.empty(shape, self.dtype)  # noqa: E731
             ws = {"X": e(m, self.input_dim), "Y": e(m, self.blocks[-1].n_out),
                   "dout": e(m, self.blocks[-1].n_out), "blocks": []}
             for l, blk in enumerate(self.blocks):
@@ -393,9 +409,10 @@ class Sequential:
             d = b["dX"]
 
     def _grads_on(self, ws, keep=True):
-        """Forward, loss (L2 included) and backward on the batch in ws; returns the loss."""
+        """Forward, loss (L2 included) and backward on the batch in ws; returns the loss
+        as the engine keeps it (a float on the host engine; see ``ENGINE.item``)."""
         Z = self._forward(ws, True, keep)
-        loss = self._loss(Z, ws["Y"], ws["dout"]) + self._l2_term(ws["X"].shape[0])
+        loss = self._E.batch_loss(self, Z, ws)
         self._backward(ws, keep)
         return loss
 
@@ -416,8 +433,8 @@ class Sequential:
 
     def _batch(self, X, Y):
         ws = self._workspace(X.shape[0])
-        ws["X"][...] = X
-        ws["Y"][...] = Y
+        self._E.set(ws["X"], X)
+        self._E.set(ws["Y"], Y)
         return ws
 
     # ------------------------------------------------------------------ public steps
@@ -434,13 +451,14 @@ class Sequential:
         """
         X = self._inputs(X)
         Y = self._targets(y, len(X))
-        running = self._running.copy()
+        E = self._E
+        running = E.clone(self._running)
         try:
             with self._threads():
-                loss = self._grads_on(self._batch(X, Y))
+                loss = E.item(self._grads_on(self._batch(X, Y)))
         finally:
-            self._running[...] = running
-        return loss, {"d" + name: g.copy() for name, g in self._g.items()}
+            E.copy_into(self._running, running)
+        return loss, {"d" + name: E.get(g) for name, g in self._g.items()}
 
     def train_step(self, X, y, optimizer):
         """One update on the batch (X, y) with ``optimizer``; returns the loss before it."""
@@ -448,7 +466,7 @@ class Sequential:
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
         with self._threads():
-            loss = self._grads_on(self._batch(X, Y))
+            loss = self._E.item(self._grads_on(self._batch(X, Y)))
             self._check_loss(loss, f"step {self.step_}")
             self._update(optimizer)
         return loss
@@ -522,6 +540,8 @@ class Sequential:
 
         n = len(X)
         batch_size = min(batch_size, n)
+        E = self._E
+        feeder = E.feeder(X, Y)   # the device engine moves the data once, when it fits
         classify = self.output in ("softmax", "sigmoid")
         history = History()
         self.stop_training = False
@@ -533,29 +553,31 @@ class Sequential:
                 start = time.perf_counter()
                 if schedule is not None and schedule.per == "epoch":
                     optimizer.lr = schedule(self.epoch_, optimizer.initial_lr)
-                order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
-                total, correct = 0.0, 0
+                feeder.epoch(self._shuffle_rng.permutation(n) if shuffle
+                             else np.arange(n))
+                totals = E.totals()   # loss and right predictions, read once per epoch
                 with self._threads():
                     for s in range(0, n, batch_size):
-                        idx = order[s:s + batch_size]
-                        ws = self._workspace(len(idx))
-                        np.take(X, idx, axis=0, out=ws["X"])
-                        np.take(Y, idx, axis=0, out=ws["Y"])
+                        stop = min(s + batch_size, n)
+                        ws = self._workspace(stop - s)
+                        feeder.fill(ws, s, stop)
                         if schedule is not None and schedule.per == "iteration":
                             optimizer.lr = schedule(self.step_, optimizer.initial_lr)
                         loss = self._grads_on(ws)
-                        self._check_loss(loss,
-                                         f"epoch {self.epoch_ + 1}, step {self.step_}")
+                        if E.per_step_checks:
+                            self._check_loss(loss,
+                                             f"epoch {self.epoch_ + 1}, step {self.step_}")
                         if classify:
-                            correct += _correct(self.output, ws["blocks"][-1]["out"],
-                                                ws["Y"])
-                        total += loss * len(idx)
+                            totals.count_correct(self.output, ws["blocks"][-1]["out"],
+                                                 ws["Y"])
+                        totals.add(loss, stop - s)
                         self._update(optimizer)
                 self.epoch_ += 1
-                logs = {"loss": total / n}
+                logs = {"loss": totals.loss_sum() / n}
+                self._check_loss(logs["loss"], f"epoch {self.epoch_}")
                 if classify:
-                    logs["accuracy"] = correct / (n * (1 if self.output == "softmax"
-                                                       else Y.shape[1]))
+                    logs["accuracy"] = totals.correct() / (n * (1 if self.output == "softmax"
+                                                                else Y.shape[1]))
                 if validation_data is not None:
                     logs.update({"val_" + k: v for k, v in
                                  self._evaluate(X_dev, Y_dev).items()})
@@ -585,8 +607,8 @@ class Sequential:
             for s in range(0, len(X), PREDICT_CHUNK):
                 chunk = X[s:s + PREDICT_CHUNK]
                 ws = self._workspace(len(chunk), training=False)
-                ws["X"][...] = chunk
-                out[s:s + len(chunk)] = self._forward(ws, training=False)
+                self._E.set(ws["X"], chunk)
+                out[s:s + len(chunk)] = self._E.get(self._forward(ws, training=False))
         return out
 
     def decision_function(self, X):
@@ -647,8 +669,8 @@ class Sequential:
         other = model_from_config(config)
         if self.input_dim is not None:
             other._require_built(np.empty((1, self.input_dim)))
-            other._flat[...] = self._flat
-            other._running[...] = self._running
+            other._E.set(other._flat, self._E.get(self._flat))
+            other._E.set(other._running, self._E.get(self._running))
         other.step_, other.epoch_ = self.step_, self.epoch_
         other._shuffle_rng.bit_generator.state = copy.deepcopy(
             self._shuffle_rng.bit_generator.state)
@@ -766,8 +788,87 @@ def _correct(output, Z, Y):
 def _engine_backend(backend):
     """The concrete backend the model runs on.
 
-    The engine keeps its arrays on the host; on "cuda" every kernel call moves its
-    operands to the GPU and back (correct, not yet fast: a device-resident engine is
-    future work).
+    On "numpy" and "cpu" the engine's arrays are NumPy arrays (``_HostArrays``). On
+    "cuda" they stay on the GPU (fastdnn.cuda.engine): parameters, gradients,
+    optimizer state, BatchNorm statistics and workspaces are device arrays; fit moves
+    the training set to the device once when it fits (else each batch once) and reads
+    the loss once per epoch; train_step moves its batch in and its loss out.
     """
     return _resolve(backend)
+
+
+class _HostArrays:
+    """The engine's array operations on NumPy arrays (numpy and cpu backends).
+
+    The same methods as fastdnn.cuda.engine.DeviceArrays: a kernel module that keeps
+    its arrays elsewhere exports such an object as ``ENGINE``.
+    """
+
+    device = False
+    per_step_checks = True    # a NaN loss stops training at the step that made it
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+    def put(self, host):
+        return host
+
+    def get(self, a):
+        return a.copy()
+
+    def set(self, dst, value):
+        dst[...] = value
+
+    def clone(self, a):
+        return a.copy()
+
+    def copy_into(self, dst, src):
+        dst[...] = src
+
+    def item(self, loss):
+        return loss
+
+    def batch_loss(self, model, Z, ws):
+        return model._loss(Z, ws["Y"], ws["dout"]) + model._l2_term(ws["X"].shape[0])
+
+    def feeder(self, X, Y):
+        return _HostFeeder(X, Y)
+
+    def totals(self):
+        return _HostTotals()
+
+
+class _HostFeeder:
+    def __init__(self, X, Y):
+        self.X, self.Y, self.order = X, Y, None
+
+    def epoch(self, order):
+        self.order = order
+
+    def fill(self, ws, start, stop):
+        idx = self.order[start:stop]
+        np.take(self.X, idx, axis=0, out=ws["X"])
+        np.take(self.Y, idx, axis=0, out=ws["Y"])
+
+
+class _HostTotals:
+    def __init__(self):
+        self.total, self.right = 0.0, 0
+
+    def add(self, loss, m):
+        self.total += loss * m
+
+    def count_correct(self, output, Z, Y):
+        self.right += _correct(output, Z, Y)
+
+    def loss_sum(self):
+        return self.total
+
+    def correct(self):
+        return self.right
+
+
+_HOST = _HostArrays()

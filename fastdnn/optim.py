@@ -4,8 +4,13 @@
 flat array each (how the models keep them: one kernel call per step) or matching lists
 of arrays (one kernel call per array, or one for them all where the backend takes
 lists: fastdnn.cpu). State arrays (velocity, moments) are created on the first step with
-the shapes of ``params`` and live in the optimizer.
+the shapes of ``params`` and live in the optimizer, next to them: on a backend whose
+kernel module keeps arrays on a device (fastdnn.cuda, given device arrays), the state is
+device arrays too, made by the module's ``zeros_like`` and read back by its ``to_host``
+(``state_dict`` always returns NumPy arrays).
 """
+import importlib
+
 import numpy as np
 
 from ._validation import check_int, check_real
@@ -39,16 +44,16 @@ class Optimizer:
             The kernel module to run on (the models pass theirs); default: this
             optimizer's ``backend``.
         """
-        params, grads = _as_list("params", params), _as_list("grads", grads)
+        K = kernels if kernels is not None else _kernels(self.backend)
+        params, grads = _as_list("params", params, K), _as_list("grads", grads, K)
         if len(params) != len(grads):
             raise ValueError(f"grads must have one array per param ({len(params)}), "
                              f"got {len(grads)}")
         for i, (p, g) in enumerate(zip(params, grads)):
-            if p.shape != g.shape or p.dtype != g.dtype:
+            if tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
                 raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} {p.dtype}, "
                                  f"got {g.shape} {g.dtype}")
-        self._ensure_state(params)
-        K = kernels if kernels is not None else _kernels(self.backend)
+        self._ensure_state(params, K)
         lr = check_real("lr", self.lr, 0.0)
         self.t += 1
         kernel = getattr(K, self._kernel)
@@ -60,17 +65,25 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(params, grads)):
             self._update(kernel, p, g, [self.state[n][i] for n in self._state_names], lr)
 
-    def _ensure_state(self, params):
+    def _ensure_state(self, params, K):
+        if not isinstance(params[0], np.ndarray):
+            self._device_module = K.__name__   # (a name: optimizers stay picklable)
         if self.state is None:
-            self.state = {n: [np.zeros_like(p) for p in params] for n in self._state_names}
+            zeros = getattr(K, "zeros_like", np.zeros_like)
+            self.state = {n: [zeros(p) for p in params] for n in self._state_names}
             return
         for n in self._state_names:
-            have = [(a.shape, a.dtype) for a in self.state[n]]
-            want = [(p.shape, p.dtype) for p in params]
+            have = [(tuple(a.shape), a.dtype) for a in self.state[n]]
+            want = [(tuple(p.shape), p.dtype) for p in params]
             if have != want:
                 raise ValueError(
                     f"{type(self).__name__} holds state for params {have} but was given "
                     f"{want}; use a fresh optimizer (or reset()) for other parameters")
+            # state restored on the host for params on a device, or the reverse
+            arrays = self.state[n]
+            for i, (a, p) in enumerate(zip(arrays, params)):
+                if isinstance(a, np.ndarray) != isinstance(p, np.ndarray):
+                    arrays[i] = K.to_host(a) if isinstance(p, np.ndarray) else K.to_device(a)
 
     def reset(self):
         """Forget the state and the step count."""
@@ -87,7 +100,8 @@ class Optimizer:
         """Hyperparameters, step count and copies of the state arrays."""
         return {"config": self.get_config(), "t": self.t,
                 "state": None if self.state is None else
-                {n: [a.copy() for a in arrs] for n, arrs in self.state.items()}}
+                {n: [_host_copy(a, getattr(self, "_device_module", None)) for a in arrs]
+                 for n, arrs in self.state.items()}}
 
     def load_state_dict(self, state):
         """Restore what ``state_dict`` returned (hyperparameters included)."""
@@ -97,7 +111,8 @@ class Optimizer:
                              f"not {type(self).__name__}")
         initial = config.pop("initial_lr", None)
         fresh = type(self)(**config, backend=self.backend)
-        self.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "backend"})
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items()
+                              if k not in ("backend", "_device_module")})
         self.initial_lr = self.lr if initial is None else float(initial)
         self.t = check_int("t", state["t"], 0)
         self.state = None if state["state"] is None else {
@@ -213,12 +228,24 @@ def optimizer_from_config(config, backend="auto"):
     return opt
 
 
-def _as_list(name, arrays):
-    if isinstance(arrays, np.ndarray):
-        return [arrays]
+def _as_list(name, arrays, K):
+    """``arrays`` as a list: NumPy arrays, or device arrays of the kernel module ``K``."""
+    on_device = getattr(K, "is_device_array", lambda a: False)
+    if isinstance(arrays, np.ndarray) or on_device(arrays):
+        arrays = [arrays]
     arrays = list(arrays)
     for i, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray) or a.dtype.type not in (np.float32, np.float64):
-            raise TypeError(f"{name}[{i}] must be a float32/float64 NumPy array, "
+        if not (isinstance(a, np.ndarray) or on_device(a)) or \
+                np.dtype(a.dtype).type not in (np.float32, np.float64):
+            raise TypeError(f"{name}[{i}] must be a float32/float64 NumPy array"
+                            f"{' or device array' if hasattr(K, 'is_device_array') else ''}, "
                             f"got {type(a).__name__}")
     return arrays
+
+
+def _host_copy(a, module):
+    """A NumPy copy of a state array (read back by kernel module ``module`` (a name) if it
+    lives on a device)."""
+    if isinstance(a, np.ndarray):
+        return a.copy()
+    return importlib.import_module(module).to_host(a)

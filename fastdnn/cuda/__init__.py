@@ -6,7 +6,8 @@ device arrays (numba, CuPy, anything with ``__cuda_array_interface__``; results 
 the device as numba device arrays). Matrix products go to cuBLAS through CuPy; the
 kernels fuse what surrounds them. Importing compiles nothing; kernels compile at their
 first launch. Host-side helpers with no GPU work (initialisers, schedules, ewa,
-one_hot) are the reference's own.
+one_hot) are the reference's own. ``ENGINE`` (fastdnn.cuda.engine) keeps a model's
+parameters, gradients, optimizer state, workspaces and training data on the device.
 """
 try:
     from numba import cuda as _cuda  # noqa: F401
@@ -35,4 +36,5 @@ from .losses import (l2_cost, l2_grad, log_softmax, mean_squared_error,
                      softmax_cross_entropy_on_device)
 from .optim import (adam_update, adamw_update, momentum_update, nesterov_update,
                     rmsprop_update, sgd_update)
-from ._device import is_device_array, to_device, to_host  # noqa: F401
+from ._device import is_device_array, to_device, to_host, zeros_like  # noqa: F401
+from .engine import ENGINE  # noqa: F401  (the model engine's device arrays)

@@ -70,6 +70,13 @@ def to_host(x):
     return x.copy_to_host() if is_device_array(x) else np.asarray(x)
 
 
+def zeros_like(x):
+    """Zeros shaped like ``x``: a device array for a device ``x``, else a NumPy array."""
+    if not is_device_array(x):
+        return np.zeros_like(x)
+    return cuda.to_device(np.zeros(tuple(x.shape), dtype=x.dtype))
+
+
 def check_array(name, x, ndim=None, dtype=None, shape=None):
     """Argument check for host and device arrays, naming the argument."""
     if not (isinstance(x, np.ndarray) or is_device_array(x)):

@@ -1,0 +1,262 @@
+"""Device-resident arrays for the model engine (fastdnn.model on backend="cuda").
+
+n = examples, m = batch size, n_x = input width, k = outputs, P = parameters.
+
+The model asks its kernel module for ``ENGINE`` (fastdnn.model uses a host twin when the
+module has none): an object that allocates, fills and reads the engine's arrays, moves
+the training data, computes the batch loss and keeps the epoch's totals. This one keeps
+everything on the GPU:
+
+- flat parameters (P,), gradients (P,), optimizer state and BatchNorm running statistics
+  are numba device arrays; per-layer views are slices of them (no copies);
+- the training set (n, n_x) and its targets (n, k) go to the device once per ``fit``
+  when they take at most ``config.CUDA_DATA_FRACTION`` of the free device memory; each
+  shuffled batch is then gathered on the device from the epoch's order (uploaded once
+  per epoch). Otherwise each batch is gathered on the host and copied once;
+- the batch loss (L2 term included) stays a (1,) float64 device array; the epoch's
+  summed loss and correct-prediction count live in device buffers and are read once
+  per epoch.
+
+Only this module and fastdnn.cuda know the arrays are numba's: porting the backend off
+numba-cuda means rewriting this file and the kernels, not the model.
+"""
+import numpy as np
+from numba import cuda
+
+from .. import config
+from . import _device as dev
+from .losses import (mean_squared_error_on_device, sigmoid_cross_entropy_on_device,
+                     softmax_cross_entropy_on_device)
+
+# Lanes of the first stage of the L2 sum: each lane sums every L2_LANES-th square of a
+# weight matrix, then one thread adds the lanes in order. A fixed count, so the sum
+# never depends on the launch geometry.
+L2_LANES = 1024
+
+_LOSSES = {"softmax": softmax_cross_entropy_on_device,
+           "sigmoid": sigmoid_cross_entropy_on_device,
+           "identity": mean_squared_error_on_device}
+_KIND = {"softmax": 0, "sigmoid": 1, "identity": 2}
+
+
+# ----------------------------------------------------------------------------- kernels
+
+@cuda.jit
+def _fill(x, value):
+    """x[:] = value on a flat array; grid-stride."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, x.shape[0], stride):
+        x[i] = value
+
+
+@cuda.jit
+def _gather_rows(src, order, first, out):
+    """out[i, :] = src[order[first + i], :]; grid-stride over the m * cols elements."""
+    m, n = out.shape
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, m * n, stride):
+        i = t // n
+        j = t - i * n
+        out[i, j] = src[order[first + i], j]
+
+
+@cuda.jit
+def _sumsq_lanes(x, lanes, partial, offset):
+    """partial[offset + l] = sum of x[i]^2 over i = l, l + lanes, ... (float64)."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    n = x.shape[0]
+    for lane in range(start, lanes, stride):
+        s = 0.0
+        for i in range(lane, n, lanes):
+            v = x[i]
+            s += v * v
+        partial[offset + lane] = s
+
+
+@cuda.jit
+def _batch_loss(loss, partial, scale, out):
+    """out[0] = loss[0] + scale * (sum of partial, in order), in float64; one thread."""
+    if cuda.grid(1) == 0:
+        s = 0.0
+        for i in range(partial.shape[0]):
+            s += partial[i]
+        out[0] = loss[0] + scale * s
+
+
+@cuda.jit
+def _accumulate(total, loss, weight):
+    """total[0] += loss[0] * weight (float64); one thread."""
+    if cuda.grid(1) == 0:
+        total[0] += loss[0] * weight
+
+
+@cuda.jit
+def _count_correct(kind, Z, Y, count):
+    """count[0] += right predictions: kind 0 rows whose argmax agree (first maximum, as
+    NumPy), kind 1 elements with (Z > 0) == (Y > 0.5); grid-stride over rows."""
+    rows, k = Z.shape
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, rows, stride):
+        if kind == 0:
+            zi = 0
+            yi = 0
+            for j in range(1, k):
+                if Z[i, j] > Z[i, zi]:
+                    zi = j
+                if Y[i, j] > Y[i, yi]:
+                    yi = j
+            c = 1 if zi == yi else 0
+        else:
+            c = 0
+            for j in range(k):
+                if (Z[i, j] > 0) == (Y[i, j] > 0.5):
+                    c += 1
+        if c:
+            cuda.atomic.add(count, 0, c)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _free_bytes():
+    """Free device memory in bytes (under the simulator: unlimited)."""
+    if dev.SIMULATOR:
+        return float("inf")
+    return cuda.current_context().get_memory_info()[0]
+
+
+def _upload(host):
+    return cuda.to_device(np.ascontiguousarray(host))
+
+
+class DeviceArrays:
+    """The engine's array operations on the GPU (see the module docstring)."""
+
+    device = True
+    per_step_checks = False   # NaN losses are caught once per epoch, not per step
+
+    # -------------------------------------------------------------- arrays
+    def empty(self, shape, dtype):
+        return cuda.device_array(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        a = cuda.device_array(shape, dtype=dtype)
+        flat = dev.flat(a)
+        _fill[dev.launch(flat.shape[0])](flat, dev.scalar(0, dtype))
+        return a
+
+    def put(self, host):
+        """A device copy of a host array."""
+        return _upload(host)
+
+    def get(self, a):
+        """A NumPy copy of a device array."""
+        return a.copy_to_host()
+
+    def set(self, dst, value):
+        """dst[...] = value (a host value, cast and broadcast like NumPy assignment)."""
+        host = np.broadcast_to(np.asarray(value).astype(dst.dtype, copy=False),
+                               tuple(dst.shape))
+        dst.copy_to_device(np.ascontiguousarray(host))
+
+    def clone(self, a):
+        """A device-to-device copy."""
+        b = cuda.device_array(a.shape, dtype=a.dtype)
+        b.copy_to_device(a)
+        return b
+
+    def copy_into(self, dst, src):
+        """dst[...] = src, both arrays of this engine (device to device)."""
+        dst.copy_to_device(src)
+
+    def item(self, loss):
+        """A loss value (a (1,) device array) as a float: waits for the GPU."""
+        return float(loss.copy_to_host()[0])
+
+    # -------------------------------------------------------------- training
+    def batch_loss(self, model, Z, ws):
+        """The batch loss + (l2 / 2m) sum ||W||^2 as a (1,) float64 device array; also
+        writes dZ into ws["dout"]."""
+        loss, _ = _LOSSES[model.output](Z, ws["Y"], dZ_out=ws["dout"])
+        m = ws["X"].shape[0]
+        weights = [model._p[f"W{l}"] for l in range(1, len(model.blocks) + 1)] \
+            if model.l2 else []
+        lanes = L2_LANES
+        partial = cuda.device_array(max(1, lanes * len(weights)), dtype=np.float64)
+        if not weights:
+            _fill[1, 1](partial, 0.0)
+        for i, W in enumerate(weights):
+            _sumsq_lanes[dev.launch(lanes)](dev.flat(W), lanes, partial, i * lanes)
+        out = cuda.device_array(1, dtype=np.float64)
+        _batch_loss[1, 1](loss, partial, float(model.l2 / (2 * m)), out)
+        return out
+
+    def feeder(self, X, Y):
+        """Batches of (X, Y) for fit: resident on the device when they fit."""
+        return _Feeder(X, Y)
+
+    def totals(self):
+        return _Totals()
+
+
+class _Feeder:
+    """Fills a workspace's X and Y with the rows of one batch of the epoch's order."""
+
+    def __init__(self, X, Y):
+        nbytes = X.nbytes + Y.nbytes
+        self.resident = nbytes <= config.CUDA_DATA_FRACTION * _free_bytes()
+        if self.resident:
+            self.X, self.Y = _upload(X), _upload(Y)
+        else:
+            self.X, self.Y = X, Y
+            self._staging = {}
+        self.order = None
+
+    def epoch(self, order):
+        """Take the epoch's example order (host int array): one upload per epoch."""
+        self.order = _upload(order.astype(np.int64, copy=False)) if self.resident \
+            else order
+
+    def fill(self, ws, start, stop):
+        if self.resident:
+            for src, dst in ((self.X, ws["X"]), (self.Y, ws["Y"])):
+                _gather_rows[dev.launch(dst.size)](src, self.order, start, dst)
+            return
+        idx = self.order[start:stop]
+        m = stop - start
+        staging = self._staging.get(m)
+        if staging is None:
+            staging = self._staging[m] = (
+                cuda.pinned_array((m, self.X.shape[1]), dtype=self.X.dtype),
+                cuda.pinned_array((m, self.Y.shape[1]), dtype=self.Y.dtype))
+        for src, host, dst in ((self.X, staging[0], ws["X"]), (self.Y, staging[1], ws["Y"])):
+            np.take(src, idx, axis=0, out=host)
+            dst.copy_to_device(host)
+
+
+class _Totals:
+    """An epoch's summed loss (float64) and right-prediction count, on the device."""
+
+    def __init__(self):
+        self.loss = cuda.device_array(1, dtype=np.float64)
+        _fill[1, 1](self.loss, 0.0)
+        self.count = cuda.device_array(1, dtype=np.int64)
+        _fill[1, 1](self.count, 0)
+
+    def add(self, loss, m):
+        _accumulate[1, 1](self.loss, loss, float(m))
+
+    def count_correct(self, output, Z, Y):
+        _count_correct[dev.launch(Z.shape[0])](_KIND[output], Z, Y, self.count)
+
+    def loss_sum(self):
+        return float(self.loss.copy_to_host()[0])
+
+    def correct(self):
+        return int(self.count.copy_to_host()[0])
+
+
+ENGINE = DeviceArrays()
