@@ -48,11 +48,12 @@ def compile_ptx():
 
 
 # Shorthand: A2/A1 arrays of the float dtype, S its scalar, I int64, B boolean,
-# U uint64, L int64 1-D array, M boolean 1-D array.
+# U uint64, L int64 1-D array, M boolean 1-D array, D float64 1-D array, F float64.
 KERNELS = {
     "fastdnn.cuda._device": {
         "_chunk_sums": "A2 A2 A1 I I A2",
         "_merge_chunks": "A2 S A1",
+        "_fill": "A1 S",
         "_axpy": "A1 S A1",
         "_scale": "A1 S A1",
     },
@@ -76,6 +77,14 @@ KERNELS = {
         "_row_loss": "I A2 A2 L B S A2 A2",
         "_row_softmax": "A2 B A2",
     },
+    "fastdnn.cuda.engine": {
+        "_gather_rows": "A2 L I A2",
+        "_sumsq_lanes": "A1 I D I",
+        "_sum_lanes": "D D",
+        "_batch_loss": "A1 D F D",
+        "_accumulate": "D A1 F",
+        "_count_correct": "I A2 A2 L",
+    },
     "fastdnn.cuda.optim": {
         "_sgd": "A1 A1 S S",
         "_momentum": "A1 A1 A1 S S S S B",
@@ -88,7 +97,8 @@ KERNELS = {
 def _signature(spec, dtype):
     t = types.float32 if dtype == "float32" else types.float64
     table = {"A2": t[:, ::1], "A1": t[::1], "S": t, "I": types.int64, "B": types.boolean,
-             "U": types.uint64, "L": types.int64[::1], "M": types.boolean[::1]}
+             "U": types.uint64, "L": types.int64[::1], "M": types.boolean[::1],
+             "D": types.float64[::1], "F": types.float64}
     return tuple(table[s] for s in spec.split())
 
 

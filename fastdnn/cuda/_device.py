@@ -70,11 +70,19 @@ def to_host(x):
     return x.copy_to_host() if is_device_array(x) else np.asarray(x)
 
 
+def zeros(shape, dtype):
+    """A device array of zeros, filled on the device (no host buffer, no copy)."""
+    a = cuda.device_array(shape, dtype=dtype)
+    f = flat(a)
+    _fill[launch(f.shape[0])](f, np.dtype(dtype).type(0))
+    return a
+
+
 def zeros_like(x):
     """Zeros shaped like ``x``: a device array for a device ``x``, else a NumPy array."""
     if not is_device_array(x):
         return np.zeros_like(x)
-    return cuda.to_device(np.zeros(tuple(x.shape), dtype=x.dtype))
+    return zeros(tuple(x.shape), x.dtype)
 
 
 def check_array(name, x, ndim=None, dtype=None, shape=None):
@@ -300,6 +308,15 @@ def column_sums(A, out, B=None, center=None, mode=0, divisor=1):
     _chunk_sums[launch(c * n)](A, dummy, ctr, mode, config.REDUCTION_CHUNK, partial)
     _merge_chunks[launch(n)](partial, scalar(divisor, A.dtype), out)
     return out
+
+
+@cuda.jit
+def _fill(x, value):
+    """x[:] = value on a flat array; grid-stride."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, x.shape[0], stride):
+        x[i] = value
 
 
 @cuda.jit

@@ -28,27 +28,20 @@ from . import _device as dev
 from .losses import (mean_squared_error_on_device, sigmoid_cross_entropy_on_device,
                      softmax_cross_entropy_on_device)
 
-# Lanes of the first stage of the L2 sum: each lane sums every L2_LANES-th square of a
-# weight matrix, then one thread adds the lanes in order. A fixed count, so the sum
-# never depends on the launch geometry.
+# The L2 sum in three order-fixed stages: L2_LANES lanes per weight matrix each sum
+# every L2_LANES-th square (coalesced), L2_FINAL threads each sum every L2_FINAL-th lane
+# total, and one thread adds those. Fixed counts: the sum never depends on the launch
+# geometry.
 L2_LANES = 1024
+L2_FINAL = 32
 
-_LOSSES = {"softmax": softmax_cross_entropy_on_device,
-           "sigmoid": sigmoid_cross_entropy_on_device,
-           "identity": mean_squared_error_on_device}
+_LOSSES = {"softmax": (softmax_cross_entropy_on_device, "dZ_out"),
+           "sigmoid": (sigmoid_cross_entropy_on_device, "dZ_out"),
+           "identity": (mean_squared_error_on_device, "dA_out")}
 _KIND = {"softmax": 0, "sigmoid": 1, "identity": 2}
 
 
 # ----------------------------------------------------------------------------- kernels
-
-@cuda.jit
-def _fill(x, value):
-    """x[:] = value on a flat array; grid-stride."""
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for i in range(start, x.shape[0], stride):
-        x[i] = value
-
 
 @cuda.jit
 def _gather_rows(src, order, first, out):
@@ -71,18 +64,31 @@ def _sumsq_lanes(x, lanes, partial, offset):
     for lane in range(start, lanes, stride):
         s = 0.0
         for i in range(lane, n, lanes):
-            v = x[i]
+            v = x[i] + 0.0    # float64
             s += v * v
         partial[offset + lane] = s
 
 
 @cuda.jit
-def _batch_loss(loss, partial, scale, out):
-    """out[0] = loss[0] + scale * (sum of partial, in order), in float64; one thread."""
+def _sum_lanes(partial, final):
+    """final[f] = sum of partial[i] over i = f, f + len(final), ... in order."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    nf = final.shape[0]
+    for f in range(start, nf, stride):
+        s = 0.0
+        for i in range(f, partial.shape[0], nf):
+            s += partial[i]
+        final[f] = s
+
+
+@cuda.jit
+def _batch_loss(loss, final, scale, out):
+    """out[0] = loss[0] + scale * (sum of final, in order), in float64; one thread."""
     if cuda.grid(1) == 0:
         s = 0.0
-        for i in range(partial.shape[0]):
-            s += partial[i]
+        for i in range(final.shape[0]):
+            s += final[i]
         out[0] = loss[0] + scale * s
 
 
@@ -143,10 +149,7 @@ class DeviceArrays:
         return cuda.device_array(shape, dtype=dtype)
 
     def zeros(self, shape, dtype):
-        a = cuda.device_array(shape, dtype=dtype)
-        flat = dev.flat(a)
-        _fill[dev.launch(flat.shape[0])](flat, dev.scalar(0, dtype))
-        return a
+        return dev.zeros(shape, dtype)
 
     def put(self, host):
         """A device copy of a host array."""
@@ -178,20 +181,24 @@ class DeviceArrays:
 
     # -------------------------------------------------------------- training
     def batch_loss(self, model, Z, ws):
-        """The batch loss + (l2 / 2m) sum ||W||^2 as a (1,) float64 device array; also
-        writes dZ into ws["dout"]."""
-        loss, _ = _LOSSES[model.output](Z, ws["Y"], dZ_out=ws["dout"])
-        m = ws["X"].shape[0]
-        weights = [model._p[f"W{l}"] for l in range(1, len(model.blocks) + 1)] \
-            if model.l2 else []
-        lanes = L2_LANES
-        partial = cuda.device_array(max(1, lanes * len(weights)), dtype=np.float64)
-        if not weights:
-            _fill[1, 1](partial, 0.0)
-        for i, W in enumerate(weights):
-            _sumsq_lanes[dev.launch(lanes)](dev.flat(W), lanes, partial, i * lanes)
-        out = cuda.device_array(1, dtype=np.float64)
-        _batch_loss[1, 1](loss, partial, float(model.l2 / (2 * m)), out)
+        """The batch loss (+ (l2 / 2m) sum ||W||^2 in float64 when l2 > 0) as a (1,)
+        device array; also writes dZ into ws["dout"]. Nothing leaves the device."""
+        fn, out_name = _LOSSES[model.output]
+        loss, _ = fn(Z, ws["Y"], **{out_name: ws["dout"]})
+        if not model.l2:
+            return loss
+        L = len(model.blocks)
+        scratch = ws.get("l2_scratch")
+        if scratch is None:   # kept with the workspace: no allocation per step
+            scratch = ws["l2_scratch"] = (cuda.device_array(L2_LANES * L, dtype=np.float64),
+                                          cuda.device_array(L2_FINAL, dtype=np.float64),
+                                          cuda.device_array(1, dtype=np.float64))
+        partial, final, out = scratch
+        for l in range(L):
+            _sumsq_lanes[dev.launch(L2_LANES)](dev.flat(model._p[f"W{l + 1}"]), L2_LANES,
+                                               partial, l * L2_LANES)
+        _sum_lanes[dev.launch(L2_FINAL)](partial, final)
+        _batch_loss[1, 1](loss, final, float(model.l2 / (2 * ws["X"].shape[0])), out)
         return out
 
     def feeder(self, X, Y):
@@ -241,10 +248,8 @@ class _Totals:
     """An epoch's summed loss (float64) and right-prediction count, on the device."""
 
     def __init__(self):
-        self.loss = cuda.device_array(1, dtype=np.float64)
-        _fill[1, 1](self.loss, 0.0)
-        self.count = cuda.device_array(1, dtype=np.int64)
-        _fill[1, 1](self.count, 0)
+        self.loss = dev.zeros(1, np.float64)
+        self.count = dev.zeros(1, np.int64)
 
     def add(self, loss, m):
         _accumulate[1, 1](self.loss, loss, float(m))
