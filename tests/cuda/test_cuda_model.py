@@ -1,5 +1,5 @@
 """The model on backend="cuda" (device-resident engine) against the same model on
-backend="numpy", under the CUDA simulator.
+backend="numpy" (and "cpu"), under the CUDA simulator.
 
 Tiny shapes (the simulator runs every thread in Python): 13 examples of 4 features,
 batches of 5 (a smaller last batch), 8 threads per block, at most 2 blocks, 3-row
@@ -70,14 +70,17 @@ def _check_same(ref, fast, hist_ref, hist_fast, dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_mlp_fit_and_train_step_match_numpy(data, dtype):
     X, y = data
-    ref, fast = _mlp("numpy", dtype), _mlp("cuda", dtype)
+    ref, cpu, fast = _mlp("numpy", dtype), _mlp("cpu", dtype), _mlp("cuda", dtype)
     hists = [m.fit(X, y, optimizer=fastdnn.Adam(lr=0.02), epochs=2, batch_size=5,
-                   verbose=0) for m in (ref, fast)]
-    _check_same(ref, fast, *hists, dtype)
-    losses = [m.train_step(X[:6], y[:6], None) for m in (ref, fast)]
-    assert isinstance(losses[1], float)
-    assert_close(losses[1], losses[0], dtype=dtype, name="train_step loss")
+                   verbose=0) for m in (ref, cpu, fast)]
+    _check_same(ref, fast, hists[0], hists[2], dtype)
+    _check_same(cpu, fast, hists[1], hists[2], dtype)
+    losses = [m.train_step(X[:6], y[:6], None) for m in (ref, cpu, fast)]
+    assert isinstance(losses[2], float)
+    assert_close(losses[2], losses[0], dtype=dtype, name="train_step loss")
+    assert_close(losses[2], losses[1], dtype=dtype, name="train_step loss (cpu)")
     _compare(ref.get_params(), fast.get_params(), dtype, "param after train_step")
+    _compare(cpu.get_params(), fast.get_params(), dtype, "param after train_step (cpu)")
     proba = [m.predict_proba(X) for m in (ref, fast)]
     assert_close(proba[1], proba[0], dtype=dtype, name="predict_proba")
     pred = fast.predict(X)
