@@ -10,6 +10,7 @@ leaves the device.
 """
 import math
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -68,6 +69,31 @@ def to_device(x):
 def to_host(x):
     """A NumPy array for a device or host array."""
     return x.copy_to_host() if is_device_array(x) else np.asarray(x)
+
+
+# Temporaries of one call (row-chunk partial sums, batch statistics) come from a small
+# per-thread cache instead of a fresh allocation each call: numba allocates with
+# cuMemAlloc and frees in batches with cuMemFree, which waits for the GPU. Reuse is safe
+# because every launch goes to the default stream: the next call that takes a buffer
+# writes it only after the kernels that read it have run. Results handed to a caller
+# never come from here.
+SCRATCH_ENTRIES = 64
+_SCRATCH = threading.local()
+
+
+def scratch(tag, shape, dtype):
+    """A reusable device buffer for the temporary ``tag`` of one call (see above)."""
+    cache = getattr(_SCRATCH, "cache", None)
+    if cache is None:
+        cache = _SCRATCH.cache = {}
+    key = (tag, tuple(shape) if isinstance(shape, tuple) else (shape,), np.dtype(dtype).str)
+    a = cache.pop(key, None)
+    if a is None:
+        a = cuda.device_array(shape, dtype=dtype)
+        if len(cache) >= SCRATCH_ENTRIES:   # drop the least recently used
+            cache.pop(next(iter(cache)))
+    cache[key] = a
+    return a
 
 
 def zeros(shape, dtype):
@@ -302,7 +328,7 @@ def column_sums(A, out, B=None, center=None, mode=0, divisor=1):
     independent of the thread count: fixed chunks of rows, merged in order."""
     m, n = A.shape
     c = n_chunks(m)
-    partial = cuda.device_array((c, n), dtype=A.dtype)
+    partial = scratch("column_sums", (c, n), A.dtype)
     dummy = A if B is None else B
     ctr = out if center is None else center
     _chunk_sums[launch(c * n)](A, dummy, ctr, mode, config.REDUCTION_CHUNK, partial)

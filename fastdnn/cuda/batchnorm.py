@@ -127,8 +127,8 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
         _forward_inference[dev.launch(m * n)](Zd, rm, rv, g, b, dev.scalar(eps, dt), code,
                                               act, res)
         return call.result(res, out), call.result(act, act_out), None, None
-    mean = cuda.device_array(n, dtype=dt)
-    var = cuda.device_array(n, dtype=dt)
+    mean = dev.scratch("bn_mean", n, dt)
+    var = dev.scratch("bn_var", n, dt)
     dev.column_sums(Zd, mean, mode=0, divisor=m)
     dev.column_sums(Zd, var, center=mean, mode=2, divisor=m)
     x_hat = call.buffer(x_hat_out, (m, n), dt, "x_hat_out")
@@ -183,8 +183,8 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
     else:
         dZ = call.buffer(dZ_out, (m, n), dt, "dZ_out")
     c = dev.n_chunks(m)
-    pb = cuda.device_array((c, n), dtype=dt)
-    pg = cuda.device_array((c, n), dtype=dt)
+    pb = dev.scratch("bn_dbeta", (c, n), dt)
+    pg = dev.scratch("bn_dgamma", (c, n), dt)
     _backward_sums[dev.launch(c * n)](dd, dev.to_device(act), xh, code, *drop,
                                       config.REDUCTION_CHUNK, dZ, pb, pg)
     dbeta = call.buffer(dbeta_out, (n,), dt, "dbeta_out")

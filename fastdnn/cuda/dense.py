@@ -121,7 +121,7 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
         dZ = call.buffer(dZ_out, (m, n), X.dtype, "dZ_out")
     dd = dev.to_device(d_out)
     c = dev.n_chunks(m)
-    partial = cuda.device_array((c, n), dtype=X.dtype)
+    partial = dev.scratch("dense_db", (c, n), X.dtype)
     _backward_epilogue[dev.launch(c * n)](dd, actd, code, *drop, config.REDUCTION_CHUNK,
                                           bool(with_bias), dZ, partial)
     db = None

@@ -183,13 +183,17 @@ class DeviceArrays:
     def batch_loss(self, model, Z, ws):
         """The batch loss (+ (l2 / 2m) sum ||W||^2 in float64 when l2 > 0) as a (1,)
         device array; also writes dZ into ws["dout"]. Nothing leaves the device."""
+        # buffers kept with the workspace: a training step allocates nothing
+        loss = ws.get("loss")
+        if loss is None:
+            loss = ws["loss"] = cuda.device_array(1, dtype=Z.dtype)
         fn, out_name = _LOSSES[model.output]
-        loss, _ = fn(Z, ws["Y"], **{out_name: ws["dout"]})
+        fn(Z, ws["Y"], **{out_name: ws["dout"]}, loss_out=loss)
         if not model.l2:
             return loss
         L = len(model.blocks)
         scratch = ws.get("l2_scratch")
-        if scratch is None:   # kept with the workspace: no allocation per step
+        if scratch is None:
             scratch = ws["l2_scratch"] = (cuda.device_array(L2_LANES * L, dtype=np.float64),
                                           cuda.device_array(L2_FINAL, dtype=np.float64),
                                           cuda.device_array(1, dtype=np.float64))

@@ -58,7 +58,7 @@ def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
         row_loss[i, 0] = loss
 
 
-def _loss(kind, Z, Y, dZ_out, allow_labels=False):
+def _loss(kind, Z, Y, dZ_out, allow_labels=False, loss_out=None):
     call = dev.Call(Z)
     dev.check_array("Z", Z, ndim=2)
     m, k = Z.shape
@@ -82,29 +82,30 @@ def _loss(kind, Z, Y, dZ_out, allow_labels=False):
     if Yd is None:
         Yd = Zd  # unused placeholder of the right type
     if labels is None:
-        labels = cuda.device_array(1, dtype=np.int64)
+        labels = dev.scratch("labels", 1, np.int64)
     dZ = call.buffer(dZ_out, (m, k), dt, "dZ_out")
-    row_loss = cuda.device_array((m, 1), dtype=dt)
+    row_loss = dev.scratch("row_loss", (m, 1), dt)
     _row_loss[dev.launch(m)](kind, Zd, Yd, labels, use_labels, dev.scalar(m, dt), dZ,
                              row_loss)
-    loss = cuda.device_array(1, dtype=dt)
+    loss = call.buffer(loss_out, (1,), dt, "loss_out")
     dev.column_sums(row_loss, loss, divisor=2 * m if kind == _MSE else m)
     return loss, call.result(dZ, dZ_out)
 
 
-def softmax_cross_entropy_on_device(Z, Y, *, dZ_out=None):
-    """softmax_cross_entropy with the loss left on the device as a (1,) array."""
-    return _loss(_SOFTMAX, Z, Y, dZ_out, allow_labels=True)
+def softmax_cross_entropy_on_device(Z, Y, *, dZ_out=None, loss_out=None):
+    """softmax_cross_entropy with the loss left on the device as a (1,) array
+    (``loss_out``, a (1,) device array of Z's dtype, when given)."""
+    return _loss(_SOFTMAX, Z, Y, dZ_out, allow_labels=True, loss_out=loss_out)
 
 
-def sigmoid_cross_entropy_on_device(Z, Y, *, dZ_out=None):
+def sigmoid_cross_entropy_on_device(Z, Y, *, dZ_out=None, loss_out=None):
     """sigmoid_cross_entropy with the loss left on the device as a (1,) array."""
-    return _loss(_SIGMOID, Z, Y, dZ_out)
+    return _loss(_SIGMOID, Z, Y, dZ_out, loss_out=loss_out)
 
 
-def mean_squared_error_on_device(A, Y, *, dA_out=None):
+def mean_squared_error_on_device(A, Y, *, dA_out=None, loss_out=None):
     """mean_squared_error with the loss left on the device as a (1,) array."""
-    return _loss(_MSE, A, Y, dA_out)
+    return _loss(_MSE, A, Y, dA_out, loss_out=loss_out)
 
 
 def softmax_cross_entropy(Z, Y, *, dZ_out=None):

@@ -255,3 +255,21 @@ def test_optimizer_objects_step_device_arrays(name):
     for n, arrs in dev_opt.state_dict()["state"].items():
         assert isinstance(arrs[0], np.ndarray)
         assert_close(arrs[0], host.state[n][0], dtype=np.float64, name=n)
+
+
+def test_steady_state_steps_allocate_no_device_memory(data, monkeypatch):
+    X, y = data
+    model = _mlp("cuda")
+    opt = fastdnn.Adam()
+    model.train_step(X[:5], y[:5], opt)      # workspaces, state and scratch buffers
+    calls = []
+    allocate = cuda.device_array
+
+    def device_array(*a, **k):
+        calls.append(a)
+        return allocate(*a, **k)
+
+    monkeypatch.setattr(cuda, "device_array", device_array)
+    for _ in range(2):
+        model.train_step(X[:5], y[:5], opt)
+    assert calls == []
