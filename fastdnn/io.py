@@ -29,11 +29,12 @@ def save(model, path):
     """
     model._require_built()
     path = os.fspath(path)
+    params, running = model._host_state()
     arrays = {
         "format": _text(FORMAT),
         "architecture": _text(model.get_config()),
-        "params": model._flat,
-        "running": model._running,
+        "params": params,
+        "running": running,
         "training": _text({"step": model.step_, "epoch": model.epoch_,
                            "rng": model._shuffle_rng.bit_generator.state}),
         "schedule": _text(None if model.schedule is None else model.schedule.get_config()),
@@ -74,8 +75,7 @@ def load(path, *, backend=None):
         model = model_from_config(config)
         model._require_built(np.empty((1, config.get("input_dim") or
                                        config["layer_sizes"][0])))
-        model._flat[...] = data["params"]
-        model._running[...] = data["running"]
+        model._set_host_state(data["params"], data["running"])
         training = json.loads(str(data["training"]))
         model.step_, model.epoch_ = training["step"], training["epoch"]
         model._shuffle_rng.bit_generator.state = training["rng"]

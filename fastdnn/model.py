@@ -250,6 +250,15 @@ class Sequential:
                                f"{list(targets)}")
             self._E.set(targets[name], value)
 
+    def _host_state(self):
+        """NumPy copies of the flat parameters and the running statistics (for io)."""
+        return self._E.get(self._flat), self._E.get(self._running)
+
+    def _set_host_state(self, flat, running):
+        """Set the flat parameters and running statistics from host arrays (for io)."""
+        self._E.set(self._flat, flat)
+        self._E.set(self._running, running)
+
     def _snapshot(self):
         return self._E.clone(self._flat), self._E.clone(self._running)
 
@@ -669,8 +678,7 @@ class Sequential:
         other = model_from_config(config)
         if self.input_dim is not None:
             other._require_built(np.empty((1, self.input_dim)))
-            other._E.set(other._flat, self._E.get(self._flat))
-            other._E.set(other._running, self._E.get(self._running))
+            other._set_host_state(*self._host_state())
         other.step_, other.epoch_ = self.step_, self.epoch_
         other._shuffle_rng.bit_generator.state = copy.deepcopy(
             self._shuffle_rng.bit_generator.state)

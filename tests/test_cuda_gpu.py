@@ -145,3 +145,30 @@ def test_device_arrays_stay_on_device(fc, rng):
     Xc = cupy.asarray(X)
     out2, _ = fc.dense_forward(Xc, W, None, "relu")
     assert np.array_equal(out2.copy_to_host(), out.copy_to_host())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_device_resident_model_matches_cpu(rng, dtype, tmp_path):
+    import fastdnn
+    from fastdnn.cuda import is_device_array
+    X = rng.standard_normal((1000, 100)).astype(dtype)
+    y = rng.integers(0, 10, 1000)
+    models = [fastdnn.MLP([100, 64, 32, 10], batchnorm=True, keep_prob=0.8, l2=0.01,
+                          dtype=dtype, backend=b, seed=4) for b in ("cpu", "cuda")]
+    hists = [m.fit(X, y, epochs=2, batch_size=128, verbose=0,
+                   optimizer=fastdnn.Adam(lr=1e-3)) for m in models]
+    cpu, gpu = models
+    assert is_device_array(gpu._flat) and is_device_array(gpu._running)
+    assert all(is_device_array(a) for arrs in gpu.optimizer.state.values() for a in arrs)
+    for name, value in cpu.get_params().items():
+        close(gpu.get_params()[name], value, dtype, name)
+    for name, value in cpu.get_batchnorm_stats().items():
+        close(gpu.get_batchnorm_stats()[name], value, dtype, name)
+    assert_close(np.array(hists[1].history["loss"]), np.array(hists[0].history["loss"]),
+                 dtype=dtype, name="loss", **TOL[dtype])
+    close(gpu.predict_proba(X), cpu.predict_proba(X), dtype, "predict_proba")
+    path = tmp_path / "gpu.npz"
+    gpu.save(path)
+    back = fastdnn.load(path)
+    for name, value in gpu.get_params().items():
+        assert np.array_equal(back.get_params()[name], value), name
