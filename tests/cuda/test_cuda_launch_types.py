@@ -22,7 +22,8 @@ from fastdnn import config, reference as R
 import fastdnn.cuda as fc
 
 MODULES = ["fastdnn.cuda._device", "fastdnn.cuda.activations", "fastdnn.cuda.dense",
-           "fastdnn.cuda.batchnorm", "fastdnn.cuda.losses", "fastdnn.cuda.optim"]
+           "fastdnn.cuda.batchnorm", "fastdnn.cuda.losses", "fastdnn.cuda.optim",
+           "fastdnn.cuda.engine"]
 
 COMPILE = textwrap.dedent("""
     import importlib, pickle, sys
@@ -105,6 +106,15 @@ def _sweep(rng, dtype):
     fc.rmsprop_update(p, gr, np.abs(X), 0.1)
     fc.adam_update(p, gr, X.copy(), np.abs(X), 1, 0.1)
     fc.adamw_update(p, gr, X.copy(), np.abs(X), 1, 0.1)
+    fc.zeros_like(fc.to_device(X))
+    # the device-resident model engine (fastdnn.cuda.engine), each output and L2 on/off
+    import fastdnn
+    targets = {"softmax": np.arange(m) % 2, "sigmoid": (X[:, :2] > 0).astype(dtype),
+               "identity": X[:, :2]}
+    for output, l2 in (("softmax", 0.1), ("sigmoid", 0.0), ("identity", 0.1)):
+        model = fastdnn.MLP([n_in, 3, 2], output=output, batchnorm=True, keep_prob=0.8,
+                            l2=l2, dtype=np.dtype(dtype).name, backend="cuda", seed=0)
+        model.fit(X, targets[output], epochs=1, batch_size=3, verbose=0)
 
 
 def test_every_launch_signature_compiles(recorded, tmp_path, rng):
