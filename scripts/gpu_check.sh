@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Real-GPU check of fastdnn.cuda in one command: the tests marked `gpu`, the PTX
+# Real-GPU check of fastdnn.cuda in one command: the tests marked `gpu` (kernels, and the
+# device-resident model on backend="cuda" against backend="cpu"), the PTX
 # compilation tests, then the GPU benchmark (scripts/gpu_bench.py; extra arguments go
 # to it). The benchmark runs even when a test fails; the exit status is the tests'.
 #
