@@ -240,8 +240,70 @@ def _adam_kernel():
     return _ADAM[0]
 
 
+class _FastStack:
+    """K stacked MLPs for the compiled engine (fastdnn.search._caviar_numba): one flat
+    layer-major buffer W1 (K, n_1, n_0), b1 (K, n_1), W2 ... and Adam's state alike."""
+
+    def __init__(self, sizes, activation, dtype, hyper):
+        from ..formulas import ACTIVATION_CODES
+        from ..rng import keep_threshold
+        from . import _caviar_numba as engine
+        self.engine = engine
+        self.sizes, self.dtype = np.array(sizes, np.int64), np.dtype(dtype)
+        self.K = K = len(hyper)
+        self.L = L = len(sizes) - 1
+        woff, boff, self.layout, P = [], [], [], 0
+        for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+            woff.append(P)
+            self.layout.append((f"W{l}", P, (n_out, n_in)))
+            P += K * n_in * n_out
+            boff.append(P)
+            self.layout.append((f"b{l}", P, (n_out,)))
+            P += K * n_out
+        self.woff, self.boff = np.array(woff, np.int64), np.array(boff, np.int64)
+        self.flat, self.grad = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
+        self.m1, self.m2 = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
+        self.p = {name: self.flat[o:o + K * int(np.prod(s))].reshape((K,) + s)
+                  for name, o, s in self.layout}
+        h = {key: np.array([float(x[key]) for x in hyper]) for key in HYPERPARAMETERS}
+        self.h, self.seeds = h, [int(x["seed"]) for x in hyper]
+        cast = lambda a: np.ascontiguousarray(a, self.dtype)  # noqa: E731
+        self.b1, self.omb1 = cast(h["beta1"]), cast(1 - h["beta1"])
+        self.b2, self.omb2 = cast(h["beta2"]), cast(1 - h["beta2"])
+        self.eps, self.keep = cast(h["eps"]), cast(h["keep_prob"])
+        self.th = np.array([keep_threshold(kp) for kp in h["keep_prob"]], np.uint64)
+        self.lr0 = h["learning_rate"]
+        self.lr = self.lr0.copy()
+        self.t = 0
+        self.kernel = engine.epoch_kernel(ACTIVATION_CODES[activation])
+        for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
+            rng = np.random.default_rng([seed, 0])
+            for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+                self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
+
+    def epoch(self, Xe, ye, batch_size, step, X_dev, y_dev):
+        """Train every model one epoch on the ordered (Xe, ye); returns per-model sums:
+        training loss x n, right answers, dev loss x n_dev, dev right answers."""
+        K, n = self.K, len(Xe)
+        n_steps = -(-n // batch_size)
+        keys = np.zeros((K, n_steps if np.any(self.th < 2**32) else 1, max(self.L - 1, 1)),
+                        np.uint64)
+        for k in np.flatnonzero(self.th < 2**32):
+            for s in range(n_steps):
+                for l in range(1, self.L):
+                    keys[k, s, l - 1] = dropout_key(self.seeds[k], step + s, l)
+        out = [np.zeros(K), np.zeros(K, np.int64), np.zeros(K), np.zeros(K, np.int64)]
+        self.kernel(self.engine.CHUNK_MODELS, Xe, ye, batch_size, self.sizes, self.flat,
+                    self.grad, self.m1, self.m2, self.woff, self.boff,
+                    self.lr.astype(self.dtype), self.b1, self.omb1, self.b2, self.omb2,
+                    self.eps, self.h["l2"], self.keep, self.th, keys, self.h["beta1"],
+                    self.h["beta2"], self.t, X_dev, y_dev, *out)
+        self.t += n_steps
+        return out
+
+
 def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
-                 activation="relu", dtype="float32", validation_data=None):
+                 activation="relu", dtype="float32", validation_data=None, backend="auto"):
     """Train K MLPs with softmax outputs and Adam together, one set of hyperparameters
     each, on the same mini-batches.
 
@@ -281,33 +343,82 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
     if validation_data is not None:
         X_dev = np.array(validation_data[0], dtype=dtype, order="C", copy=True)
         Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
+    backend = _resolve_backend(backend)
+    if backend == "cuda":
+        from ..cuda.caviar import train_caviar_cuda
+        return train_caviar_cuda(X, np.asarray(y, np.int64), sizes, hyper, epochs=epochs,
+                                 batch_size=batch_size, activation=activation,
+                                 dtype=dtype, validation_data=None if validation_data
+                                 is None else (X_dev, np.asarray(validation_data[1],
+                                                                 np.int64)))
+    if backend == "cpu":
+        from .runner import _one_blas_thread
+        with _one_blas_thread():   # the chunks run in parallel, each on one core
+            return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                          validation_data, (X_dev, Y_dev) if validation_data is not None
+                          else None, _FastStack)
+    return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                  validation_data, (X_dev, Y_dev) if validation_data is not None else None,
+                  _Stack)
+
+
+def _resolve_backend(backend):
+    check_choice("backend", backend, ("auto", "numpy", "cpu", "cuda"))
+    if backend in ("auto", "cpu"):
+        try:
+            from ._caviar_numba import ensure_blas
+            ensure_blas()
+        except ImportError as e:
+            if backend == "cpu":
+                raise ImportError(f"backend='cpu' needs Numba and SciPy: {e}") from e
+            return "numpy"
+        return "cpu"
+    return backend
+
+
+def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation_data,
+           dev, stack):
+    """The epoch loop shared by the NumPy (_Stack) and compiled (_FastStack) engines."""
+    n = len(X)
     start = time.perf_counter()
-    net = _Stack(sizes, activation, dtype, hyper)
+    net = stack(sizes, activation, dtype, hyper)
     order_rng = np.random.default_rng([net.seeds[0], 1])
     batch_size = min(batch_size, n)
     histories = [dict(loss=[], accuracy=[], val_loss=[], val_accuracy=[], lr=[])
                  for _ in hyper]
     errors = [None] * len(hyper)
     step = 0
+    if stack is _FastStack:
+        y, y_dev = Y.argmax(axis=1), np.zeros(0, np.int64)
+        X_dev = np.zeros((0, X.shape[1]), X.dtype)
+        if dev is not None:
+            X_dev, y_dev = dev[0], dev[1].argmax(axis=1)
     for epoch in range(epochs):
         net.lr = np.array([inverse_time(lr0, epoch, dr) if dr else lr0
                            for lr0, dr in zip(net.lr0, net.h["decay"])])
         order = order_rng.permutation(n)
-        total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
-        for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
-            with np.errstate(all="ignore"):  # a diverging model must not stop the others
-                loss, r = net.step(X[idx], Y[idx], step)
-            step += 1
-            total += loss * len(idx)
-            right += r
+        if stack is _FastStack:
+            total, right, vloss, vright = net.epoch(X[order], y[order], batch_size, step,
+                                                    X_dev, y_dev)
+            step += -(-n // batch_size)
+            if dev is not None:
+                val_loss, val_acc = vloss / len(X_dev), vright / len(X_dev)
+        else:
+            total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
+            for s in range(0, n, batch_size):
+                idx = order[s:s + batch_size]
+                with np.errstate(all="ignore"):  # a diverging model must not stop others
+                    loss, r = net.step(X[idx], Y[idx], step)
+                step += 1
+                total += loss * len(idx)
+                right += r
+            if dev is not None:
+                with np.errstate(all="ignore"):
+                    val_loss, val_acc = net.evaluate(*dev)
         for i in range(net.K):
             if errors[i] is None and not np.isfinite(total[i]):
                 errors[i] = (f"FloatingPointError: training diverged: the loss is "
                              f"{total[i] / n} in epoch {epoch + 1}")
-        if validation_data is not None:
-            with np.errstate(all="ignore"):
-                val_loss, val_acc = net.evaluate(X_dev, Y_dev)
         for i, h in enumerate(histories):
             if errors[i] is not None and len(h["loss"]) and not np.isfinite(h["loss"][-1]):
                 continue
