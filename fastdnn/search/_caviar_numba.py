@@ -59,7 +59,7 @@ _T = np.int8(ord("t"))
 _ALL = np.uint64(2**32)   # a keep threshold that keeps every unit (keep_prob = 1)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def _gemm(ta, tb, M, N, Kd, A, a0, lda, B, b0, ldb, C, c0, ldc, ab):
     """Row-major C[M, N] = op(A) @ op(B) on blocks of flat arrays: A starts at element
     a0 with row stride lda, likewise B and C; ta / tb are _N or _T; ab = [1, 0]."""
@@ -76,234 +76,292 @@ def ensure_blas():
     import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so BLAS limits see it)
 
 
-_KERNELS = {}
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def _bias_activate(z, c, b, params, n, code):
+    """z[c:c+n] = activation(z[c:c+n] + params[b:b+n]); one loop per code, so the
+    formula's branches fold away and the loop vectorises (as fastdnn.cpu._rows)."""
+    if code == 1:
+        for j in range(n):
+            z[c + j] = activate(z[c + j] + params[b + j], 1)
+    elif code == 2:
+        for j in range(n):
+            z[c + j] = activate(z[c + j] + params[b + j], 2)
+    elif code == 3:
+        for j in range(n):
+            z[c + j] = activate(z[c + j] + params[b + j], 3)
+    elif code == 4:
+        for j in range(n):
+            z[c + j] = activate(z[c + j] + params[b + j], 4)
+    else:
+        for j in range(n):
+            z[c + j] = z[c + j] + params[b + j]
 
 
-def epoch_kernel(code):
-    """The parallel epoch function for hidden activation ``code`` (memoized: the code is
-    a compile-time constant, so the activation's branches fold away)."""
-    if code not in _KERNELS:
-        _KERNELS[code] = _make_epoch_kernel(code)
-    return _KERNELS[code]
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def _times_grad(d, a, r, n, code):
+    """d[r:r+n] *= activation'(from a[r:r+n])."""
+    if code == 1:
+        for j in range(n):
+            d[r + j] = d[r + j] * activation_grad(a[r + j], 1)
+    elif code == 2:
+        for j in range(n):
+            d[r + j] = d[r + j] * activation_grad(a[r + j], 2)
+    elif code == 3:
+        for j in range(n):
+            d[r + j] = d[r + j] * activation_grad(a[r + j], 3)
+    elif code == 4:
+        for j in range(n):
+            d[r + j] = d[r + j] * activation_grad(a[r + j], 4)
 
 
-def _make_epoch_kernel(code):
-    @njit(cache=CACHE)
-    def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
-                th, keep, keys, s, ab):
-        """Forward pass of models k0 .. k0+Gc-1 on rows x0 .. x0+m-1 of X. Hidden
-        outputs go to acts (before dropout) and, for the dropout models when ``drop``
-        (training, step s of the epoch), to outs; the logits to acts' last block."""
-        L = sizes.shape[0] - 1
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def _adam(p, g, m, v, b1, omb1, b2, omb2, c1, c2, lr, eps, lam, with_l2):
+    """adam_update's operations in its order on one model's segment; with_l2 adds the
+    L2 gradient lam * p first (as dense_backward). Scalars in p's dtype. Vectorises:
+    error_model="numpy" drops the division-by-zero checks that kept it scalar (7x)."""
+    for j in range(p.shape[0]):
+        gj = g[j]
+        if with_l2:
+            gj = gj + lam * p[j]
+        mj = m[j] * b1
+        mj = mj + omb1 * gj
+        vj = v[j] * b2
+        vj = vj + omb2 * gj * gj
+        m[j] = mj
+        v[j] = vj
+        p[j] = p[j] - lr * (mj / c1) / (np.sqrt(vj / c2) + eps)
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def _sum_squares(p):
+    """sum(p**2) in float64, in 8 fixed partial sums (vectorises; one running sum is a
+    dependency chain 3x slower)."""
+    n = p.shape[0]
+    n8 = n - n % 8
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    for j in range(0, n8, 8):
+        w0, w1 = np.float64(p[j]), np.float64(p[j + 1])
+        w2, w3 = np.float64(p[j + 2]), np.float64(p[j + 3])
+        w4, w5 = np.float64(p[j + 4]), np.float64(p[j + 5])
+        w6, w7 = np.float64(p[j + 6]), np.float64(p[j + 7])
+        s0 += w0 * w0
+        s1 += w1 * w1
+        s2 += w2 * w2
+        s3 += w3 * w3
+        s4 += w4 * w4
+        s5 += w5 * w5
+        s6 += w6 * w6
+        s7 += w7 * w7
+    for j in range(n8, n):
+        w = np.float64(p[j])
+        s0 += w * w
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@njit(cache=CACHE, error_model="numpy")
+def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
+            th, keep, keys, s, ab, code):
+    """Forward pass of models k0 .. k0+Gc-1 on rows x0 .. x0+m-1 of X. Hidden
+    outputs go to acts (before dropout) and, for the dropout models when ``drop``
+    (training, step s of the epoch), to outs; the logits to acts' last block."""
+    L = sizes.shape[0] - 1
+    for l in range(1, L + 1):
+        nin, nout = sizes[l - 1], sizes[l]
+        width = Gc * nout
+        z0 = aoff[l]
+        if l == 1:   # all models of the chunk in one GEMM: they share X
+            _gemm(_N, _T, m, width, nin, X, x0 * nin, nin, params,
+                  woff[0] + k0 * nout * nin, nin, acts, z0, width, ab)
+        else:
+            for g in range(Gc):
+                src = outs if drop and th[k0 + g] < _ALL else acts
+                _gemm(_N, _T, m, nout, nin, src, aoff[l - 1] + g * nin, Gc * nin,
+                      params, woff[l - 1] + (k0 + g) * nout * nin, nin, acts,
+                      z0 + g * nout, width, ab)
+        for i in range(m):
+            for g in range(Gc):
+                b = boff[l - 1] + (k0 + g) * nout
+                c = z0 + i * width + g * nout
+                if l == L:
+                    for j in range(nout):
+                        acts[c + j] = acts[c + j] + params[b + j]
+                else:
+                    for j in range(nout):
+                        acts[c + j] = activate(acts[c + j] + params[b + j], code)
+        if l < L and drop:
+            for g in range(Gc):
+                k = k0 + g
+                if th[k] >= _ALL:
+                    continue
+                key, kp = keys[k, s, l - 1], keep[k]
+                for i in range(m):
+                    c = z0 + i * width + g * nout
+                    for j in range(nout):
+                        a = acts[c + j]
+                        if not is_kept(key, np.uint64(i * nout + j), th[k]):
+                            a = a * _ZERO   # act * mask / keep_prob
+                        outs[c + j] = a / kp
+
+@njit(cache=CACHE, error_model="numpy")
+def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
+    """Cross-entropy of each model's logits; adds the row losses to loss[k] and the
+    right answers to right[k]; with scale > 0 writes dZ = (p - y) / scale to dbuf
+    (the same block layout)."""
+    width = Gc * nk
+    for g in range(Gc):
+        total = 0.0
+        hits = 0
+        for i in range(m):
+            c = z0 + i * width + g * nk
+            zmax = acts[c]
+            best = 0
+            for j in range(1, nk):
+                if acts[c + j] > zmax:
+                    zmax, best = acts[c + j], j
+            label = y[y0 + i]
+            zl = acts[c + label] - zmax
+            S = scale - scale
+            for j in range(nk):   # exp to dbuf (it may be acts: each read before written)
+                e = np.exp(acts[c + j] - zmax)
+                dbuf[c + j] = e
+                S += e
+            total -= zl - np.log(S)
+            hits += best == label
+            if scale > 0:
+                for j in range(nk):
+                    p = dbuf[c + j] / S
+                    if j == label:
+                        p = p - _ONE
+                    dbuf[c + j] = p / scale
+        loss[k0 + g] += total
+        right[k0 + g] += hits
+
+@njit(cache=CACHE, error_model="numpy")
+def chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
+                lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0,
+                Xd, yd, loss, right, vloss, vright, code):
+    """One epoch of the chunk c (models c G .. c G + G - 1) on the epoch-ordered
+    (Xe, ye), then its dev evaluation on (Xd, yd) when Xd has rows."""
+    K = lr.shape[0]
+    L = sizes.shape[0] - 1
+    n = Xe.shape[0]
+    k0 = c * G
+    Gc = min(G, K - k0)
+    dt = params.dtype.type
+    ab = np.zeros(2, params.dtype)
+    ab[0] = 1
+    aoff = np.zeros(L + 2, np.int64)
+    for l in range(1, L + 1):
+        aoff[l + 1] = aoff[l] + batch * Gc * sizes[l]
+    acts = np.empty(aoff[L + 1], params.dtype)
+    outs = np.empty(aoff[L + 1], params.dtype)
+    dbuf = np.empty(aoff[L + 1], params.dtype)
+    sq = np.zeros(Gc)
+    any_drop = False
+    for g in range(Gc):
+        any_drop = any_drop or th[k0 + g] < _ALL
+    nk = sizes[L]
+    s = 0
+    for x0 in range(0, n, batch):
+        m = min(batch, n - x0)
+        forward(Xe, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff,
+                any_drop, th, keep, keys, s, ab, code)
+        for g in range(Gc):   # the L2 term of this batch's loss (weights before the step)
+            sq[g] = 0.0
         for l in range(1, L + 1):
+            sz = sizes[l] * sizes[l - 1]
+            for g in range(Gc):
+                if l2[k0 + g] > 0:
+                    base = woff[l - 1] + (k0 + g) * sz
+                    sq[g] += _sum_squares(params[base:base + sz])
+        softmax_rows(acts, aoff[L], m, Gc, nk, ye, x0, k0, dbuf, dt(m), loss, right)
+        for g in range(Gc):
+            k = k0 + g
+            if l2[k] > 0:   # the batch loss times m, as the history sums it
+                loss[k] += l2[k] / 2 * sq[g]
+        # backward
+        for l in range(L, 0, -1):
             nin, nout = sizes[l - 1], sizes[l]
             width = Gc * nout
-            z0 = aoff[l]
-            if l == 1:   # all models of the chunk in one GEMM: they share X
-                _gemm(_N, _T, m, width, nin, X, x0 * nin, nin, params,
-                      woff[0] + k0 * nout * nin, nin, acts, z0, width, ab)
+            if l == 1:
+                _gemm(_T, _N, width, nin, m, dbuf, aoff[1], width, Xe, x0 * nin,
+                      nin, grads, woff[0] + k0 * nout * nin, nin, ab)
             else:
                 for g in range(Gc):
-                    src = outs if drop and th[k0 + g] < _ALL else acts
-                    _gemm(_N, _T, m, nout, nin, src, aoff[l - 1] + g * nin, Gc * nin,
-                          params, woff[l - 1] + (k0 + g) * nout * nin, nin, acts,
-                          z0 + g * nout, width, ab)
-            for i in range(m):
-                for g in range(Gc):
-                    b = boff[l - 1] + (k0 + g) * nout
-                    c = z0 + i * width + g * nout
-                    if l == L:
-                        for j in range(nout):
-                            acts[c + j] = acts[c + j] + params[b + j]
-                    else:
-                        for j in range(nout):
-                            acts[c + j] = activate(acts[c + j] + params[b + j], code)
-            if l < L and drop:
-                for g in range(Gc):
-                    k = k0 + g
-                    if th[k] >= _ALL:
-                        continue
-                    key, kp = keys[k, s, l - 1], keep[k]
-                    for i in range(m):
-                        c = z0 + i * width + g * nout
-                        for j in range(nout):
-                            a = acts[c + j]
-                            if not is_kept(key, np.uint64(i * nout + j), th[k]):
-                                a = a * _ZERO   # act * mask / keep_prob
-                            outs[c + j] = a / kp
-
-    @njit(cache=CACHE)
-    def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
-        """Cross-entropy of each model's logits; adds the row losses to loss[k] and the
-        right answers to right[k]; with scale > 0 writes dZ = (p - y) / scale to dbuf
-        (the same block layout)."""
-        width = Gc * nk
+                    src = outs if any_drop and th[k0 + g] < _ALL else acts
+                    _gemm(_T, _N, nout, nin, m, dbuf, aoff[l] + g * nout, width,
+                          src, aoff[l - 1] + g * nin, Gc * nin, grads,
+                          woff[l - 1] + (k0 + g) * nout * nin, nin, ab)
+            b = boff[l - 1] + k0 * nout   # the chunk's biases are contiguous
+            for j in range(width):
+                grads[b + j] = 0
+            for i in range(m):   # bias sums in a fixed order
+                r = aoff[l] + i * width
+                for j in range(width):
+                    grads[b + j] += dbuf[r + j]
+            if l == 1:
+                break
+            for g in range(Gc):   # dA of the layer below
+                _gemm(_N, _N, m, nin, nout, dbuf, aoff[l] + g * nout, width, params,
+                      woff[l - 1] + (k0 + g) * nout * nin, nin, dbuf,
+                      aoff[l - 1] + g * nin, Gc * nin, ab)
+            win = Gc * nin
+            for g in range(Gc):
+                k = k0 + g
+                dropped = any_drop and th[k] < _ALL
+                key = keys[k, s, l - 2]
+                kp = keep[k]
+                for i in range(m):
+                    r = aoff[l - 1] + i * win + g * nin
+                    if dropped:
+                        for j in range(nin):
+                            d = dbuf[r + j]
+                            if not is_kept(key, np.uint64(i * nin + j), th[k]):
+                                d = d * _ZERO
+                            dbuf[r + j] = d / kp
+                    for j in range(nin):
+                        dbuf[r + j] = dbuf[r + j] * activation_grad(acts[r + j], code)
+        # Adam, model by model, with that model's hyperparameters
+        t = np.float64(t0 + s + 1)
         for g in range(Gc):
-            total = 0.0
-            hits = 0
-            for i in range(m):
-                c = z0 + i * width + g * nk
-                zmax = acts[c]
-                best = 0
-                for j in range(1, nk):
-                    if acts[c + j] > zmax:
-                        zmax, best = acts[c + j], j
-                S = scale - scale
-                for j in range(nk):
-                    S += np.exp(acts[c + j] - zmax)
-                label = y[y0 + i]
-                total -= (acts[c + label] - zmax) - np.log(S)
-                hits += best == label
-                if scale > 0:
-                    for j in range(nk):
-                        p = np.exp(acts[c + j] - zmax) / S
-                        if j == label:
-                            p = p - _ONE
-                        dbuf[c + j] = p / scale
-            loss[k0 + g] += total
-            right[k0 + g] += hits
-
-    @njit(cache=CACHE)
-    def chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
-                    lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0,
-                    Xd, yd, loss, right, vloss, vright):
-        """One epoch of the chunk c (models c G .. c G + G - 1) on the epoch-ordered
-        (Xe, ye), then its dev evaluation on (Xd, yd) when Xd has rows."""
-        K = lr.shape[0]
-        L = sizes.shape[0] - 1
-        n = Xe.shape[0]
-        k0 = c * G
-        Gc = min(G, K - k0)
-        dt = params.dtype.type
-        ab = np.zeros(2, params.dtype)
-        ab[0] = 1
-        aoff = np.zeros(L + 2, np.int64)
-        for l in range(1, L + 1):
-            aoff[l + 1] = aoff[l] + batch * Gc * sizes[l]
-        acts = np.empty(aoff[L + 1], params.dtype)
-        outs = np.empty(aoff[L + 1], params.dtype)
-        dbuf = np.empty(aoff[L + 1], params.dtype)
-        sq = np.zeros(Gc)
-        any_drop = False
-        for g in range(Gc):
-            any_drop = any_drop or th[k0 + g] < _ALL
-        nk = sizes[L]
-        s = 0
-        for x0 in range(0, n, batch):
-            m = min(batch, n - x0)
-            forward(Xe, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff,
-                    any_drop, th, keep, keys, s, ab)
-            for g in range(Gc):   # the L2 term of this batch's loss (weights before the step)
-                sq[g] = 0.0
+            k = k0 + g
+            c1 = dt(1.0 - beta1[k] ** t)
+            c2 = dt(1.0 - beta2[k] ** t)
+            lam = dt(l2[k] / m)
             for l in range(1, L + 1):
                 sz = sizes[l] * sizes[l - 1]
-                for g in range(Gc):
-                    if l2[k0 + g] > 0:
-                        base = woff[l - 1] + (k0 + g) * sz
-                        acc = 0.0
-                        for j in range(sz):
-                            w = np.float64(params[base + j])
-                            acc += w * w
-                        sq[g] += acc
-            softmax_rows(acts, aoff[L], m, Gc, nk, ye, x0, k0, dbuf, dt(m), loss, right)
-            for g in range(Gc):
-                k = k0 + g
-                if l2[k] > 0:   # the batch loss times m, as the history sums it
-                    loss[k] += l2[k] / 2 * sq[g]
-            # backward
-            for l in range(L, 0, -1):
-                nin, nout = sizes[l - 1], sizes[l]
-                width = Gc * nout
-                if l == 1:
-                    _gemm(_T, _N, width, nin, m, dbuf, aoff[1], width, Xe, x0 * nin,
-                          nin, grads, woff[0] + k0 * nout * nin, nin, ab)
-                else:
-                    for g in range(Gc):
-                        src = outs if any_drop and th[k0 + g] < _ALL else acts
-                        _gemm(_T, _N, nout, nin, m, dbuf, aoff[l] + g * nout, width,
-                              src, aoff[l - 1] + g * nin, Gc * nin, grads,
-                              woff[l - 1] + (k0 + g) * nout * nin, nin, ab)
-                b = boff[l - 1] + k0 * nout   # the chunk's biases are contiguous
-                for j in range(width):
-                    grads[b + j] = 0
-                for i in range(m):   # bias sums in a fixed order
-                    r = aoff[l] + i * width
-                    for j in range(width):
-                        grads[b + j] += dbuf[r + j]
-                if l == 1:
-                    break
-                for g in range(Gc):   # dA of the layer below
-                    _gemm(_N, _N, m, nin, nout, dbuf, aoff[l] + g * nout, width, params,
-                          woff[l - 1] + (k0 + g) * nout * nin, nin, dbuf,
-                          aoff[l - 1] + g * nin, Gc * nin, ab)
-                win = Gc * nin
-                for g in range(Gc):
-                    k = k0 + g
-                    dropped = any_drop and th[k] < _ALL
-                    key = keys[k, s, l - 2]
-                    kp = keep[k]
-                    for i in range(m):
-                        r = aoff[l - 1] + i * win + g * nin
-                        if dropped:
-                            for j in range(nin):
-                                d = dbuf[r + j]
-                                if not is_kept(key, np.uint64(i * nin + j), th[k]):
-                                    d = d * _ZERO
-                                dbuf[r + j] = d / kp
-                        for j in range(nin):
-                            dbuf[r + j] = dbuf[r + j] * activation_grad(acts[r + j], code)
-            # Adam, model by model, with that model's hyperparameters
-            t = np.float64(t0 + s + 1)
-            for g in range(Gc):
-                k = k0 + g
-                c1 = dt(1.0 - beta1[k] ** t)
-                c2 = dt(1.0 - beta2[k] ** t)
-                lam = dt(l2[k] / m)
-                for l in range(1, L + 1):
-                    sz = sizes[l] * sizes[l - 1]
-                    for part in range(2):
-                        if part == 0:
-                            base, size = woff[l - 1] + k * sz, sz
-                        else:
-                            base, size = boff[l - 1] + k * sizes[l], sizes[l]
-                        for j in range(base, base + size):
-                            gj = grads[j]
-                            if part == 0:
-                                gj = gj + lam * params[j]
-                            mj = m1[j] * b1[k]
-                            mj = mj + omb1[k] * gj
-                            vj = v1[j] * b2[k]
-                            vj = vj + omb2[k] * gj * gj
-                            m1[j] = mj
-                            v1[j] = vj
-                            params[j] = params[j] - lr[k] * (mj / c1) / (np.sqrt(vj / c2)
-                                                                         + eps[k])
-            s += 1
-        # dev evaluation, inference mode
-        nd = Xd.shape[0]
-        if nd == 0:
-            return
-        rows = min(nd, 512)
-        eoff = np.zeros(L + 2, np.int64)
-        for l in range(1, L + 1):
-            eoff[l + 1] = eoff[l] + rows * Gc * sizes[l]
-        eacts = np.empty(eoff[L + 1], params.dtype)
-        for x0 in range(0, nd, rows):
-            m = min(rows, nd - x0)
-            forward(Xd, x0, m, sizes, params, woff, boff, k0, Gc, eacts, eacts, eoff,
-                    False, th, keep, keys, 0, ab)
-            softmax_rows(eacts, eoff[L], m, Gc, nk, yd, x0, k0, eacts, dt(0), vloss,
-                         vright)
+                w = woff[l - 1] + k * sz
+                b = boff[l - 1] + k * sizes[l]
+                _adam(params[w:w + sz], grads[w:w + sz], m1[w:w + sz], v1[w:w + sz],
+                      b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k], eps[k], lam, True)
+                _adam(params[b:b + sizes[l]], grads[b:b + sizes[l]], m1[b:b + sizes[l]],
+                      v1[b:b + sizes[l]], b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k],
+                      eps[k], lam, False)
+        s += 1
+    # dev evaluation, inference mode
+    nd = Xd.shape[0]
+    if nd == 0:
+        return
+    rows = min(nd, 512)
+    eoff = np.zeros(L + 2, np.int64)
+    for l in range(1, L + 1):
+        eoff[l + 1] = eoff[l] + rows * Gc * sizes[l]
+    eacts = np.empty(eoff[L + 1], params.dtype)
+    for x0 in range(0, nd, rows):
+        m = min(rows, nd - x0)
+        forward(Xd, x0, m, sizes, params, woff, boff, k0, Gc, eacts, eacts, eoff,
+                False, th, keep, keys, 0, ab, code)
+        softmax_rows(eacts, eoff[L], m, Gc, nk, yd, x0, k0, eacts, dt(0), vloss,
+                     vright)
 
-    @njit(parallel=True, cache=CACHE)
-    def epoch(G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff, lr, b1, omb1,
-              b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0, Xd, yd, loss, right,
-              vloss, vright):
-        """One epoch of all K models: the chunks of G models run in parallel."""
-        K = lr.shape[0]
-        for c in prange((K + G - 1) // G):
-            chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
-                        lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2,
-                        t0, Xd, yd, loss, right, vloss, vright)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
+def epoch(G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff, lr, b1, omb1,
+          b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0, Xd, yd, loss, right,
+          vloss, vright, code):
+    """One epoch of all K models: the chunks of G models run in parallel."""
+    K = lr.shape[0]
+    for c in prange((K + G - 1) // G):
+        chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
+                    lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2,
+                    t0, Xd, yd, loss, right, vloss, vright, code)
 
-    return epoch

@@ -275,7 +275,7 @@ class _FastStack:
         self.lr0 = h["learning_rate"]
         self.lr = self.lr0.copy()
         self.t = 0
-        self.kernel = engine.epoch_kernel(ACTIVATION_CODES[activation])
+        self.code = ACTIVATION_CODES[activation]
         for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
             rng = np.random.default_rng([seed, 0])
             for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
@@ -293,11 +293,11 @@ class _FastStack:
                 for l in range(1, self.L):
                     keys[k, s, l - 1] = dropout_key(self.seeds[k], step + s, l)
         out = [np.zeros(K), np.zeros(K, np.int64), np.zeros(K), np.zeros(K, np.int64)]
-        self.kernel(self.engine.CHUNK_MODELS, Xe, ye, batch_size, self.sizes, self.flat,
+        self.engine.epoch(self.engine.CHUNK_MODELS, Xe, ye, batch_size, self.sizes, self.flat,
                     self.grad, self.m1, self.m2, self.woff, self.boff,
                     self.lr.astype(self.dtype), self.b1, self.omb1, self.b2, self.omb2,
                     self.eps, self.h["l2"], self.keep, self.th, keys, self.h["beta1"],
-                    self.h["beta2"], self.t, X_dev, y_dev, *out)
+                    self.h["beta2"], self.t, X_dev, y_dev, *out, self.code)
         self.t += n_steps
         return out
 
