@@ -77,41 +77,51 @@ def ensure_blas():
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")
-def _bias_activate(z, c, b, params, n, code):
-    """z[c:c+n] = activation(z[c:c+n] + params[b:b+n]); one loop per code, so the
-    formula's branches fold away and the loop vectorises (as fastdnn.cpu._rows)."""
+def _bias_activate(z, b, code):
+    """z = activation(z + b) on 1-D slices; one loop per code, so the formula's branches
+    fold away and the loop vectorises (as fastdnn.cpu._rows; the slices are indexed by
+    the loop counter alone)."""
+    n = z.shape[0]
     if code == 1:
         for j in range(n):
-            z[c + j] = activate(z[c + j] + params[b + j], 1)
+            z[j] = activate(z[j] + b[j], 1)
     elif code == 2:
         for j in range(n):
-            z[c + j] = activate(z[c + j] + params[b + j], 2)
+            z[j] = activate(z[j] + b[j], 2)
     elif code == 3:
         for j in range(n):
-            z[c + j] = activate(z[c + j] + params[b + j], 3)
+            z[j] = activate(z[j] + b[j], 3)
     elif code == 4:
         for j in range(n):
-            z[c + j] = activate(z[c + j] + params[b + j], 4)
+            z[j] = activate(z[j] + b[j], 4)
     else:
         for j in range(n):
-            z[c + j] = z[c + j] + params[b + j]
+            z[j] = z[j] + b[j]
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")
-def _times_grad(d, a, r, n, code):
-    """d[r:r+n] *= activation'(from a[r:r+n])."""
+def _times_grad(d, a, code):
+    """d *= activation'(from a), 1-D slices."""
+    n = d.shape[0]
     if code == 1:
         for j in range(n):
-            d[r + j] = d[r + j] * activation_grad(a[r + j], 1)
+            d[j] = d[j] * activation_grad(a[j], 1)
     elif code == 2:
         for j in range(n):
-            d[r + j] = d[r + j] * activation_grad(a[r + j], 2)
+            d[j] = d[j] * activation_grad(a[j], 2)
     elif code == 3:
         for j in range(n):
-            d[r + j] = d[r + j] * activation_grad(a[r + j], 3)
+            d[j] = d[j] * activation_grad(a[j], 3)
     elif code == 4:
         for j in range(n):
-            d[r + j] = d[r + j] * activation_grad(a[r + j], 4)
+            d[j] = d[j] * activation_grad(a[j], 4)
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def _add_to(acc, x):
+    """acc += x, 1-D slices."""
+    for j in range(acc.shape[0]):
+        acc[j] = acc[j] + x[j]
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")
@@ -182,12 +192,7 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
             for g in range(Gc):
                 b = boff[l - 1] + (k0 + g) * nout
                 c = z0 + i * width + g * nout
-                if l == L:
-                    for j in range(nout):
-                        acts[c + j] = acts[c + j] + params[b + j]
-                else:
-                    for j in range(nout):
-                        acts[c + j] = activate(acts[c + j] + params[b + j], code)
+                _bias_activate(acts[c:c + nout], params[b:b + nout], code if l < L else 0)
         if l < L and drop:
             for g in range(Gc):
                 k = k0 + g
@@ -237,14 +242,17 @@ def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
         right[k0 + g] += hits
 
 @njit(cache=CACHE, error_model="numpy")
-def chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
-                lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0,
+def chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff,
+                lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2,
                 Xd, yd, loss, right, vloss, vright, code):
-    """One epoch of the chunk c (models c G .. c G + G - 1) on the epoch-ordered
-    (Xe, ye), then its dev evaluation on (Xd, yd) when Xd has rows."""
-    K = lr.shape[0]
+    """All epochs of chunk c (models c G .. c G + G - 1): epoch e visits the rows of
+    (X, y) in orders[e]; after each epoch, the dev evaluation on (Xd, yd) when Xd has
+    rows. Per epoch e and model k: summed losses to loss[e, k], right answers to
+    right[e, k], likewise vloss and vright on the dev set."""
+    K = lr.shape[1]
     L = sizes.shape[0] - 1
-    n = Xe.shape[0]
+    n, nx = X.shape
+    n_steps = (n + batch - 1) // batch
     k0 = c * G
     Gc = min(G, K - k0)
     dt = params.dtype.type
@@ -260,108 +268,124 @@ def chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
     any_drop = False
     for g in range(Gc):
         any_drop = any_drop or th[k0 + g] < _ALL
-    nk = sizes[L]
-    s = 0
-    for x0 in range(0, n, batch):
-        m = min(batch, n - x0)
-        forward(Xe, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff,
-                any_drop, th, keep, keys, s, ab, code)
-        for g in range(Gc):   # the L2 term of this batch's loss (weights before the step)
-            sq[g] = 0.0
-        for l in range(1, L + 1):
-            sz = sizes[l] * sizes[l - 1]
-            for g in range(Gc):
-                if l2[k0 + g] > 0:
-                    base = woff[l - 1] + (k0 + g) * sz
-                    sq[g] += _sum_squares(params[base:base + sz])
-        softmax_rows(acts, aoff[L], m, Gc, nk, ye, x0, k0, dbuf, dt(m), loss, right)
-        for g in range(Gc):
-            k = k0 + g
-            if l2[k] > 0:   # the batch loss times m, as the history sums it
-                loss[k] += l2[k] / 2 * sq[g]
-        # backward
-        for l in range(L, 0, -1):
-            nin, nout = sizes[l - 1], sizes[l]
-            width = Gc * nout
-            if l == 1:
-                _gemm(_T, _N, width, nin, m, dbuf, aoff[1], width, Xe, x0 * nin,
-                      nin, grads, woff[0] + k0 * nout * nin, nin, ab)
-            else:
-                for g in range(Gc):
-                    src = outs if any_drop and th[k0 + g] < _ALL else acts
-                    _gemm(_T, _N, nout, nin, m, dbuf, aoff[l] + g * nout, width,
-                          src, aoff[l - 1] + g * nin, Gc * nin, grads,
-                          woff[l - 1] + (k0 + g) * nout * nin, nin, ab)
-            b = boff[l - 1] + k0 * nout   # the chunk's biases are contiguous
-            for j in range(width):
-                grads[b + j] = 0
-            for i in range(m):   # bias sums in a fixed order
-                r = aoff[l] + i * width
-                for j in range(width):
-                    grads[b + j] += dbuf[r + j]
-            if l == 1:
-                break
-            for g in range(Gc):   # dA of the layer below
-                _gemm(_N, _N, m, nin, nout, dbuf, aoff[l] + g * nout, width, params,
-                      woff[l - 1] + (k0 + g) * nout * nin, nin, dbuf,
-                      aoff[l - 1] + g * nin, Gc * nin, ab)
-            win = Gc * nin
-            for g in range(Gc):
-                k = k0 + g
-                dropped = any_drop and th[k] < _ALL
-                key = keys[k, s, l - 2]
-                kp = keep[k]
-                for i in range(m):
-                    r = aoff[l - 1] + i * win + g * nin
-                    if dropped:
-                        for j in range(nin):
-                            d = dbuf[r + j]
-                            if not is_kept(key, np.uint64(i * nin + j), th[k]):
-                                d = d * _ZERO
-                            dbuf[r + j] = d / kp
-                    for j in range(nin):
-                        dbuf[r + j] = dbuf[r + j] * activation_grad(acts[r + j], code)
-        # Adam, model by model, with that model's hyperparameters
-        t = np.float64(t0 + s + 1)
-        for g in range(Gc):
-            k = k0 + g
-            c1 = dt(1.0 - beta1[k] ** t)
-            c2 = dt(1.0 - beta2[k] ** t)
-            lam = dt(l2[k] / m)
-            for l in range(1, L + 1):
-                sz = sizes[l] * sizes[l - 1]
-                w = woff[l - 1] + k * sz
-                b = boff[l - 1] + k * sizes[l]
-                _adam(params[w:w + sz], grads[w:w + sz], m1[w:w + sz], v1[w:w + sz],
-                      b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k], eps[k], lam, True)
-                _adam(params[b:b + sizes[l]], grads[b:b + sizes[l]], m1[b:b + sizes[l]],
-                      v1[b:b + sizes[l]], b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k],
-                      eps[k], lam, False)
-        s += 1
-    # dev evaluation, inference mode
-    nd = Xd.shape[0]
-    if nd == 0:
-        return
-    rows = min(nd, 512)
+    Xb = np.empty((batch, nx), params.dtype)
+    yb = np.empty(batch, np.int64)
+    rows = max(min(Xd.shape[0], EVAL_ROWS), 1)
     eoff = np.zeros(L + 2, np.int64)
     for l in range(1, L + 1):
         eoff[l + 1] = eoff[l] + rows * Gc * sizes[l]
     eacts = np.empty(eoff[L + 1], params.dtype)
-    for x0 in range(0, nd, rows):
-        m = min(rows, nd - x0)
-        forward(Xd, x0, m, sizes, params, woff, boff, k0, Gc, eacts, eacts, eoff,
-                False, th, keep, keys, 0, ab, code)
-        softmax_rows(eacts, eoff[L], m, Gc, nk, yd, x0, k0, eacts, dt(0), vloss,
-                     vright)
+    for e in range(orders.shape[0]):
+        for s0 in range(n_steps):
+            x0 = s0 * batch
+            m = min(batch, n - x0)
+            for i in range(m):   # the batch's rows, contiguous for the GEMMs
+                r = orders[e, x0 + i]
+                Xb[i] = X[r]
+                yb[i] = y[r]
+            _step(Xb, yb, m, e * n_steps + s0, k0, Gc, sizes, params, grads, m1, v1,
+                  woff, boff, lr[e], b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
+                  beta2, acts, outs, dbuf, aoff, sq, any_drop, ab, loss[e], right[e],
+                  code)
+        for x0 in range(0, Xd.shape[0], rows):   # dev evaluation, inference mode
+            m = min(rows, Xd.shape[0] - x0)
+            forward(Xd, x0, m, sizes, params, woff, boff, k0, Gc, eacts, eacts, eoff,
+                    False, th, keep, keys, 0, ab, code)
+            softmax_rows(eacts, eoff[L], m, Gc, sizes[L], yd, x0, k0, eacts, dt(0),
+                         vloss[e], vright[e])
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1, omb1,
+          b2, omb2, eps, l2, keep, th, keys, beta1, beta2, acts, outs, dbuf, aoff, sq,
+          any_drop, ab, loss, right, code):
+    """Training step s (counted over all epochs) of models k0 .. k0+Gc-1 on the batch
+    (Xe[:m], ye[:m]): forward, loss, backward, Adam."""
+    L = sizes.shape[0] - 1
+    nk = sizes[L]
+    dt = params.dtype.type
+    x0 = 0
+    forward(Xe, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff,
+            any_drop, th, keep, keys, s, ab, code)
+    for g in range(Gc):   # the L2 term of this batch's loss (weights before the step)
+        sq[g] = 0.0
+    for l in range(1, L + 1):
+        sz = sizes[l] * sizes[l - 1]
+        for g in range(Gc):
+            if l2[k0 + g] > 0:
+                base = woff[l - 1] + (k0 + g) * sz
+                sq[g] += _sum_squares(params[base:base + sz])
+    softmax_rows(acts, aoff[L], m, Gc, nk, ye, x0, k0, dbuf, dt(m), loss, right)
+    for g in range(Gc):
+        k = k0 + g
+        if l2[k] > 0:   # the batch loss times m, as the history sums it
+            loss[k] += l2[k] / 2 * sq[g]
+    # backward
+    for l in range(L, 0, -1):
+        nin, nout = sizes[l - 1], sizes[l]
+        width = Gc * nout
+        if l == 1:
+            _gemm(_T, _N, width, nin, m, dbuf, aoff[1], width, Xe, x0 * nin,
+                  nin, grads, woff[0] + k0 * nout * nin, nin, ab)
+        else:
+            for g in range(Gc):
+                src = outs if any_drop and th[k0 + g] < _ALL else acts
+                _gemm(_T, _N, nout, nin, m, dbuf, aoff[l] + g * nout, width,
+                      src, aoff[l - 1] + g * nin, Gc * nin, grads,
+                      woff[l - 1] + (k0 + g) * nout * nin, nin, ab)
+        b = boff[l - 1] + k0 * nout   # the chunk's biases are contiguous
+        for j in range(width):
+            grads[b + j] = 0
+        for i in range(m):   # bias sums in a fixed order
+            r = aoff[l] + i * width
+            _add_to(grads[b:b + width], dbuf[r:r + width])
+        if l == 1:
+            break
+        for g in range(Gc):   # dA of the layer below
+            _gemm(_N, _N, m, nin, nout, dbuf, aoff[l] + g * nout, width, params,
+                  woff[l - 1] + (k0 + g) * nout * nin, nin, dbuf,
+                  aoff[l - 1] + g * nin, Gc * nin, ab)
+        win = Gc * nin
+        for g in range(Gc):
+            k = k0 + g
+            dropped = any_drop and th[k] < _ALL
+            key = keys[k, s, l - 2]
+            kp = keep[k]
+            for i in range(m):
+                r = aoff[l - 1] + i * win + g * nin
+                if dropped:
+                    for j in range(nin):
+                        d = dbuf[r + j]
+                        if not is_kept(key, np.uint64(i * nin + j), th[k]):
+                            d = d * _ZERO
+                        dbuf[r + j] = d / kp
+                _times_grad(dbuf[r:r + nin], acts[r:r + nin], code)
+    # Adam, model by model, with that model's hyperparameters
+    t = np.float64(s + 1)
+    for g in range(Gc):
+        k = k0 + g
+        c1 = dt(1.0 - beta1[k] ** t)
+        c2 = dt(1.0 - beta2[k] ** t)
+        lam = dt(l2[k] / m)
+        for l in range(1, L + 1):
+            sz = sizes[l] * sizes[l - 1]
+            w = woff[l - 1] + k * sz
+            b = boff[l - 1] + k * sizes[l]
+            _adam(params[w:w + sz], grads[w:w + sz], m1[w:w + sz], v1[w:w + sz],
+                  b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k], eps[k], lam, True)
+            _adam(params[b:b + sizes[l]], grads[b:b + sizes[l]], m1[b:b + sizes[l]],
+                  v1[b:b + sizes[l]], b1[k], omb1[k], b2[k], omb2[k], c1, c2, lr[k],
+                  eps[k], lam, False)
+
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
-def epoch(G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff, lr, b1, omb1,
-          b2, omb2, eps, l2, keep, th, keys, beta1, beta2, t0, Xd, yd, loss, right,
+def train(G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff, lr, b1,
+          omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, Xd, yd, loss, right,
           vloss, vright, code):
-    """One epoch of all K models: the chunks of G models run in parallel."""
-    K = lr.shape[0]
+    """The whole training of all K models: the chunks of G models run in parallel, each
+    through every epoch (no barrier between epochs)."""
+    K = lr.shape[1]
     for c in prange((K + G - 1) // G):
-        chunk_epoch(c, G, Xe, ye, batch, sizes, params, grads, m1, v1, woff, boff,
-                    lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2,
-                    t0, Xd, yd, loss, right, vloss, vright, code)
-
+        chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff,
+                    boff, lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
+                    beta2, Xd, yd, loss, right, vloss, vright, code)

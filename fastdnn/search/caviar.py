@@ -281,24 +281,28 @@ class _FastStack:
             for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
                 self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
 
-    def epoch(self, Xe, ye, batch_size, step, X_dev, y_dev):
-        """Train every model one epoch on the ordered (Xe, ye); returns per-model sums:
-        training loss x n, right answers, dev loss x n_dev, dev right answers."""
-        K, n = self.K, len(Xe)
+    def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev):
+        """Train every model through all epochs (epoch e in orders[e] with learning
+        rates lrs[e]); returns (epochs, K) sums: training loss x n, right answers, dev
+        loss x n_dev, dev right answers."""
+        K, n = self.K, len(X)
+        epochs = len(orders)
         n_steps = -(-n // batch_size)
-        keys = np.zeros((K, n_steps if np.any(self.th < 2**32) else 1, max(self.L - 1, 1)),
+        drop = np.flatnonzero(self.th < 2**32)
+        keys = np.zeros((K, epochs * n_steps if len(drop) else 1, max(self.L - 1, 1)),
                         np.uint64)
-        for k in np.flatnonzero(self.th < 2**32):
-            for s in range(n_steps):
+        for k in drop:
+            for s in range(epochs * n_steps):
                 for l in range(1, self.L):
-                    keys[k, s, l - 1] = dropout_key(self.seeds[k], step + s, l)
-        out = [np.zeros(K), np.zeros(K, np.int64), np.zeros(K), np.zeros(K, np.int64)]
-        self.engine.epoch(self.engine.CHUNK_MODELS, Xe, ye, batch_size, self.sizes, self.flat,
-                    self.grad, self.m1, self.m2, self.woff, self.boff,
-                    self.lr.astype(self.dtype), self.b1, self.omb1, self.b2, self.omb2,
-                    self.eps, self.h["l2"], self.keep, self.th, keys, self.h["beta1"],
-                    self.h["beta2"], self.t, X_dev, y_dev, *out, self.code)
-        self.t += n_steps
+                    keys[k, s, l - 1] = dropout_key(self.seeds[k], s, l)
+        out = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
+               np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
+        self.engine.train(self.engine.CHUNK_MODELS, X, y, orders, batch_size, self.sizes,
+                          self.flat, self.grad, self.m1, self.m2, self.woff, self.boff,
+                          np.ascontiguousarray(lrs, self.dtype), self.b1, self.omb1,
+                          self.b2, self.omb2, self.eps, self.h["l2"], self.keep, self.th,
+                          keys, self.h["beta1"], self.h["beta2"], X_dev, y_dev, *out,
+                          self.code)
         return out
 
 
@@ -388,22 +392,24 @@ def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation
                  for _ in hyper]
     errors = [None] * len(hyper)
     step = 0
-    if stack is _FastStack:
-        y, y_dev = Y.argmax(axis=1), np.zeros(0, np.int64)
-        X_dev = np.zeros((0, X.shape[1]), X.dtype)
+    lrs = [np.array([inverse_time(lr0, epoch, dr) if dr else lr0
+                     for lr0, dr in zip(net.lr0, net.h["decay"])]) for epoch in range(epochs)]
+    if stack is _FastStack:   # the whole training in one compiled call
+        y_dev, X_dev = np.zeros(0, np.int64), np.zeros((0, X.shape[1]), X.dtype)
         if dev is not None:
             X_dev, y_dev = dev[0], dev[1].argmax(axis=1)
+        orders = np.array([order_rng.permutation(n) for _ in range(epochs)],
+                          np.int64).reshape(epochs, n)
+        sums = net.train(X, Y.argmax(axis=1), orders, np.array(lrs).reshape(epochs, -1),
+                         batch_size, X_dev, y_dev)
     for epoch in range(epochs):
-        net.lr = np.array([inverse_time(lr0, epoch, dr) if dr else lr0
-                           for lr0, dr in zip(net.lr0, net.h["decay"])])
-        order = order_rng.permutation(n)
+        net.lr = lrs[epoch]
         if stack is _FastStack:
-            total, right, vloss, vright = net.epoch(X[order], y[order], batch_size, step,
-                                                    X_dev, y_dev)
-            step += -(-n // batch_size)
+            total, right = sums[0][epoch], sums[1][epoch]
             if dev is not None:
-                val_loss, val_acc = vloss / len(X_dev), vright / len(X_dev)
+                val_loss, val_acc = sums[2][epoch] / len(X_dev), sums[3][epoch] / len(X_dev)
         else:
+            order = order_rng.permutation(n)
             total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
             for s in range(0, n, batch_size):
                 idx = order[s:s + batch_size]
