@@ -2,19 +2,31 @@
 trained together on the same mini-batches.
 
 K = number of models, m = batch size, n = examples, n_in, n_out = layer widths,
-k = classes, P = parameters per model. Weights are stacked, W_l: (K, n_out, n_in),
-inside one (K, P) flat buffer (W1, b1, W2, b2, ... per model, the MLP's layout); Adam's
-moments are (K, P) too and the per-model hyperparameters (lr, beta1, beta2, eps, l2,
-keep_prob, decay) are (K,) arrays. A step is a handful of stacked NumPy calls
-(np.matmul loops over K inside NumPy, one BLAS call per model) instead of K Python-level
-training steps, which is where small networks spend their time.
+k = classes, P = parameters per model, G = models per chunk of the compiled engine.
 
-Each model follows exactly what ``fastdnn.MLP(..., backend="numpy").fit`` does with the
-same seed: He initialisation from default_rng([seed, 0]), epoch order from
-default_rng([seed, 1]) (all models share the first model's order: one batch for all),
-dropout masks from dropout_key(seed, step, layer), Adam with bias correction,
-inverse-time decay per epoch. The operations are the reference's, in the same order
-and dtype, so the weights match single-model training bit for bit on the NumPy backend.
+Two engines (``train_caviar(..., backend=...)``):
+
+- ``"numpy"``, the oracle: weights stacked W_l: (K, n_out, n_in) inside one (K, P) flat
+  buffer (W1, b1, W2, b2, ... per model, the MLP's layout), Adam's moments (K, P) too,
+  per-model hyperparameters (lr, beta1, beta2, eps, l2, keep_prob, decay) as (K,)
+  arrays. A step is a handful of stacked NumPy calls (np.matmul over the K models). Its
+  operations are the reference's, in the same order and dtype, so each model matches
+  ``fastdnn.MLP(..., backend="numpy").fit`` with the same seed BIT FOR BIT.
+- ``"cpu"``, the compiled engine (fastdnn.search._caviar_numba; the default where Numba
+  and SciPy are installed): the whole training of all K models is ONE compiled call.
+  Parameters are layer-major (W1 of all models contiguous, (K n_1, n_0)), so the first
+  layer of a chunk of G models is one GEMM, X @ W1_chunk^T, and so is its gradient;
+  chunks run in parallel on Numba's threads. Element-wise work is fused loops. It
+  matches the NumPy engine TO ROUNDING, not bit for bit (about 1e-15 relative per step
+  in float64, 1e-7 in float32): BLAS blocks a (G n_1)-wide GEMM differently from K
+  narrow ones and the loss sums run in another order. Its results do not depend on the
+  thread count (chunks are fixed by G and every reduction has a fixed order).
+- ``"cuda"``: fastdnn.cuda.caviar, the compiled engine's layout on a GPU.
+
+Each model follows what ``MLP.fit`` does with the same seed: He initialisation from
+default_rng([seed, 0]), epoch order from default_rng([seed, 1]) (all models share the
+first model's order: one batch for all), dropout masks from dropout_key(seed, step,
+layer), Adam with bias correction, inverse-time decay per epoch.
 """
 import time
 
@@ -325,13 +337,19 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
     dtype : "float32" or "float64"
     validation_data : (X_dev, y_dev) or None
 
+    backend : "auto", "cpu", "numpy" or "cuda"
+        The engine: "cpu" is the compiled one (one Numba call trains all K models; the
+        default, "auto", where Numba and SciPy are there, else "numpy"), "numpy" the
+        stacked NumPy oracle, "cuda" the GPU one.
+
     Returns
     -------
     CaviarResult
         Model i equals ``MLP(layer_sizes, activation=activation, keep_prob=kp, l2=l2,
         dtype=dtype, backend="numpy", seed=seed)`` fit with ``Adam(lr, beta1, beta2,
         eps)`` and ``InverseTime(decay)`` (when decay > 0), provided every model has
-        the first model's seed (which sets the shared batch order).
+        the first model's seed (which sets the shared batch order): bit for bit with
+        backend="numpy", to rounding with "cpu" and "cuda" (see the module docstring).
     """
     hyper = _as_list(hyperparameters)
     epochs = check_int("epochs", epochs, 0)
