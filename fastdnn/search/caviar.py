@@ -367,12 +367,10 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
         Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
     backend = _resolve_backend(backend)
     if backend == "cuda":
-        from ..cuda.caviar import train_caviar_cuda
-        return train_caviar_cuda(X, np.asarray(y, np.int64), sizes, hyper, epochs=epochs,
-                                 batch_size=batch_size, activation=activation,
-                                 dtype=dtype, validation_data=None if validation_data
-                                 is None else (X_dev, np.asarray(validation_data[1],
-                                                                 np.int64)))
+        from ..cuda.caviar import make_stack
+        return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                      validation_data, (X_dev, Y_dev) if validation_data is not None
+                      else None, make_stack(_FastStack))
     if backend == "cpu":
         from .runner import _one_blas_thread
         with _one_blas_thread():   # the chunks run in parallel, each on one core
@@ -412,7 +410,7 @@ def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation
     step = 0
     lrs = [np.array([inverse_time(lr0, epoch, dr) if dr else lr0
                      for lr0, dr in zip(net.lr0, net.h["decay"])]) for epoch in range(epochs)]
-    if stack is _FastStack:   # the whole training in one compiled call
+    if issubclass(stack, _FastStack):   # the whole training in one compiled call
         y_dev, X_dev = np.zeros(0, np.int64), np.zeros((0, X.shape[1]), X.dtype)
         if dev is not None:
             X_dev, y_dev = dev[0], dev[1].argmax(axis=1)
@@ -422,7 +420,7 @@ def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation
                          batch_size, X_dev, y_dev)
     for epoch in range(epochs):
         net.lr = lrs[epoch]
-        if stack is _FastStack:
+        if issubclass(stack, _FastStack):
             total, right = sums[0][epoch], sums[1][epoch]
             if dev is not None:
                 val_loss, val_acc = sums[2][epoch] / len(X_dev), sums[3][epoch] / len(X_dev)
