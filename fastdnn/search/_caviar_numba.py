@@ -76,7 +76,7 @@ def ensure_blas():
     import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so BLAS limits see it)
 
 
-@njit(inline="always", cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _bias_activate(z, b, code):
     """z = activation(z + b) on 1-D slices; one loop per code, so the formula's branches
     fold away and the loop vectorises (as fastdnn.cpu._rows; the slices are indexed by
@@ -99,7 +99,7 @@ def _bias_activate(z, b, code):
             z[j] = z[j] + b[j]
 
 
-@njit(inline="always", cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _times_grad(d, a, code):
     """d *= activation'(from a), 1-D slices."""
     n = d.shape[0]
@@ -117,14 +117,14 @@ def _times_grad(d, a, code):
             d[j] = d[j] * activation_grad(a[j], 4)
 
 
-@njit(inline="always", cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _add_to(acc, x):
     """acc += x, 1-D slices."""
     for j in range(acc.shape[0]):
         acc[j] = acc[j] + x[j]
 
 
-@njit(inline="always", cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _adam(p, g, m, v, b1, omb1, b2, omb2, c1, c2, lr, eps, lam, with_l2):
     """adam_update's operations in its order on one model's segment; with_l2 adds the
     L2 gradient lam * p first (as dense_backward). Scalars in p's dtype. Vectorises:
@@ -142,7 +142,7 @@ def _adam(p, g, m, v, b1, omb1, b2, omb2, c1, c2, lr, eps, lam, with_l2):
         p[j] = p[j] - lr * (mj / c1) / (np.sqrt(vj / c2) + eps)
 
 
-@njit(inline="always", cache=CACHE, error_model="numpy")
+@njit(cache=CACHE, error_model="numpy")
 def _sum_squares(p):
     """sum(p**2) in float64, in 8 fixed partial sums (vectorises; one running sum is a
     dependency chain 3x slower)."""
