@@ -209,3 +209,17 @@ def test_compiled_engine_other_activations(data):
         a = train_caviar(X, y, [64, 7, 10], FAST_HYPER[2:4], backend="numpy", **kw)
         b = train_caviar(X, y, [64, 7, 10], FAST_HYPER[2:4], backend="cpu", **kw)
         _compare(a, b, 1e-10, 1e-13, 2)
+
+
+def test_vectorised_dropout_keys_equal_rng_dropout_key():
+    from fastdnn.rng import dropout_key
+    from fastdnn.search.caviar import HYPERPARAMETERS, _FastStack
+    seeds, keeps = [3, 4, 5, 2**70], [0.5, 1.0, 0.7, 0.9]
+    hyper = [{**HYPERPARAMETERS, "seed": s, "keep_prob": kp} for s, kp in zip(seeds, keeps)]
+    keys = _FastStack([5, 4, 3, 2], "relu", "float32", hyper).dropout_keys(7)
+    assert keys.shape == (4, 7, 2)
+    for i, seed in enumerate(seeds):
+        for s in range(7):
+            for layer in (1, 2):
+                want = dropout_key(seed, s, layer) if keeps[i] < 1 else 0
+                assert int(keys[i, s, layer - 1]) == want

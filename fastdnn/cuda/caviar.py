@@ -262,14 +262,7 @@ def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
     th = d(net.th)
     drop_host = (net.th < 2**32).astype(np.uint8)
     drop = d(drop_host)
-    keys_host = np.zeros((K, epochs * n_steps if drop_host.any() else 1, max(L - 1, 1)),
-                         np.uint64)
-    from ..rng import dropout_key
-    for k in np.flatnonzero(drop_host):
-        for s in range(epochs * n_steps):
-            for l in range(1, L):
-                keys_host[k, s, l - 1] = dropout_key(net.seeds[k], s, l)
-    keys = d(keys_host)
+    keys = d(net.dropout_keys(epochs * n_steps))
     c1, c2, lam = (cuda.device_array(K, dt) for _ in range(3))
     seg_start = d(np.array([o for l in range(L) for o in (net.woff[l], net.boff[l])],
                            np.int64))

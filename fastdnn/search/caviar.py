@@ -38,7 +38,7 @@ from ..reference.activations import activation_backward, activation_forward
 from ..reference.dropout import dropout_mask
 from ..reference.init import initialize_weights
 from ..reference.schedules import inverse_time
-from ..rng import dropout_key
+from ..rng import MASK64, dropout_key
 
 HYPERPARAMETERS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                    "l2": 0.0, "keep_prob": 1.0, "decay": 0.0, "seed": 0}
@@ -293,6 +293,21 @@ class _FastStack:
             for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
                 self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
 
+    def dropout_keys(self, n_steps):
+        """(K, n_steps, L - 1) uint64: dropout_key(seed_k, step, layer) for the models
+        with dropout (zeros for the others; (K, 1, 1) when none has dropout)."""
+        from ..reference.dropout import splitmix64
+        drop = self.th < 2**32
+        keys = np.zeros((self.K, n_steps if drop.any() else 1, max(self.L - 1, 1)),
+                        np.uint64)
+        if drop.any():   # rng.dropout_key, vectorised over models, steps and layers
+            seeds = np.array([s & MASK64 for s in self.seeds], np.uint64)[drop]
+            steps = np.arange(n_steps, dtype=np.uint64)
+            layers = np.arange(1, self.L, dtype=np.uint64)
+            inner = splitmix64(splitmix64(seeds)[:, None] ^ steps[None, :])
+            keys[drop] = splitmix64(inner[:, :, None] ^ layers[None, None, :])
+        return keys
+
     def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev):
         """Train every model through all epochs (epoch e in orders[e] with learning
         rates lrs[e]); returns (epochs, K) sums: training loss x n, right answers, dev
@@ -300,13 +315,7 @@ class _FastStack:
         K, n = self.K, len(X)
         epochs = len(orders)
         n_steps = -(-n // batch_size)
-        drop = np.flatnonzero(self.th < 2**32)
-        keys = np.zeros((K, epochs * n_steps if len(drop) else 1, max(self.L - 1, 1)),
-                        np.uint64)
-        for k in drop:
-            for s in range(epochs * n_steps):
-                for l in range(1, self.L):
-                    keys[k, s, l - 1] = dropout_key(self.seeds[k], s, l)
+        keys = self.dropout_keys(epochs * n_steps)
         out = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
                np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
         self.engine.train(self.engine.CHUNK_MODELS, X, y, orders, batch_size, self.sizes,
