@@ -163,7 +163,7 @@ def test_compiled_engine_matches_float64_in_float32(data, sizes):
     kw = dict(epochs=1, batch_size=37, validation_data=(Xd, yd))   # 4 full batches + 2
     a = train_caviar(X, y, sizes, FAST_HYPER, backend="numpy", dtype="float64", **kw)
     b = train_caviar(X, y, sizes, FAST_HYPER, backend="cpu", dtype="float32", **kw)
-    _compare(a, b, 1e-4, 1e-5, len(FAST_HYPER))
+    _compare(a, b, 1e-5, 1e-6, len(FAST_HYPER))
 
 
 def test_compiled_engine_one_model_equals_the_same_model_in_a_group(data):

@@ -55,7 +55,7 @@ def test_cuda_caviar_float32_against_float64(data):
     kw = dict(epochs=1, batch_size=8, validation_data=(Xd, yd))
     a = train_caviar(X, y, [7, 4, 6, 3], HYPER, backend="numpy", dtype="float64", **kw)
     b = train_caviar(X, y, [7, 4, 6, 3], HYPER, backend="cuda", dtype="float32", **kw)
-    _compare(a, b, 1e-4, 1e-5, 3)
+    _compare(a, b, 1e-5, 1e-6, 3)
 
 
 def test_cuda_caviar_matches_the_compiled_cpu_engine(data):
