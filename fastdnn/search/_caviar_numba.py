@@ -175,7 +175,7 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
             th, keep, keys, s, ab, code):
     """Forward pass of models k0 .. k0+Gc-1 on rows x0 .. x0+m-1 of X. Hidden
     outputs go to acts (before dropout) and, for the dropout models when ``drop``
-    (training, step s of the epoch), to outs; the logits to acts' last block."""
+    (training, step s counted over all epochs), to outs; the logits to acts' last block."""
     L = sizes.shape[0] - 1
     for l in range(1, L + 1):
         nin, nout = sizes[l - 1], sizes[l]
@@ -208,6 +208,7 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
                         if not is_kept(key, np.uint64(i * nout + j), th[k]):
                             a = a * _ZERO   # act * mask / keep_prob
                         outs[c + j] = a / kp
+
 
 @njit(cache=CACHE, error_model="numpy")
 def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
@@ -242,6 +243,7 @@ def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
                     dbuf[c + j] = p / scale
         loss[k0 + g] += total
         right[k0 + g] += hits
+
 
 @njit(cache=CACHE, error_model="numpy")
 def chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff,
@@ -306,7 +308,7 @@ def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1
     L = sizes.shape[0] - 1
     nk = sizes[L]
     dt = params.dtype.type
-    x0 = 0
+    x0 = 0   # the batch is rows 0 .. m-1 of Xe
     forward(Xe, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff,
             any_drop, th, keep, keys, s, ab, code)
     for g in range(Gc):   # the L2 term of this batch's loss (weights before the step)
