@@ -190,11 +190,10 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
                 _gemm(_N, _T, m, nout, nin, src, aoff[l - 1] + g * nin, Gc * nin,
                       params, woff[l - 1] + (k0 + g) * nout * nin, nin, acts,
                       z0 + g * nout, width, ab)
+        b = boff[l - 1] + k0 * nout   # the chunk's biases: contiguous, as a row's blocks
         for i in range(m):
-            for g in range(Gc):
-                b = boff[l - 1] + (k0 + g) * nout
-                c = z0 + i * width + g * nout
-                _bias_activate(acts[c:c + nout], params[b:b + nout], code if l < L else 0)
+            c = z0 + i * width
+            _bias_activate(acts[c:c + width], params[b:b + width], code if l < L else 0)
         if l < L and drop:
             for g in range(Gc):
                 k = k0 + g
@@ -350,20 +349,22 @@ def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1
                   woff[l - 1] + (k0 + g) * nout * nin, nin, dbuf,
                   aoff[l - 1] + g * nin, Gc * nin, ab)
         win = Gc * nin
-        for g in range(Gc):
+        for g in range(Gc):   # through dropout (the models that have it)
             k = k0 + g
-            dropped = any_drop and th[k] < _ALL
+            if not (any_drop and th[k] < _ALL):
+                continue
             key = keys[k, s, l - 2]
             kp = keep[k]
             for i in range(m):
                 r = aoff[l - 1] + i * win + g * nin
-                if dropped:
-                    for j in range(nin):
-                        d = dbuf[r + j]
-                        if not is_kept(key, np.uint64(i * nin + j), th[k]):
-                            d = d * _ZERO
-                        dbuf[r + j] = d / kp
-                _times_grad(dbuf[r:r + nin], acts[r:r + nin], code)
+                for j in range(nin):
+                    d = dbuf[r + j]
+                    if not is_kept(key, np.uint64(i * nin + j), th[k]):
+                        d = d * _ZERO
+                    dbuf[r + j] = d / kp
+        for i in range(m):    # through the activation, a whole row of the chunk at once
+            r = aoff[l - 1] + i * win
+            _times_grad(dbuf[r:r + win], acts[r:r + win], code)
     # Adam, model by model, with that model's hyperparameters
     t = np.float64(s + 1)
     for g in range(Gc):
