@@ -51,6 +51,17 @@ def _address(typingctx, arr, offset):
     return sig, codegen
 
 
+@intrinsic
+def _fetch_add(typingctx, arr, value):
+    """Atomically arr[0] += value, returning the old arr[0] (int64 array)."""
+    sig = types.int64(arr, types.int64)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        return builder.atomic_rmw("add", ary.data, args[1], "seq_cst")
+    return sig, codegen
+
+
 # Numba's own BLAS entry point (it loads SciPy's cython_blas ?gemm on first use).
 _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
     types.char, types.char, types.char, types.intp, types.intp, types.intp,
@@ -388,13 +399,22 @@ def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1
 
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
-def train(G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff, lr, b1,
-          omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, Xd, yd, loss, right,
+def train(G, n_workers, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff, lr,
+          b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, Xd, yd, loss, right,
           vloss, vright, code):
-    """The whole training of all K models: the chunks of G models run in parallel, each
-    through every epoch (no barrier between epochs)."""
+    """The whole training of all K models: n_workers threads (numba.get_num_threads())
+    take chunks of G models from a shared counter until none is left, and train each
+    through every epoch (no barrier between epochs). Taking chunks as they come keeps
+    both cores busy when one is slowed by another process (a static split waits for the
+    slower); which thread trains a chunk does not change its results."""
     K = lr.shape[1]
-    for c in prange((K + G - 1) // G):
-        chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff,
-                    boff, lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
-                    beta2, Xd, yd, loss, right, vloss, vright, code)
+    n_chunks = (K + G - 1) // G
+    counter = np.zeros(1, np.int64)
+    for w in prange(n_workers):
+        while True:
+            c = _fetch_add(counter, 1)
+            if c >= n_chunks:
+                break
+            chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff,
+                        boff, lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
+                        beta2, Xd, yd, loss, right, vloss, vright, code)

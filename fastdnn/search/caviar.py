@@ -319,12 +319,13 @@ class _FastStack:
         keys = self.dropout_keys(epochs * n_steps)
         out = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
                np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
-        self.engine.train(self.engine.CHUNK_MODELS, X, y, orders, batch_size, self.sizes,
-                          self.flat, self.grad, self.m1, self.m2, self.woff, self.boff,
-                          np.ascontiguousarray(lrs, self.dtype), self.b1, self.omb1,
-                          self.b2, self.omb2, self.eps, self.h["l2"], self.keep, self.th,
-                          keys, self.h["beta1"], self.h["beta2"], X_dev, y_dev, *out,
-                          self.code)
+        import numba
+        self.engine.train(self.engine.CHUNK_MODELS, numba.get_num_threads(), X, y, orders,
+                          batch_size, self.sizes, self.flat, self.grad, self.m1, self.m2,
+                          self.woff, self.boff, np.ascontiguousarray(lrs, self.dtype),
+                          self.b1, self.omb1, self.b2, self.omb2, self.eps, self.h["l2"],
+                          self.keep, self.th, keys, self.h["beta1"], self.h["beta2"],
+                          X_dev, y_dev, *out, self.code)
         return out
 
 
