@@ -223,3 +223,23 @@ def test_vectorised_dropout_keys_equal_rng_dropout_key():
             for layer in (1, 2):
                 want = dropout_key(seed, s, layer) if keeps[i] < 1 else 0
                 assert int(keys[i, s, layer - 1]) == want
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_exp_of_the_compiled_softmax(dtype):
+    pytest.importorskip("numba")
+    from fastdnn.search._caviar_numba import _exp_nonpositive
+    rng = np.random.default_rng(1)
+    x = np.concatenate([-rng.random(20000) * 120, -rng.random(100) * 1e-6,
+                        [0.0, -0.0, -86.9, -87.1, -707.9, -708.1, -1e30, -np.inf]])
+    x = x.astype(dtype)
+    ref = np.exp(x.astype(np.float64))
+    got = x.copy()
+    _exp_nonpositive(got)
+    normal = ref > 4 * np.finfo(dtype).tiny
+    rel = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= 3 * np.finfo(dtype).eps
+    assert np.all(np.abs(got[~normal]) <= 2 * np.finfo(dtype).tiny) and np.all(got >= 0)
+    nan = np.array([np.nan], dtype)
+    _exp_nonpositive(nan)
+    assert np.isnan(nan[0])

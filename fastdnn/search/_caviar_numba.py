@@ -159,6 +159,69 @@ def _adam(p, g, m, v, b1, omb1, b2, omb2, step, rs, eps, lam, with_l2):
         p[j] = p[j] - step * mj / (np.sqrt(vj) * rs + eps)
 
 
+@intrinsic
+def _times_pow2(typingctx, p, n):
+    """p * 2**n for a normal float p and int64 n with a normal result: n added to the
+    exponent bits (vectorises, unlike ldexp)."""
+    sig = p(p, n)
+
+    def codegen(context, builder, sig, args):
+        fty = context.get_value_type(sig.args[0])
+        bits = 32 if fty == ir.FloatType() else 64
+        ity = ir.IntType(bits)
+        pi = builder.bitcast(args[0], ity)
+        ni = builder.trunc(args[1], ity) if bits == 32 else args[1]
+        shifted = builder.shl(ni, ir.Constant(ity, 23 if bits == 32 else 52))
+        return builder.bitcast(builder.add(pi, shifted), fty)
+    return sig, codegen
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _exp_nonpositive(x):
+    """x = e^x in place for x <= 0 (softmax's shifted logits), in x's dtype: Cody-Waite
+    reduction e^x = 2^n e^r, |r| <= ln2 / 2, and a Taylor polynomial for e^r (degree 6
+    in float32, 12 in float64: within 2 ulp of libm's exp; results below the smallest
+    normal become 0, -inf too). A loop of libm exp calls stays scalar: this vector loop measured
+    7.7x faster (3.7 -> 0.47 ns per float32) and the exps were a tenth of a training
+    step. NaN stays NaN."""
+    if x.itemsize == 4:
+        for j in range(x.shape[0]):
+            v = x[j]
+            n = np.floor(v * np.float32(1.4426950408889634) + np.float32(0.5))
+            r = v - n * np.float32(0.693359375)        # ln 2 in two parts (Cephes)
+            r = r - n * np.float32(-2.12194440e-4)
+            e = np.float32(1.0 / 720)
+            e = e * r + np.float32(1.0 / 120)
+            e = e * r + np.float32(1.0 / 24)
+            e = e * r + np.float32(1.0 / 6)
+            e = e * r + np.float32(0.5)
+            e = e * r + _ONE
+            e = e * r + _ONE
+            e = _times_pow2(e, np.int64(n) if v > np.float32(-87.0) else np.int64(0))
+            x[j] = e if v > np.float32(-87.0) else (v if v != v else _ZERO)
+    else:
+        for j in range(x.shape[0]):
+            v = x[j]
+            n = np.floor(v * 1.4426950408889634 + 0.5)
+            r = v - n * 6.93147180369123816490e-01     # ln 2 in two parts (fdlibm)
+            r = r - n * 1.90821492927058770002e-10
+            e = 1.0 / 479001600
+            e = e * r + 1.0 / 39916800
+            e = e * r + 1.0 / 3628800
+            e = e * r + 1.0 / 362880
+            e = e * r + 1.0 / 40320
+            e = e * r + 1.0 / 5040
+            e = e * r + 1.0 / 720
+            e = e * r + 1.0 / 120
+            e = e * r + 1.0 / 24
+            e = e * r + 1.0 / 6
+            e = e * r + 0.5
+            e = e * r + 1.0
+            e = e * r + 1.0
+            e = _times_pow2(e, np.int64(n) if v > -708.0 else np.int64(0))
+            x[j] = e if v > -708.0 else (v if v != v else 0.0)
+
+
 @njit(cache=CACHE, error_model="numpy")
 def _sum_squares(p):
     """sum(p**2) in float64, in 8 fixed partial sums (vectorises; one running sum is a
@@ -226,37 +289,38 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
 
 @njit(cache=CACHE, error_model="numpy")
 def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
-    """Cross-entropy of each model's logits; adds the row losses to loss[k] and the
-    right answers to right[k]; with scale > 0 writes dZ = (p - y) / scale to dbuf
-    (the same block layout)."""
+    """Cross-entropy of each model's logits (the (m, Gc nk) block of acts at z0); adds
+    the row losses to loss[k] and the right answers to right[k]; with scale > 0 writes
+    dZ = (p - y) / scale to dbuf (the same block layout; dbuf may be acts)."""
     width = Gc * nk
-    for g in range(Gc):
-        total = 0.0
-        hits = 0
-        for i in range(m):
+    for i in range(m):   # max (and argmax) per model and row; shifted logits to dbuf
+        label = y[y0 + i]
+        for g in range(Gc):
             c = z0 + i * width + g * nk
             zmax = acts[c]
             best = 0
             for j in range(1, nk):
                 if acts[c + j] > zmax:
                     zmax, best = acts[c + j], j
-            label = y[y0 + i]
-            zl = acts[c + label] - zmax
+            right[k0 + g] += best == label
+            loss[k0 + g] -= acts[c + label] - zmax
+            for j in range(nk):
+                dbuf[c + j] = acts[c + j] - zmax
+    _exp_nonpositive(dbuf[z0:z0 + m * width])   # the whole block in one vector loop
+    for i in range(m):
+        label = y[y0 + i]
+        for g in range(Gc):
+            c = z0 + i * width + g * nk
             S = scale - scale
-            for j in range(nk):   # exp to dbuf (it may be acts: each read before written)
-                e = np.exp(acts[c + j] - zmax)
-                dbuf[c + j] = e
-                S += e
-            total -= zl - np.log(S)
-            hits += best == label
+            for j in range(nk):
+                S += dbuf[c + j]
+            loss[k0 + g] += np.log(S)
             if scale > 0:
                 for j in range(nk):
                     p = dbuf[c + j] / S
                     if j == label:
                         p = p - _ONE
                     dbuf[c + j] = p / scale
-        loss[k0 + g] += total
-        right[k0 + g] += hits
 
 
 @njit(cache=CACHE, error_model="numpy")
