@@ -1,4 +1,7 @@
-"""Caviar: K models trained together equal K single MLP trainings."""
+"""Caviar: K models trained together equal K single MLP trainings.
+
+The NumPy engine (backend="numpy") is checked bit for bit against single-model NumPy
+training; the compiled engine (backend="cpu") against the NumPy engine to tolerance."""
 import numpy as np
 import pytest
 
@@ -38,7 +41,7 @@ def test_caviar_equals_single_models(data, dtype, sizes):
     X, y, Xd, yd = data
     batch = 32   # 150 = 4 * 32 + 22: a smaller last batch too
     res = train_caviar(X, y, sizes, HYPER, epochs=3, batch_size=batch, dtype=dtype,
-                       validation_data=(Xd, yd))
+                       validation_data=(Xd, yd), backend="numpy")
     assert len(res) == 3 and res.errors == [None] * 3
     for i, h in enumerate(HYPER):
         model, hist = single(sizes, h, X, y, (Xd, yd), 3, batch, dtype)
@@ -50,27 +53,33 @@ def test_caviar_equals_single_models(data, dtype, sizes):
                                        err_msg=f"model {i} {key}")
 
 
-def test_caviar_models_with_own_seeds_match_when_order_is_shared(data):
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_caviar_models_with_own_seeds_match_when_order_is_shared(data, backend):
     """Different init seeds: the weights start apart and each model still trains as
     MLP with that seed would, given the shared batch order of the first seed."""
     X, y, Xd, yd = data
     hyper = {"learning_rate": [1e-2, 1e-2], "seed": [1, 2]}
-    res = train_caviar(X, y, [64, 8, 10], hyper, epochs=0, batch_size=16)
+    res = train_caviar(X, y, [64, 8, 10], hyper, epochs=0, batch_size=16, backend=backend)
     m2 = fastdnn.MLP([64, 8, 10], backend="numpy", seed=2)
     np.testing.assert_array_equal(res.get_params(1)["W1"], m2.get_params()["W1"])
     assert not np.array_equal(res.get_params(0)["W1"], res.get_params(1)["W1"])
 
 
-def test_a_diverging_model_does_not_stop_the_others(data):
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_a_diverging_model_does_not_stop_the_others(data, backend):
     X, y, Xd, yd = data
     hyper = [{"learning_rate": 1e-2}, {"learning_rate": 1e30}]
     res = train_caviar(X, y, [64, 16, 10], hyper, epochs=3, batch_size=32,
-                       validation_data=(Xd, yd))
+                       validation_data=(Xd, yd), backend=backend)
     assert res.errors[0] is None and "diverged" in res.errors[1]
     assert np.isfinite(res.histories[0]["loss"]).all()
     alone = train_caviar(X, y, [64, 16, 10], hyper[:1], epochs=3, batch_size=32,
-                         validation_data=(Xd, yd))
-    assert alone.histories[0] == res.histories[0]
+                         validation_data=(Xd, yd), backend=backend)
+    if backend == "numpy":
+        assert alone.histories[0] == res.histories[0]
+    else:
+        for key, value in alone.histories[0].items():
+            np.testing.assert_allclose(res.histories[0][key], value, rtol=1e-5)
 
 
 def test_caviar_argument_errors(data):
@@ -81,6 +90,8 @@ def test_caviar_argument_errors(data):
         train_caviar(X, y, [64, 4, 10], [{"keep_prob": 0}])
     with pytest.raises(ValueError, match=r"X must have shape \(n, 32\)"):
         train_caviar(X, y, [32, 4, 10], [{}])
+    with pytest.raises(ValueError, match="backend"):
+        train_caviar(X, y, [64, 4, 10], [{}], backend="gpu")
 
 
 def test_caviar_search_rows_match_the_default_trial(data):
@@ -90,7 +101,7 @@ def test_caviar_search_rows_match_the_default_trial(data):
     space = {"learning_rate": LogUniform(1e-3, 1e-1), "l2": LogUniform(1e-4, 1),
              "beta1": OneMinusLogUniform(0.8, 0.99), "hidden_units": IntUniform(8, 9)}
     fixed = {"epochs": 2, "batch_size": 32, "dtype": "float64"}
-    fast = caviar_search(space, (X, y, Xd, yd), fixed=fixed, n_trials=6, seed=1)
+    fast = caviar_search(space, (X, y, Xd, yd), fixed=fixed, n_trials=6, seed=1)  # compiled
     slow = random_search(space=space, data=(X, y, Xd, yd), n_trials=6, seed=1,
                          fixed={**fixed, "backend": "numpy"}, executor="serial")
     assert fast.column("trial") == list(range(6))
@@ -106,9 +117,129 @@ def test_numba_adam_equals_numpy_adam(data, monkeypatch):
     pytest.importorskip("numba")
     import fastdnn.search.caviar as C
     X, y, Xd, yd = data
-    a = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32)
+    a = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32, backend="numpy")
     monkeypatch.setattr(C, "USE_NUMBA_ADAM", True)
-    b = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32)
+    b = train_caviar(X, y, [64, 9, 10], HYPER, epochs=2, batch_size=32, backend="numpy")
     for i in range(len(HYPER)):
         for name, value in a.get_params(i).items():
             np.testing.assert_array_equal(b.get_params(i)[name], value)
+
+
+# ------------------------------------------------------------ the compiled engine
+FAST_HYPER = HYPER + [
+    {"learning_rate": 5e-3, "beta1": 0.85, "l2": 0.01, "keep_prob": 0.8, "seed": 3},
+    {"learning_rate": 2e-2, "eps": 1e-6, "decay": 0.1, "seed": 9},
+]
+
+
+def _compare(a, b, rtol, atol, n_models):
+    from helpers import assert_close
+    for i in range(n_models):
+        pa, pb = a.get_params(i), b.get_params(i)
+        for name in pa:
+            assert_close(pb[name], pa[name], rtol=rtol, atol=atol, name=f"model {i} {name}")
+        for key, value in a.histories[i].items():
+            assert_close(b.histories[i][key], value, dtype="float64", rtol=rtol, atol=atol,
+                         name=f"model {i} {key}")
+
+
+@pytest.mark.parametrize("sizes", [[64, 13, 10], [64, 9, 5, 10]])
+def test_compiled_engine_matches_numpy_engine_float64(data, sizes):
+    """Dropout, L2, decay, own seeds, a smaller last batch (150 = 4 * 32 + 22)."""
+    pytest.importorskip("numba")
+    X, y, Xd, yd = data
+    kw = dict(epochs=3, batch_size=32, dtype="float64", validation_data=(Xd, yd))
+    a = train_caviar(X, y, sizes, FAST_HYPER, backend="numpy", **kw)
+    b = train_caviar(X, y, sizes, FAST_HYPER, backend="cpu", **kw)
+    assert b.errors == [None] * len(FAST_HYPER)
+    _compare(a, b, 1e-10, 1e-13, len(FAST_HYPER))
+
+
+@pytest.mark.parametrize("sizes", [[64, 13, 10], [64, 9, 5, 10]])
+def test_compiled_engine_matches_float64_in_float32(data, sizes):
+    """float32 compiled engine against the float64 NumPy engine over a few steps."""
+    pytest.importorskip("numba")
+    X, y, Xd, yd = data
+    kw = dict(epochs=1, batch_size=37, validation_data=(Xd, yd))   # 4 full batches + 2
+    a = train_caviar(X, y, sizes, FAST_HYPER, backend="numpy", dtype="float64", **kw)
+    b = train_caviar(X, y, sizes, FAST_HYPER, backend="cpu", dtype="float32", **kw)
+    _compare(a, b, 1e-5, 1e-6, len(FAST_HYPER))
+
+
+def test_compiled_engine_one_model_equals_the_same_model_in_a_group(data):
+    pytest.importorskip("numba")
+    X, y, Xd, yd = data
+    kw = dict(epochs=2, batch_size=32, dtype="float64", validation_data=(Xd, yd),
+              backend="cpu")
+    group = train_caviar(X, y, [64, 12, 10], FAST_HYPER[:3], **kw)
+    for i in (0, 2):
+        alone = train_caviar(X, y, [64, 12, 10], [FAST_HYPER[i]], **kw)
+        for name, value in alone.get_params(0).items():
+            np.testing.assert_allclose(group.get_params(i)[name], value, rtol=1e-12,
+                                       atol=1e-14)
+
+
+def test_compiled_engine_bits_do_not_depend_on_the_thread_count(data, monkeypatch):
+    numba = pytest.importorskip("numba")
+    import fastdnn.search._caviar_numba as engine
+    monkeypatch.setattr(engine, "CHUNK_MODELS", 2)   # 3 chunks of models
+    X, y, Xd, yd = data
+    runs = []
+    threads = numba.get_num_threads()
+    for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+        numba.set_num_threads(n)
+        try:
+            runs.append(train_caviar(X, y, [64, 9, 5, 10], FAST_HYPER, epochs=2,
+                                     batch_size=32, validation_data=(Xd, yd),
+                                     backend="cpu"))
+        finally:
+            numba.set_num_threads(threads)
+    for i in range(len(FAST_HYPER)):
+        for name, value in runs[0].get_params(i).items():
+            np.testing.assert_array_equal(runs[-1].get_params(i)[name], value)
+        assert runs[0].histories[i] == runs[-1].histories[i]
+
+
+def test_compiled_engine_other_activations(data):
+    pytest.importorskip("numba")
+    X, y, Xd, yd = data
+    for activation in ("tanh", "sigmoid", "leaky_relu"):
+        kw = dict(epochs=1, batch_size=50, dtype="float64", activation=activation,
+                  validation_data=(Xd, yd))
+        a = train_caviar(X, y, [64, 7, 10], FAST_HYPER[2:4], backend="numpy", **kw)
+        b = train_caviar(X, y, [64, 7, 10], FAST_HYPER[2:4], backend="cpu", **kw)
+        _compare(a, b, 1e-10, 1e-13, 2)
+
+
+def test_vectorised_dropout_keys_equal_rng_dropout_key():
+    from fastdnn.rng import dropout_key
+    from fastdnn.search.caviar import HYPERPARAMETERS, _FastStack
+    seeds, keeps = [3, 4, 5, 2**70], [0.5, 1.0, 0.7, 0.9]
+    hyper = [{**HYPERPARAMETERS, "seed": s, "keep_prob": kp} for s, kp in zip(seeds, keeps)]
+    keys = _FastStack([5, 4, 3, 2], "relu", "float32", hyper).dropout_keys(7)
+    assert keys.shape == (4, 7, 2)
+    for i, seed in enumerate(seeds):
+        for s in range(7):
+            for layer in (1, 2):
+                want = dropout_key(seed, s, layer) if keeps[i] < 1 else 0
+                assert int(keys[i, s, layer - 1]) == want
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_exp_of_the_compiled_softmax(dtype):
+    pytest.importorskip("numba")
+    from fastdnn.search._caviar_numba import _exp_nonpositive
+    rng = np.random.default_rng(1)
+    x = np.concatenate([-rng.random(20000) * 120, -rng.random(100) * 1e-6,
+                        [0.0, -0.0, -86.9, -87.1, -707.9, -708.1, -1e30, -np.inf]])
+    x = x.astype(dtype)
+    ref = np.exp(x.astype(np.float64))
+    got = x.copy()
+    _exp_nonpositive(got)
+    normal = ref > 4 * np.finfo(dtype).tiny
+    rel = np.abs(got[normal] - ref[normal]) / ref[normal]
+    assert rel.max() <= 3 * np.finfo(dtype).eps
+    assert np.all(np.abs(got - ref)[~normal] <= 4 * np.finfo(dtype).tiny) and np.all(got >= 0)
+    nan = np.array([np.nan], dtype)
+    _exp_nonpositive(nan)
+    assert np.isnan(nan[0])

@@ -2,20 +2,36 @@
 trained together on the same mini-batches.
 
 K = number of models, m = batch size, n = examples, n_in, n_out = layer widths,
-k = classes, P = parameters per model. Weights are stacked, W_l: (K, n_out, n_in),
-inside one (K, P) flat buffer (W1, b1, W2, b2, ... per model, the MLP's layout); Adam's
-moments are (K, P) too and the per-model hyperparameters (lr, beta1, beta2, eps, l2,
-keep_prob, decay) are (K,) arrays. A step is a handful of stacked NumPy calls
-(np.matmul loops over K inside NumPy, one BLAS call per model) instead of K Python-level
-training steps, which is where small networks spend their time.
+k = classes, P = parameters per model, G = models per chunk of the compiled engine.
 
-Each model follows exactly what ``fastdnn.MLP(..., backend="numpy").fit`` does with the
-same seed: He initialisation from default_rng([seed, 0]), epoch order from
-default_rng([seed, 1]) (all models share the first model's order: one batch for all),
-dropout masks from dropout_key(seed, step, layer), Adam with bias correction,
-inverse-time decay per epoch. The operations are the reference's, in the same order
-and dtype, so the weights match single-model training bit for bit on the NumPy backend.
+Two engines (``train_caviar(..., backend=...)``):
+
+- ``"numpy"``, the oracle: weights stacked W_l: (K, n_out, n_in) inside one (K, P) flat
+  buffer (W1, b1, W2, b2, ... per model, the MLP's layout), Adam's moments (K, P) too,
+  per-model hyperparameters (lr, beta1, beta2, eps, l2, keep_prob, decay) as (K,)
+  arrays. A step is a handful of stacked NumPy calls (np.matmul over the K models). Its
+  operations are the reference's, in the same order and dtype, so each model matches
+  ``fastdnn.MLP(..., backend="numpy").fit`` with the same seed BIT FOR BIT.
+- ``"cpu"``, the compiled engine (fastdnn.search._caviar_numba; the default where Numba
+  and SciPy are installed): the whole training of all K models is ONE compiled call.
+  Parameters are layer-major (W1 of all models contiguous, (K n_1, n_0)), so the first
+  layer of a chunk of G models is one GEMM, X @ W1_chunk^T, and so is its gradient;
+  chunks run in parallel on Numba's threads. Element-wise work is fused loops. It
+  matches the NumPy engine TO ROUNDING, not bit for bit (about 1e-15 relative per step
+  in float64, 1e-7 in float32; training amplifies it, so tests allow 1e-10 and 1e-5
+  over a few epochs): BLAS blocks a (G n_1)-wide GEMM differently from K narrow ones,
+  the loss sums run in another order, Adam's formula is arranged with one division and
+  the softmax's exp is a vectorised polynomial (within 2 ulp). Its results do not
+  depend on the thread count (chunks are fixed by G and every reduction has a fixed
+  order).
+- ``"cuda"``: fastdnn.cuda.caviar, the compiled engine's layout on a GPU.
+
+Each model follows what ``MLP.fit`` does with the same seed: He initialisation from
+default_rng([seed, 0]), epoch order from default_rng([seed, 1]) (all models share the
+first model's order: one batch for all), dropout masks from dropout_key(seed, step,
+layer), Adam with bias correction, inverse-time decay per epoch.
 """
+import os
 import time
 
 import numpy as np
@@ -26,7 +42,7 @@ from ..reference.activations import activation_backward, activation_forward
 from ..reference.dropout import dropout_mask
 from ..reference.init import initialize_weights
 from ..reference.schedules import inverse_time
-from ..rng import dropout_key
+from ..rng import MASK64, dropout_key
 
 HYPERPARAMETERS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                    "l2": 0.0, "keep_prob": 1.0, "decay": 0.0, "seed": 0}
@@ -240,8 +256,84 @@ def _adam_kernel():
     return _ADAM[0]
 
 
+class _FastStack:
+    """K stacked MLPs for the compiled engine (fastdnn.search._caviar_numba): one flat
+    layer-major buffer W1 (K, n_1, n_0), b1 (K, n_1), W2 ... and Adam's state alike."""
+
+    def __init__(self, sizes, activation, dtype, hyper):
+        from ..formulas import ACTIVATION_CODES
+        from ..rng import keep_threshold
+        from . import _caviar_numba as engine
+        self.engine = engine
+        self.sizes, self.dtype = np.array(sizes, np.int64), np.dtype(dtype)
+        self.K = K = len(hyper)
+        self.L = L = len(sizes) - 1
+        woff, boff, self.layout, P = [], [], [], 0
+        for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+            woff.append(P)
+            self.layout.append((f"W{l}", P, (n_out, n_in)))
+            P += K * n_in * n_out
+            boff.append(P)
+            self.layout.append((f"b{l}", P, (n_out,)))
+            P += K * n_out
+        self.woff, self.boff = np.array(woff, np.int64), np.array(boff, np.int64)
+        self.flat, self.grad = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
+        self.m1, self.m2 = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
+        self.p = {name: self.flat[o:o + K * int(np.prod(s))].reshape((K,) + s)
+                  for name, o, s in self.layout}
+        h = {key: np.array([float(x[key]) for x in hyper]) for key in HYPERPARAMETERS}
+        self.h, self.seeds = h, [int(x["seed"]) for x in hyper]
+        cast = lambda a: np.ascontiguousarray(a, self.dtype)  # noqa: E731
+        self.b1, self.omb1 = cast(h["beta1"]), cast(1 - h["beta1"])
+        self.b2, self.omb2 = cast(h["beta2"]), cast(1 - h["beta2"])
+        self.eps, self.keep = cast(h["eps"]), cast(h["keep_prob"])
+        self.th = np.array([keep_threshold(kp) for kp in h["keep_prob"]], np.uint64)
+        self.lr0 = h["learning_rate"]
+        self.lr = self.lr0.copy()
+        self.t = 0
+        self.code = ACTIVATION_CODES[activation]
+        for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
+            rng = np.random.default_rng([seed, 0])
+            for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+                self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
+
+    def dropout_keys(self, n_steps):
+        """(K, n_steps, L - 1) uint64: dropout_key(seed_k, step, layer) for the models
+        with dropout (zeros for the others; (K, 1, 1) when none has dropout)."""
+        from ..reference.dropout import splitmix64
+        drop = self.th < 2**32
+        keys = np.zeros((self.K, n_steps if drop.any() else 1, max(self.L - 1, 1)),
+                        np.uint64)
+        if drop.any():   # rng.dropout_key, vectorised over models, steps and layers
+            seeds = np.array([s & MASK64 for s in self.seeds], np.uint64)[drop]
+            steps = np.arange(n_steps, dtype=np.uint64)
+            layers = np.arange(1, self.L, dtype=np.uint64)
+            inner = splitmix64(splitmix64(seeds)[:, None] ^ steps[None, :])
+            keys[drop] = splitmix64(inner[:, :, None] ^ layers[None, None, :])
+        return keys
+
+    def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev):
+        """Train every model through all epochs (epoch e in orders[e] with learning
+        rates lrs[e]); returns (epochs, K) sums: training loss x n, right answers, dev
+        loss x n_dev, dev right answers."""
+        K, n = self.K, len(X)
+        epochs = len(orders)
+        n_steps = -(-n // batch_size)
+        keys = self.dropout_keys(epochs * n_steps)
+        out = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
+               np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
+        import numba
+        self.engine.train(self.engine.CHUNK_MODELS, numba.get_num_threads(), X, y, orders,
+                          batch_size, self.sizes, self.flat, self.grad, self.m1, self.m2,
+                          self.woff, self.boff, np.ascontiguousarray(lrs, self.dtype),
+                          self.b1, self.omb1, self.b2, self.omb2, self.eps, self.h["l2"],
+                          self.keep, self.th, keys, self.h["beta1"], self.h["beta2"],
+                          X_dev, y_dev, *out, self.code)
+        return out
+
+
 def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
-                 activation="relu", dtype="float32", validation_data=None):
+                 activation="relu", dtype="float32", validation_data=None, backend="auto"):
     """Train K MLPs with softmax outputs and Adam together, one set of hyperparameters
     each, on the same mini-batches.
 
@@ -259,13 +351,19 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
     dtype : "float32" or "float64"
     validation_data : (X_dev, y_dev) or None
 
+    backend : "auto", "cpu", "numpy" or "cuda"
+        The engine: "cpu" is the compiled one (one Numba call trains all K models; the
+        default, "auto", where Numba and SciPy are there, else "numpy"), "numpy" the
+        stacked NumPy oracle, "cuda" the GPU one.
+
     Returns
     -------
     CaviarResult
         Model i equals ``MLP(layer_sizes, activation=activation, keep_prob=kp, l2=l2,
         dtype=dtype, backend="numpy", seed=seed)`` fit with ``Adam(lr, beta1, beta2,
         eps)`` and ``InverseTime(decay)`` (when decay > 0), provided every model has
-        the first model's seed (which sets the shared batch order).
+        the first model's seed (which sets the shared batch order): bit for bit with
+        backend="numpy", to rounding with "cpu" and "cuda" (see the module docstring).
     """
     hyper = _as_list(hyperparameters)
     epochs = check_int("epochs", epochs, 0)
@@ -281,33 +379,82 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
     if validation_data is not None:
         X_dev = np.array(validation_data[0], dtype=dtype, order="C", copy=True)
         Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
+    backend = _resolve_backend(backend)
+    if backend == "cuda":
+        from ..cuda.caviar import make_stack
+        return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                      validation_data, (X_dev, Y_dev) if validation_data is not None
+                      else None, make_stack(_FastStack))
+    if backend == "cpu":
+        from .runner import _one_blas_thread
+        with _one_blas_thread():   # the chunks run in parallel, each on one core
+            return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                          validation_data, (X_dev, Y_dev) if validation_data is not None
+                          else None, _FastStack)
+    return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
+                  validation_data, (X_dev, Y_dev) if validation_data is not None else None,
+                  _Stack)
+
+
+def _resolve_backend(backend):
+    check_choice("backend", backend, ("auto", "numpy", "cpu", "cuda"))
+    if backend in ("auto", "cpu"):
+        try:
+            from ._caviar_numba import ensure_blas
+            ensure_blas()
+        except ImportError as e:
+            if backend == "cpu":
+                raise ImportError(f"backend='cpu' needs Numba and SciPy: {e}") from e
+            return "numpy"
+        return "cpu"
+    return backend
+
+
+def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation_data,
+           dev, stack):
+    """The epoch loop shared by the NumPy (_Stack) and compiled (_FastStack) engines."""
+    n = len(X)
     start = time.perf_counter()
-    net = _Stack(sizes, activation, dtype, hyper)
+    net = stack(sizes, activation, dtype, hyper)
     order_rng = np.random.default_rng([net.seeds[0], 1])
     batch_size = min(batch_size, n)
     histories = [dict(loss=[], accuracy=[], val_loss=[], val_accuracy=[], lr=[])
                  for _ in hyper]
     errors = [None] * len(hyper)
     step = 0
+    lrs = [np.array([inverse_time(lr0, epoch, dr) if dr else lr0
+                     for lr0, dr in zip(net.lr0, net.h["decay"])]) for epoch in range(epochs)]
+    if issubclass(stack, _FastStack):   # the whole training in one compiled call
+        y_dev, X_dev = np.zeros(0, np.int64), np.zeros((0, X.shape[1]), X.dtype)
+        if dev is not None:
+            X_dev, y_dev = dev[0], dev[1].argmax(axis=1)
+        orders = np.array([order_rng.permutation(n) for _ in range(epochs)],
+                          np.int64).reshape(epochs, n)
+        sums = net.train(X, Y.argmax(axis=1), orders, np.array(lrs).reshape(epochs, net.K),
+                         batch_size, X_dev, y_dev)
     for epoch in range(epochs):
-        net.lr = np.array([inverse_time(lr0, epoch, dr) if dr else lr0
-                           for lr0, dr in zip(net.lr0, net.h["decay"])])
-        order = order_rng.permutation(n)
-        total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
-        for s in range(0, n, batch_size):
-            idx = order[s:s + batch_size]
-            with np.errstate(all="ignore"):  # a diverging model must not stop the others
-                loss, r = net.step(X[idx], Y[idx], step)
-            step += 1
-            total += loss * len(idx)
-            right += r
+        net.lr = lrs[epoch]
+        if issubclass(stack, _FastStack):
+            total, right = sums[0][epoch], sums[1][epoch]
+            if dev is not None:
+                val_loss, val_acc = sums[2][epoch] / len(X_dev), sums[3][epoch] / len(X_dev)
+        else:
+            order = order_rng.permutation(n)
+            total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
+            for s in range(0, n, batch_size):
+                idx = order[s:s + batch_size]
+                with np.errstate(all="ignore"):  # a diverging model must not stop others
+                    loss, r = net.step(X[idx], Y[idx], step)
+                step += 1
+                total += loss * len(idx)
+                right += r
+            if dev is not None:
+                with np.errstate(all="ignore"):
+                    val_loss, val_acc = net.evaluate(*dev)
         for i in range(net.K):
             if errors[i] is None and not np.isfinite(total[i]):
                 errors[i] = (f"FloatingPointError: training diverged: the loss is "
                              f"{total[i] / n} in epoch {epoch + 1}")
-        if validation_data is not None:
-            with np.errstate(all="ignore"):
-                val_loss, val_acc = net.evaluate(X_dev, Y_dev)
         for i, h in enumerate(histories):
             if errors[i] is not None and len(h["loss"]) and not np.isfinite(h["loss"][-1]):
                 continue
@@ -365,14 +512,18 @@ _PER_MODEL = {"learning_rate": "learning_rate", "beta1": "beta1", "beta2": "beta
               "eps": "eps"}
 
 
-def _caviar_task(data, fixed, trials):
-    """Train one group of same-architecture trials together; returns their rows."""
+def _caviar_task(data, fixed, trials, backend="auto", threads=None):
+    """Train one group of same-architecture trials together; returns their rows.
+    ``threads``: Numba threads for the compiled engine in this worker (None: as set)."""
     from .runner import _one_blas_thread
+    if threads is not None and _resolve_backend(backend) == "cpu":
+        import numba
+        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     with _one_blas_thread():
-        return _caviar_task_inner(data, fixed, trials)
+        return _caviar_task_inner(data, fixed, trials, backend)
 
 
-def _caviar_task_inner(data, fixed, trials):
+def _caviar_task_inner(data, fixed, trials, backend):
     import traceback
     X, y, X_dev, y_dev = data
     arch = {**_ARCHITECTURE, **{k: v for k, v in fixed.items() if k in _ARCHITECTURE}}
@@ -387,7 +538,7 @@ def _caviar_task_inner(data, fixed, trials):
         res = train_caviar(X, y, sizes, hyper, epochs=int(arch["epochs"]),
                            batch_size=int(arch["batch_size"]),
                            activation=arch["activation"], dtype=arch["dtype"],
-                           validation_data=(X_dev, y_dev))
+                           validation_data=(X_dev, y_dev), backend=backend)
     except Exception as e:  # noqa: BLE001 - the group's failure is recorded per trial
         return [{"trial": t, **params, "status": "error", "error": f"{type(e).__name__}: {e}",
                  "traceback": traceback.format_exc(),
@@ -412,13 +563,18 @@ def _caviar_task_inner(data, fixed, trials):
 
 
 def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="serial",
-                  n_workers=2, max_models=16, results_file=None, verbose=0):
+                  n_workers=2, max_models=None, results_file=None, verbose=0,
+                  backend="auto"):
     """Random search whose trials are trained in groups by ``train_caviar``.
 
     Trials sharing an architecture (hidden_units, layers, batch_size, epochs,
     activation, dtype) are trained together, up to ``max_models`` per group, split in
-    ``n_workers`` groups per architecture when an executor runs them in parallel (16
-    models per group measured fastest on digits: the stacked activations stay in cache). The
+    ``n_workers`` groups per architecture when an executor runs them in parallel. With
+    the compiled engine (backend "cpu", the default where Numba and SciPy are there) the
+    fastest choice is the default in-process ``executor="serial"``: one group holds up
+    to 256 models and Numba's threads train its chunks of models in parallel, with no
+    worker processes to start. The NumPy engine takes 16 models per group (measured
+    fastest on digits: the stacked activations stay in cache). The
     configs are those of ``random_search`` with the same space and seed (trial t drawn
     with default_rng([seed, t])), and the result rows have the same columns; a row's
     time is its group's time divided by the group size. Per-model hyperparameters:
@@ -431,8 +587,12 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
     fixed : dict, optional
         Values for keys not in ``space`` (e.g. {"epochs": 30, "hidden_units": 128}).
     executor : "serial", None (a ProcessPoolExecutor of ``n_workers``) or an Executor
+    max_models : int, optional
+        Models per group (default 256 with the compiled engine, 16 with NumPy's).
     results_file : path or None
         CSV written after each group; trials already in it are skipped.
+    backend : "auto", "cpu", "numpy" or "cuda"
+        The engine of ``train_caviar``.
 
     Returns
     -------
@@ -449,6 +609,9 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
     if unknown:
         raise ValueError(f"caviar_search cannot vary {sorted(unknown)}; it takes "
                          f"{sorted(set(_ARCHITECTURE) | set(_PER_MODEL))}")
+    if max_models is None:
+        max_models = 16 if _resolve_backend(backend) == "numpy" else 256
+    max_models = check_int("max_models", max_models, 1)
     results, done = _resume(results_file, list(space))
     groups = {}
     for t in range(check_int("n_trials", n_trials, 0)):
@@ -473,12 +636,14 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
                   f"{results.best()['dev_accuracy']:.4f}", flush=True)
 
     ex, own = _executor(executor, n_workers)
+    # our own worker processes share the cores: each compiled engine takes its part
+    threads = max(1, (os.cpu_count() or 1) // n_workers) if own else None
     try:
         if not hasattr(ex, "submit"):
             for trials in tasks:
-                record(_caviar_task(data, fixed, trials))
+                record(_caviar_task(data, fixed, trials, backend))
         else:
-            futures = {ex.submit(_caviar_task, data, fixed, trials): trials
+            futures = {ex.submit(_caviar_task, data, fixed, trials, backend, threads): trials
                        for trials in tasks}
             for fut in cf.as_completed(futures):
                 try:

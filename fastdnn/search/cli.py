@@ -48,6 +48,9 @@ def run(args):
     executor = "serial" if workers <= 1 else None
     start = time.perf_counter()
     if mode == "random" and method == "caviar":
+        from .caviar import _resolve_backend
+        if _resolve_backend("auto") != "numpy":   # the compiled engine: in-process,
+            executor = "serial"                    # Numba's threads share the work
         res = caviar_search(space, data, fixed=fixed, n_trials=int(cfg.get("n_trials", 20)),
                             seed=seed, executor=executor, n_workers=workers,
                             results_file=results_file, verbose=args.verbose)
