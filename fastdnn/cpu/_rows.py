@@ -4,7 +4,8 @@ constant code, the formula's branches fold away and the loop vectorises.
 n = row length. Each helper works on one row of a prange loop and may write in place (dst
 may be src). Formulas come from fastdnn.formulas. They are plain @njit functions, which
 LLVM inlines: Numba-level inlining (inline="always") cost a quarter more compile time for
-the first training step (11.5 vs 15 s of CPU) and no measured speed.
+the first training step (11.5 vs 15 s of CPU) and no measured speed. error_model="numpy"
+(IEEE division, as inside prange loops) keeps divisions such as sigmoid's vectorisable.
 """
 import numpy as np
 from numba import njit
@@ -13,7 +14,7 @@ from ..config import CACHE
 from ..formulas import _ZERO, activate, activation_grad, is_kept
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def activate_row(src, code, dst):
     # A run-time code inside the element loop kept it scalar: 10x slower for ReLU
     # (kernels/dense_forward.py).
@@ -35,7 +36,7 @@ def activate_row(src, code, dst):
             dst[j] = src[j]
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def grad_row(d, a, code, dst):
     """dst = d * activation'(from a)."""
     n = d.shape[0]
@@ -56,13 +57,13 @@ def grad_row(d, a, code, dst):
             dst[j] = d[j]
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def add_row(src, b, dst):
     for j in range(src.shape[0]):
         dst[j] = src[j] + b[j]
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def dropout_row(src, base, key, threshold, scale, dst):
     """dst = src * scale where kept, else src * 0; base = row-major index of src[0]."""
     for j in range(src.shape[0]):
@@ -70,7 +71,7 @@ def dropout_row(src, base, key, threshold, scale, dst):
         dst[j] = src[j] * scale if keep else src[j] * _ZERO
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, error_model="numpy")
 def accumulate_row(src, acc):
     for j in range(src.shape[0]):
         acc[j] += src[j]

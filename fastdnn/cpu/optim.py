@@ -83,12 +83,22 @@ def _adam_tensors(P, G, M, V, step_size, beta1, one_minus_beta1, beta2, one_minu
         t = 0
         while first[t + 1] <= block:
             t += 1
-        p, g, m, v = P[t], G[t], M[t], V[t]
         lo = (block - first[t]) * TENSOR_BLOCK
-        for i in range(lo, min(p.shape[0], lo + TENSOR_BLOCK)):
-            p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
-                                         one_minus_beta1, beta2, one_minus_beta2,
-                                         inv_sqrt_bc2, eps, wd, decay)
+        hi = min(P[t].shape[0], lo + TENSOR_BLOCK)
+        _adam_range(P[t][lo:hi], G[t][lo:hi], M[t][lo:hi], V[t][lo:hi], step_size, beta1,
+                    one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2, eps, wd, decay)
+
+
+@njit(cache=CACHE, error_model="numpy")
+def _adam_range(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                inv_sqrt_bc2, eps, wd, decay):
+    # one block of one tensor. error_model="numpy" (IEEE division, no ZeroDivisionError
+    # check, as in prange loops) lets the loop vectorise: with Python's error model it
+    # ran 11x slower.
+    for i in range(p.shape[0]):
+        p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
+                                     one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
+                                     eps, wd, decay)
 
 
 def _groups(param, **others):
