@@ -147,3 +147,16 @@ def test_search_object(digits):
     s = RandomSearch({"x": IntUniform(1, 9)}, quadratic, executor="serial", seed=4)
     res = s.run(n_trials=3)
     assert s.results is res and len(res) == 3
+
+
+def test_process_pool_after_numba_threads_ran(digits, monkeypatch):
+    """Workers are spawned: a forked child of a process whose Numba (GNU OpenMP) threads
+    have run aborts as soon as it runs a parallel kernel itself."""
+    import fastdnn.cpu as C
+    from fastdnn.cpu import _common
+    monkeypatch.setattr(_common, "SPIN_GUARD", False)   # really start Numba's threads
+    p = np.zeros(100_000, np.float32)
+    C.adam_update(p, p + 1, np.zeros_like(p), np.zeros_like(p), 1, 1e-3)
+    res = random_search(space=SPACE, data=digits, fixed={**FIXED, "backend": "cpu"},
+                        n_trials=2, seed=3, n_workers=2)
+    assert len(res.ok) == 2, res.failed.rows[:1]

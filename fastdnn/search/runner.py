@@ -12,6 +12,7 @@ the same configs.
 import concurrent.futures as cf
 import functools
 import math
+import multiprocessing
 import os
 import time
 import traceback
@@ -122,7 +123,10 @@ def _executor(executor, n_workers):
     if executor == "serial":
         return _Serial(), False
     if executor is None or executor == "process":
-        return cf.ProcessPoolExecutor(max_workers=n_workers), True
+        # spawned, not forked: a fork of a process whose Numba threads have run (any
+        # fastdnn.cpu kernel) aborts in the child (GNU OpenMP is not fork-safe)
+        context = multiprocessing.get_context("spawn")
+        return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context), True
     if isinstance(executor, cf.Executor) or hasattr(executor, "submit"):
         return executor, False
     raise TypeError(f"executor must be None, 'serial', 'process' or a "
