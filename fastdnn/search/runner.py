@@ -126,11 +126,23 @@ def _executor(executor, n_workers):
         # spawned, not forked: a fork of a process whose Numba threads have run (any
         # fastdnn.cpu kernel) aborts in the child (GNU OpenMP is not fork-safe)
         context = multiprocessing.get_context("spawn")
-        return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context), True
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context,
+                                      initializer=_share_cores, initargs=(threads,)), True
     if isinstance(executor, cf.Executor) or hasattr(executor, "submit"):
         return executor, False
     raise TypeError(f"executor must be None, 'serial', 'process' or a "
                     f"concurrent.futures.Executor, got {executor!r}")
+
+
+def _share_cores(threads):
+    """Worker start-up: Numba threads = cores / workers, so that the workers' parallel
+    kernels do not oversubscribe the cores (BLAS is held at one thread per trial)."""
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 def _save(results, results_file):
