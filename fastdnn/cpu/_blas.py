@@ -31,8 +31,8 @@ MAX_BLOCKS = 4   # kernels/gemm_split.py: 4 beat 8 at batch 256 and 1024 (3.52 v
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
-# (library glob inside numpy.libs, cblas prefix, symbol suffix) of NumPy's wheel builds
-# with 64-bit integers (the only ones whose signature _dims below matches)
+# (library glob inside numpy.libs, cblas prefix, symbol suffix) of NumPy's Linux wheels,
+# whose OpenBLAS takes 64-bit integers (as _cblas below declares them)
 _CANDIDATES = [("libscipy_openblas64_*", "scipy_", "64_"), ("libopenblas64_*", "", "64_")]
 
 
