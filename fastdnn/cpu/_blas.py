@@ -118,7 +118,7 @@ def _gemm(transpose_a, transpose_b, A, B, C, alpha, beta, blocks):
                         C.ctypes.data + c0 * item, N)
 
 
-_OWNED = [0]   # nesting depth of owned_threads()
+_OWNED = [0]   # 1 inside owned_threads() (nested uses leave it alone)
 
 
 def owns_threads():

@@ -198,15 +198,14 @@ def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     step_size = lr / (1 - beta1**step)
     inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
     groups = _groups(param, grad=grad, m=m, v=v)
-    if not groups:
-        return
-    t = groups[0][0].dtype.type
-    scalars = (t(step_size), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-               t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
+
+    def scalars(t):   # in the parameters' dtype
+        return (t(step_size), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
+                t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
+
     if len(groups) > 1 and len({p.dtype for p, *_ in groups}) == 1:
-        launch(_adam_tensors, *(tuple(arrays) for arrays in zip(*groups)), *scalars)
+        launch(_adam_tensors, *(tuple(arrays) for arrays in zip(*groups)),
+               *scalars(groups[0][0].dtype.type))
         return
     for p, g, m_, v_ in groups:
-        t = p.dtype.type
-        launch(_adam, p, g, m_, v_, t(step_size), t(beta1), t(1 - beta1), t(beta2),
-               t(1 - beta2), t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
+        launch(_adam, p, g, m_, v_, *scalars(p.dtype.type))

@@ -31,7 +31,6 @@ default_rng([seed, 0]), epoch order from default_rng([seed, 1]) (all models shar
 first model's order: one batch for all), dropout masks from dropout_key(seed, step,
 layer), Adam with bias correction, inverse-time decay per epoch.
 """
-import os
 import time
 
 import numpy as np
@@ -512,13 +511,11 @@ _PER_MODEL = {"learning_rate": "learning_rate", "beta1": "beta1", "beta2": "beta
               "eps": "eps"}
 
 
-def _caviar_task(data, fixed, trials, backend="auto", threads=None):
-    """Train one group of same-architecture trials together; returns their rows.
-    ``threads``: Numba threads for the compiled engine in this worker (None: as set)."""
+def _caviar_task(data, fixed, trials, backend="auto"):
+    """Train one group of same-architecture trials together; returns their rows. (In
+    the default process pool each worker has cores / workers Numba threads:
+    runner._share_cores.)"""
     from .runner import _one_blas_thread
-    if threads is not None and _resolve_backend(backend) == "cpu":
-        import numba
-        numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     with _one_blas_thread():
         return _caviar_task_inner(data, fixed, trials, backend)
 
@@ -636,14 +633,12 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
                   f"{results.best()['dev_accuracy']:.4f}", flush=True)
 
     ex, own = _executor(executor, n_workers)
-    # our own worker processes share the cores: each compiled engine takes its part
-    threads = max(1, (os.cpu_count() or 1) // n_workers) if own else None
     try:
         if not hasattr(ex, "submit"):
             for trials in tasks:
                 record(_caviar_task(data, fixed, trials, backend))
         else:
-            futures = {ex.submit(_caviar_task, data, fixed, trials, backend, threads): trials
+            futures = {ex.submit(_caviar_task, data, fixed, trials, backend): trials
                        for trials in tasks}
             for fut in cf.as_completed(futures):
                 try:
