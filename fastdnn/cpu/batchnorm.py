@@ -13,7 +13,7 @@ from numba import njit, prange
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
-                      launch, reusable)
+                      launch, reusable, specialised)
 from ._rows import activate_row, dropout_row, grad_row
 
 
@@ -25,117 +25,126 @@ def _merge(partial, j):
     return s
 
 
-@njit(parallel=True, cache=CACHE)
-def _train_forward(Z, gamma, beta, running_mean, running_var, momentum, eps, code,
-                   dropout, key, threshold, scale, out, act, x_hat, inv_std):
-    # Two parallel regions only (each region costs a thread hand-off, and under load
-    # a time slice; kernels/batchnorm.py). 1: per chunk of REDUCTION_CHUNK rows its mean
-    # and centred sum of squares (two passes over the chunk, which sits in cache),
-    # parallel over chunks; merged on one thread in chunk order (Chan et al.'s pairwise
-    # update), so the statistics do not depend on the thread count. 2: normalise, gamma,
-    # beta, activation and dropout, parallel over rows. out may be act itself.
-    m, n = Z.shape
-    dtype = Z.dtype.type
-    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    # np.empty, zeroed and merged in loops: np.zeros and .copy() would each become a
-    # parallel region of their own, and each region costs compile time (a gufunc)
-    c_mean = np.empty((nchunks, n), dtype=Z.dtype)
-    c_m2 = np.empty((nchunks, n), dtype=Z.dtype)
-    for c in prange(nchunks):
-        i0 = c * REDUCTION_CHUNK
-        i1 = min(m, i0 + REDUCTION_CHUNK)
-        mu, m2 = c_mean[c], c_m2[c]
-        for j in range(n):
-            mu[j] = 0
-            m2[j] = 0
-        for i in range(i0, i1):
+@specialised
+def _train_forward(code, dropout):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(Z, gamma, beta, running_mean, running_var, momentum, eps, key,
+               threshold, scale, out, act, x_hat, inv_std):
+        # Two parallel regions only (each region costs a thread hand-off, and under load
+        # a time slice; kernels/batchnorm.py). 1: per chunk of REDUCTION_CHUNK rows its mean
+        # and centred sum of squares (two passes over the chunk, which sits in cache),
+        # parallel over chunks; merged on one thread in chunk order (Chan et al.'s pairwise
+        # update), so the statistics do not depend on the thread count. 2: normalise, gamma,
+        # beta, activation and dropout, parallel over rows. out may be act itself.
+        m, n = Z.shape
+        dtype = Z.dtype.type
+        nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+        # np.empty, zeroed and merged in loops: np.zeros and .copy() would each become a
+        # parallel region of their own, and each region costs compile time (a gufunc)
+        c_mean = np.empty((nchunks, n), dtype=Z.dtype)
+        c_m2 = np.empty((nchunks, n), dtype=Z.dtype)
+        for c in prange(nchunks):
+            i0 = c * REDUCTION_CHUNK
+            i1 = min(m, i0 + REDUCTION_CHUNK)
+            mu, m2 = c_mean[c], c_m2[c]
             for j in range(n):
-                mu[j] += Z[i, j]
-        for j in range(n):
-            mu[j] /= dtype(i1 - i0)
-        for i in range(i0, i1):
+                mu[j] = 0
+                m2[j] = 0
+            for i in range(i0, i1):
+                for j in range(n):
+                    mu[j] += Z[i, j]
             for j in range(n):
-                d = Z[i, j] - mu[j]
-                m2[j] += d * d
-    mean = c_mean[0]   # chunk 0's row accumulates the merge in place
-    m2 = c_m2[0]
-    count = min(m, REDUCTION_CHUNK)
-    for c in range(1, nchunks):
-        k = min(m, (c + 1) * REDUCTION_CHUNK) - c * REDUCTION_CHUNK
-        total = count + k
+                mu[j] /= dtype(i1 - i0)
+            for i in range(i0, i1):
+                for j in range(n):
+                    d = Z[i, j] - mu[j]
+                    m2[j] += d * d
+        mean = c_mean[0]   # chunk 0's row accumulates the merge in place
+        m2 = c_m2[0]
+        count = min(m, REDUCTION_CHUNK)
+        for c in range(1, nchunks):
+            k = min(m, (c + 1) * REDUCTION_CHUNK) - c * REDUCTION_CHUNK
+            total = count + k
+            for j in range(n):
+                delta = c_mean[c, j] - mean[j]
+                mean[j] += delta * dtype(k / total)
+                m2[j] += c_m2[c, j] + delta * delta * dtype(count * k / total)
+            count = total
         for j in range(n):
-            delta = c_mean[c, j] - mean[j]
-            mean[j] += delta * dtype(k / total)
-            m2[j] += c_m2[c, j] + delta * delta * dtype(count * k / total)
-        count = total
-    for j in range(n):
-        var = m2[j] / dtype(m)
-        inv_std[j] = 1 / np.sqrt(var + eps)
-        running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
-        running_var[j] = momentum * running_var[j] + (1 - momentum) * var
-    for i in prange(m):
-        xh_row, act_row = x_hat[i], act[i]
-        for j in range(n):
-            xh = (Z[i, j] - mean[j]) * inv_std[j]
-            xh_row[j] = xh
-            act_row[j] = gamma[j] * xh + beta[j]
-        activate_row(act_row, code, act_row)
-        if dropout:
-            dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
-        elif out.ctypes.data != act.ctypes.data:
-            out[i, :] = act_row
-
-
-@njit(parallel=True, cache=CACHE)
-def _inference_forward(Z, gamma, beta, running_mean, running_var, eps, code, out, act):
-    # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
-    m, n = Z.shape
-    s = np.empty(n, dtype=Z.dtype)
-    t = np.empty(n, dtype=Z.dtype)
-    for j in range(n):
-        s[j] = gamma[j] / np.sqrt(running_var[j] + eps)
-        t[j] = beta[j] - running_mean[j] * s[j]
-    for i in prange(m):
-        act_row = act[i]
-        for j in range(n):
-            act_row[j] = Z[i, j] * s[j] + t[j]
-        activate_row(act_row, code, act_row)
-        if out.ctypes.data != act.ctypes.data:
-            out[i, :] = act_row
-
-
-@njit(parallel=True, cache=CACHE)
-def _backward(d_out, act, x_hat, inv_std, gamma, code, dropout, key, threshold, scale,
-              dZ, dgamma, dbeta):
-    # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
-    # chunk sums of g and g * x_hat, merged in chunk order on one thread.
-    # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
-    # dZ may be d_out itself.
-    m, n = x_hat.shape
-    dtype = x_hat.dtype.type
-    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    p_beta = np.empty((nchunks, n), dtype=x_hat.dtype)
-    p_gamma = np.empty((nchunks, n), dtype=x_hat.dtype)
-    for c in prange(nchunks):
-        for j in range(n):
-            p_beta[c, j] = 0
-            p_gamma[c, j] = 0
-        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
-            row = dZ[i]
-            grad_row(d_out[i], act[i], code, row)
+            var = m2[j] / dtype(m)
+            inv_std[j] = 1 / np.sqrt(var + eps)
+            running_mean[j] = momentum * running_mean[j] + (1 - momentum) * mean[j]
+            running_var[j] = momentum * running_var[j] + (1 - momentum) * var
+        for i in prange(m):
+            xh_row, act_row = x_hat[i], act[i]
+            for j in range(n):
+                xh = (Z[i, j] - mean[j]) * inv_std[j]
+                xh_row[j] = xh
+                act_row[j] = gamma[j] * xh + beta[j]
+            activate_row(act_row, code, act_row)
             if dropout:
-                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
-            for j in range(n):
-                p_beta[c, j] += row[j]
-                p_gamma[c, j] += row[j] * x_hat[i, j]
-    k = np.empty(n, dtype=x_hat.dtype)
-    for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
-        dbeta[j] = _merge(p_beta, j)
-        dgamma[j] = _merge(p_gamma, j)
-        k[j] = gamma[j] * inv_std[j] / dtype(m)
-    for i in prange(m):
+                dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
+            elif out.ctypes.data != act.ctypes.data:
+                out[i, :] = act_row
+    return kernel
+
+
+@specialised
+def _inference_forward(code):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(Z, gamma, beta, running_mean, running_var, eps, out, act):
+        # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
+        m, n = Z.shape
+        s = np.empty(n, dtype=Z.dtype)
+        t = np.empty(n, dtype=Z.dtype)
         for j in range(n):
-            dZ[i, j] = k[j] * (dtype(m) * dZ[i, j] - dbeta[j] - x_hat[i, j] * dgamma[j])
+            s[j] = gamma[j] / np.sqrt(running_var[j] + eps)
+            t[j] = beta[j] - running_mean[j] * s[j]
+        for i in prange(m):
+            act_row = act[i]
+            for j in range(n):
+                act_row[j] = Z[i, j] * s[j] + t[j]
+            activate_row(act_row, code, act_row)
+            if out.ctypes.data != act.ctypes.data:
+                out[i, :] = act_row
+    return kernel
+
+
+@specialised
+def _backward(code, dropout):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, scale, dZ, dgamma,
+               dbeta):
+        # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
+        # chunk sums of g and g * x_hat, merged in chunk order on one thread.
+        # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
+        # dZ may be d_out itself.
+        m, n = x_hat.shape
+        dtype = x_hat.dtype.type
+        nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+        p_beta = np.empty((nchunks, n), dtype=x_hat.dtype)
+        p_gamma = np.empty((nchunks, n), dtype=x_hat.dtype)
+        for c in prange(nchunks):
+            for j in range(n):
+                p_beta[c, j] = 0
+                p_gamma[c, j] = 0
+            for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+                row = dZ[i]
+                grad_row(d_out[i], act[i], code, row)
+                if dropout:
+                    dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+                for j in range(n):
+                    p_beta[c, j] += row[j]
+                    p_gamma[c, j] += row[j] * x_hat[i, j]
+        k = np.empty(n, dtype=x_hat.dtype)
+        for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
+            dbeta[j] = _merge(p_beta, j)
+            dgamma[j] = _merge(p_gamma, j)
+            k[j] = gamma[j] * inv_std[j] / dtype(m)
+        for i in prange(m):
+            for j in range(n):
+                dZ[i, j] = k[j] * (dtype(m) * dZ[i, j] - dbeta[j] - x_hat[i, j] * dgamma[j])
+    return kernel
 
 
 def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
@@ -175,14 +184,14 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     else:
         out = buffer("out", out, Z.shape, dtype)
     if not training:
-        launch(_inference_forward, Z, gamma, beta, running_mean, running_var,
-               dtype.type(eps), code, out, act)
+        launch(_inference_forward(code), Z, gamma, beta, running_mean, running_var,
+               dtype.type(eps), out, act)
         return out, act, None, None
     x_hat = buffer("x_hat_out", x_hat_out, Z.shape, dtype)
     inv_std = buffer("inv_std_out", inv_std_out, (Z.shape[1],), dtype)
-    launch(_train_forward, Z, gamma, beta, running_mean, running_var,
-           dtype.type(momentum), dtype.type(eps), code, dropout, key, threshold, scale,
-           out, act, x_hat, inv_std)
+    launch(_train_forward(code, dropout), Z, gamma, beta, running_mean, running_var,
+           dtype.type(momentum), dtype.type(eps), key, threshold, scale, out, act, x_hat,
+           inv_std)
     return out, act, x_hat, inv_std
 
 
@@ -236,9 +245,8 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
         dZ = buffer("dZ_out", dZ_out, (m, n), dtype)
     dgamma = buffer("dgamma_out", dgamma_out, (n,), dtype)
     dbeta = buffer("dbeta_out", dbeta_out, (n,), dtype)
-    launch(_backward, contiguous(d_out), contiguous(act), contiguous(x_hat),
-           contiguous(inv_std), contiguous(gamma), code, dropout, key, threshold, scale,
-           dZ, dgamma, dbeta)
+    launch(_backward(code, dropout), contiguous(d_out), contiguous(act), contiguous(x_hat),
+           contiguous(inv_std), contiguous(gamma), key, threshold, scale, dZ, dgamma, dbeta)
     return dZ, dgamma, dbeta
 
 

@@ -15,54 +15,59 @@ from .._validation import check_float_array, check_real, check_same_dtype, check
 from ..config import CACHE, REDUCTION_CHUNK
 from ._blas import matmul
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
-                      launch, reusable)
+                      launch, reusable, specialised)
 from ._rows import accumulate_row, activate_row, add_row, dropout_row, grad_row
 
 
-@njit(parallel=True, cache=CACHE)
-def _forward_epilogue(act, b, with_bias, code, dropout, key, threshold, scale, out):
-    # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
-    # without dropout nothing is copied).
-    m, n = act.shape
-    for i in prange(m):
-        row = act[i]
-        if with_bias:
-            add_row(row, b, row)
-        activate_row(row, code, row)
-        if dropout:
-            dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
-        elif out.ctypes.data != act.ctypes.data:
-            out[i, :] = row
-
-
-@njit(parallel=True, cache=CACHE)
-def _backward_epilogue(d_out, act, code, dropout, key, threshold, scale, with_bias,
-                       dZ, db):
-    # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
-    # db = per-chunk column sums merged in chunk order on one thread. The sums
-    # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
-    m, n = act.shape
-    nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
-    # np.empty, zeroed in the loop: np.zeros would be a parallel region (and a compiled
-    # gufunc) of its own
-    partial = np.empty((nchunks if with_bias else 0, n), dtype=dZ.dtype)
-    for c in prange(nchunks):
-        if with_bias:
-            for j in range(n):
-                partial[c, j] = 0
-        for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
-            row = dZ[i]
-            grad_row(d_out[i], act[i], code, row)
-            if dropout:
-                dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+@specialised
+def _forward_epilogue(code, dropout):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(act, b, with_bias, key, threshold, scale, out):
+        # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
+        # without dropout nothing is copied).
+        m, n = act.shape
+        for i in prange(m):
+            row = act[i]
             if with_bias:
-                accumulate_row(row, partial[c])
-    if with_bias:
-        for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
-            s = partial[0, j]
-            for c in range(1, nchunks):
-                s += partial[c, j]
-            db[j] = s
+                add_row(row, b, row)
+            activate_row(row, code, row)
+            if dropout:
+                dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
+            elif out.ctypes.data != act.ctypes.data:
+                out[i, :] = row
+    return kernel
+
+
+@specialised
+def _backward_epilogue(code, dropout):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(d_out, act, key, threshold, scale, with_bias, dZ, db):
+        # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
+        # db = per-chunk column sums merged in chunk order on one thread. The sums
+        # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
+        m, n = act.shape
+        nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
+        # np.empty, zeroed in the loop: np.zeros would be a parallel region (and a compiled
+        # gufunc) of its own
+        partial = np.empty((nchunks if with_bias else 0, n), dtype=dZ.dtype)
+        for c in prange(nchunks):
+            if with_bias:
+                for j in range(n):
+                    partial[c, j] = 0
+            for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
+                row = dZ[i]
+                grad_row(d_out[i], act[i], code, row)
+                if dropout:
+                    dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+                if with_bias:
+                    accumulate_row(row, partial[c])
+        if with_bias:
+            for j in range(n):  # on one thread: a few adds per column, not worth a hand-off
+                s = partial[0, j]
+                for c in range(1, nchunks):
+                    s += partial[c, j]
+                db[j] = s
+    return kernel
 
 
 @njit(parallel=True, cache=CACHE)
@@ -113,8 +118,9 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     with_bias = b is not None
     if out is act and not (with_bias or dropout or code):
         return out, act  # a bare linear map (before BatchNorm): nothing to fuse
-    launch(_forward_epilogue, act, contiguous(b) if with_bias else _EMPTY[X.dtype],
-           with_bias, code, dropout, key, threshold, scale, out)
+    launch(_forward_epilogue(code, dropout), act,
+           contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, key, threshold, scale,
+           out)
     return out, act
 
 
@@ -158,7 +164,7 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
             dZ = d_out
         else:
             dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
-        launch(_backward_epilogue, contiguous(d_out), contiguous(act), code, dropout, key,
+        launch(_backward_epilogue(code, dropout), contiguous(d_out), contiguous(act), key,
                threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     matmul(dZ, X, dW, transpose_a=True)

@@ -11,7 +11,7 @@ from numba import njit, prange
 from .._validation import check_float_array, check_shape
 from ..config import CACHE
 from ..reference.losses import l2_cost, l2_grad, log_softmax, one_hot  # noqa: F401
-from ._common import buffer, contiguous, launch
+from ._common import buffer, contiguous, launch, specialised
 
 
 @njit(cache=CACHE)
@@ -22,36 +22,39 @@ def _sum_rows(row_loss):
     return total
 
 
-@njit(parallel=True, cache=CACHE)
-def _softmax_xent(Z, Y, labels, use_labels, dZ):
-    # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m
-    m, k = Z.shape
-    row_loss = np.empty(m, dtype=np.float64)
-    mf = Z.dtype.type(m)
-    for i in prange(m):
-        mx = Z[i, 0]
-        for j in range(1, k):
-            mx = max(mx, Z[i, j])
-        s = Z[i, 0] * 0
-        for j in range(k):
-            e = np.exp(Z[i, j] - mx)
-            dZ[i, j] = e
-            s += e
-        log_s = np.log(s)
-        loss = 0.0
-        if use_labels:
-            y_i = labels[i]
-            loss = -(Z[i, y_i] - mx - log_s)
+@specialised
+def _softmax_xent(use_labels):
+    @njit(parallel=True, cache=CACHE)
+    def kernel(Z, Y, labels, dZ):
+        # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m
+        m, k = Z.shape
+        row_loss = np.empty(m, dtype=np.float64)
+        mf = Z.dtype.type(m)
+        for i in prange(m):
+            mx = Z[i, 0]
+            for j in range(1, k):
+                mx = max(mx, Z[i, j])
+            s = Z[i, 0] * 0
             for j in range(k):
-                dZ[i, j] = (dZ[i, j] / s - (1 if j == y_i else 0)) / mf
-        else:
-            for j in range(k):
-                y = Y[i, j]
-                if y != 0:
-                    loss -= y * (Z[i, j] - mx - log_s)
-                dZ[i, j] = (dZ[i, j] / s - y) / mf
-        row_loss[i] = loss
-    return _sum_rows(row_loss) / m
+                e = np.exp(Z[i, j] - mx)
+                dZ[i, j] = e
+                s += e
+            log_s = np.log(s)
+            loss = 0.0
+            if use_labels:
+                y_i = labels[i]
+                loss = -(Z[i, y_i] - mx - log_s)
+                for j in range(k):
+                    dZ[i, j] = (dZ[i, j] / s - (1 if j == y_i else 0)) / mf
+            else:
+                for j in range(k):
+                    y = Y[i, j]
+                    if y != 0:
+                        loss -= y * (Z[i, j] - mx - log_s)
+                    dZ[i, j] = (dZ[i, j] / s - y) / mf
+            row_loss[i] = loss
+        return _sum_rows(row_loss) / m
+    return kernel
 
 
 @njit(parallel=True, cache=CACHE)
@@ -155,9 +158,9 @@ def softmax_cross_entropy(Z, Y, *, dZ_out=None):
     Z = contiguous(Z)
     dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
     if labels is None:
-        loss = launch(_softmax_xent, Z, Y, _NO_LABELS, False, dZ)
+        loss = launch(_softmax_xent(False), Z, Y, _NO_LABELS, dZ)
     else:
-        loss = launch(_softmax_xent, Z, Z, labels, True, dZ)
+        loss = launch(_softmax_xent(True), Z, Z, labels, dZ)
     return float(loss), dZ
 
 
