@@ -31,6 +31,7 @@ class Optimizer:
         self.backend = backend
         self.t = 0          # updates done; Adam's bias correction uses t + 1 on the next
         self.state = None   # {name: [array per param]}
+        self._lists = None  # (kernel module, its TensorLists of the last list update)
 
     # ------------------------------------------------------------------ updating
     def step(self, params, grads, *, kernels=None):
@@ -45,25 +46,37 @@ class Optimizer:
             optimizer's ``backend``.
         """
         K = kernels if kernels is not None else _kernels(self.backend)
+        lr = check_real("lr", self.lr, 0.0)
+        kernel = getattr(K, self._kernel)
+        memo = self._lists
+        if memo is not None and memo[0] is K and isinstance(params, (list, tuple)) and \
+                memo[1].holds(params, grads, *self._state_lists()):
+            # the very arrays of the last step: checked and flattened then
+            self.t += 1
+            self._update(kernel, memo[1], None, [None] * len(self._state_names), lr)
+            return
         params, grads = _as_list("params", params, K), _as_list("grads", grads, K)
         if len(params) != len(grads):
             raise ValueError(f"grads must have one array per param ({len(params)}), "
                              f"got {len(grads)}")
         for i, (p, g) in enumerate(zip(params, grads)):
-            if tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
+            if p.shape != g.shape and tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
                 raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} {p.dtype}, "
                                  f"got {g.shape} {g.dtype}")
         self._ensure_state(params, K)
-        lr = check_real("lr", self.lr, 0.0)
         self.t += 1
-        kernel = getattr(K, self._kernel)
-        if len(params) > 1 and getattr(K, "UPDATES_TAKE_LISTS", False):
-            # one call for every tensor (fastdnn.cpu updates them in one parallel loop)
-            self._update(kernel, params, grads, [self.state[n] for n in self._state_names],
-                         lr)
+        if len(params) > 1 and hasattr(K, "TensorLists"):
+            # one call for every tensor (fastdnn.cpu updates them in one parallel loop),
+            # the lists checked and flattened once while the same arrays come back
+            lists = K.TensorLists(params, grads, *self._state_lists())
+            self._lists = (K, lists)
+            self._update(kernel, lists, None, [None] * len(self._state_names), lr)
             return
         for i, (p, g) in enumerate(zip(params, grads)):
             self._update(kernel, p, g, [self.state[n][i] for n in self._state_names], lr)
+
+    def _state_lists(self):
+        return [self.state[n] for n in self._state_names] if self.state else []
 
     def _ensure_state(self, params, K):
         if not isinstance(params[0], np.ndarray):
@@ -73,7 +86,12 @@ class Optimizer:
             self.state = {n: [zeros(p) for p in params] for n in self._state_names}
             return
         for n in self._state_names:
-            have = [(tuple(a.shape), a.dtype) for a in self.state[n]]
+            arrays = self.state[n]
+            if len(arrays) == len(params) and all(
+                    a.shape == p.shape and a.dtype == p.dtype and type(a) is type(p)
+                    for a, p in zip(arrays, params)):
+                continue   # the common case, checked cheaply
+            have = [(tuple(a.shape), a.dtype) for a in arrays]
             want = [(tuple(p.shape), p.dtype) for p in params]
             if have != want:
                 raise ValueError(
@@ -89,8 +107,15 @@ class Optimizer:
         """Forget the state and the step count."""
         self.t = 0
         self.state = None
+        self._lists = None
 
     # ------------------------------------------------------------------ state
+    def __getstate__(self):   # pickles without the arrays of the last list update
+        return {**self.__dict__, "_lists": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update({"_lists": None, **state})
+
     def get_config(self):
         return {"name": type(self).__name__, "lr": self.lr, "initial_lr": self.initial_lr,
                 "weight_decay": self.weight_decay,
@@ -228,6 +253,9 @@ def optimizer_from_config(config, backend="auto"):
     return opt
 
 
+_FLOATS = (np.float32, np.float64)
+
+
 def _as_list(name, arrays, K):
     """``arrays`` as a list: NumPy arrays, or device arrays of the kernel module ``K``."""
     on_device = getattr(K, "is_device_array", lambda a: False)
@@ -235,8 +263,10 @@ def _as_list(name, arrays, K):
         arrays = [arrays]
     arrays = list(arrays)
     for i, a in enumerate(arrays):
+        if type(a) is np.ndarray and a.dtype.type in _FLOATS:
+            continue   # the common case, checked cheaply
         if not (isinstance(a, np.ndarray) or on_device(a)) or \
-                np.dtype(a.dtype).type not in (np.float32, np.float64):
+                np.dtype(a.dtype).type not in _FLOATS:
             raise TypeError(f"{name}[{i}] must be a float32/float64 NumPy array"
                             f"{' or device array' if hasattr(K, 'is_device_array') else ''}, "
                             f"got {type(a).__name__}")

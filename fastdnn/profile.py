@@ -272,6 +272,15 @@ def _fastdnn_update(K, name, arrays):
     return lambda: update(*arrays, LR)
 
 
+def _optimizer_step(K, name, arrays):
+    """fastdnn.optim's ``name`` optimizer stepping arrays[0] from arrays[1] on kernel
+    module ``K``; it keeps its own state (the other arrays go unused)."""
+    from .optim import get_optimizer
+    opt = get_optimizer(name, lr=LR)
+    params, grads = arrays[0], arrays[1]
+    return lambda: opt.step(params, grads, kernels=K)
+
+
 def _owned(step):
     """``step`` run inside fastdnn.cpu.owned_threads() (no spin guard: all threads)."""
     from .cpu import owned_threads
@@ -336,12 +345,15 @@ def optimizer_throughput(n, names, backend, dtype, opts, triad, shapes=None):
     rows = []
     for name in names:
         fns, notes = {}, {}
+        # lists of tensors go through the optimizer object, the drop-in users call
+        # (opt.step(params, grads), its state its own); flat arrays through the kernel
+        update = _fastdnn_update if shapes is None else _optimizer_step
         if backend != "numpy":
             arrays = _on_backend(K, _optimizer_arrays(n, dtype, name, shapes=shapes))
-            fns[f"fastdnn {backend}"] = _synced(K, _fastdnn_update(K, name, arrays))
+            fns[f"fastdnn {backend}"] = _synced(K, update(K, name, arrays))
             if backend == "cpu":
                 arrays = _optimizer_arrays(n, dtype, name, shapes=shapes)
-                fns["fastdnn cpu, owned threads"] = _owned(_fastdnn_update(K, name, arrays))
+                fns["fastdnn cpu, owned threads"] = _owned(update(K, name, arrays))
         ref = _optimizer_arrays(n, dtype, name, shapes=shapes)
         if shapes is None:
             fns["numpy reference"] = _fastdnn_update(R, name, ref)
@@ -659,7 +671,8 @@ def report(result, out=None):
             _table(rows, cols, f"optimizer updates: the tensors of layers "
                                f"{'-'.join(map(str, a['layers']))} as lists "
                                f"({len(a['layers']) * 2 - 2} tensors, {rows[0]['params']:,} "
-                               f"parameters), {a['dtype']}", out)
+                               f"parameters; fastdnn rows: opt.step(params, grads)), "
+                               f"{a['dtype']}", out)
     if "step" in result:
         _table(result["step"], [("impl", "implementation", None), ("ms", "ms/step", "{:.2f}"),
                                 ("samples_per_s", "samples/s", "{:,.0f}"),

@@ -98,3 +98,53 @@ def test_names_and_errors(rng):
     with pytest.raises(ValueError, match="holds state"):
         opt.step(np.zeros(3), np.ones(3))
     assert "Momentum(lr=0.01" in repr(opt)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_same_arrays_step_after_step(name, backend, rng):
+    # a training loop's pattern: the same param and grad arrays each step, the grads
+    # rewritten in place (fastdnn.cpu then reuses the lists it checked), and once a grad
+    # array swapped for a new one, which must be read from then on
+    shapes = [(3, 4), (4,), (1,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    grads_seq = [[rng.standard_normal(s) for s in shapes] for _ in range(4)]
+    want = [p.copy() for p in params]
+    by_hand(name, want, grads_seq, lr=0.05, weight_decay=0.1)
+    opt = get_optimizer(name, lr=0.05, weight_decay=0.1, backend=backend)
+    grads = [np.empty(s) for s in shapes]
+    for k, new in enumerate(grads_seq):
+        if k == 2:
+            grads[1] = np.empty(shapes[1])
+        for g, n in zip(grads, new):
+            g[...] = n
+        opt.step(params, grads)
+    for p, w in zip(params, want):
+        np.testing.assert_allclose(p, w, rtol=1e-12, atol=1e-14)
+
+
+def test_reset_pickle_and_state_load_after_list_steps(rng):
+    import pickle
+    shapes = [(3, 4), (4,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    grads = [rng.standard_normal(s) for s in shapes]
+    opt = fastdnn.Adam(lr=0.1, backend="cpu")
+    opt.step(params, grads)
+    opt.step(params, grads)
+    clone = pickle.loads(pickle.dumps(opt))
+    assert clone._lists is None    # the last step's arrays are not pickled
+    restored = fastdnn.Adam(backend="cpu")
+    restored.load_state_dict(opt.state_dict())
+    copies = [[p.copy() for p in params] for _ in range(2)]
+    opt.step(params, grads)
+    for other, ps in zip((clone, restored), copies):
+        other.step(ps, grads)
+        for p, q in zip(ps, params):
+            assert np.array_equal(p, q)
+    opt.reset()                    # fresh state: the next step is a first step again
+    fresh = fastdnn.Adam(lr=0.1, backend="cpu")
+    copy = [p.copy() for p in params]
+    opt.step(params, grads)
+    fresh.step(copy, grads)
+    for p, q in zip(params, copy):
+        assert np.array_equal(p, q)
+

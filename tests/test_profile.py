@@ -45,7 +45,8 @@ def test_optimizer_tensors_section_on_cpu(capsys):
     argv = [a if a != "numpy" else "cpu" for a in TINY]
     assert cli.main(["profile", *argv, "--sections", "optim", "--tensors"]) == 0
     out = capsys.readouterr().out
-    assert "the tensors of layers 12-7-5-3 as lists (6 tensors, 149 parameters)" in out
+    assert ("the tensors of layers 12-7-5-3 as lists (6 tensors, 149 parameters; fastdnn "
+            "rows: opt.step(params, grads))") in out
     assert "fastdnn cpu, owned threads" in out
 
 
