@@ -82,6 +82,22 @@ def test_a_diverging_model_does_not_stop_the_others(data, backend):
             np.testing.assert_allclose(res.histories[0][key], value, rtol=1e-5)
 
 
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_dev_scored_after_the_last_epoch_only(data, backend):
+    # dev_curves=False: the same training, the same final dev metrics, NaN before
+    X, y, Xd, yd = data
+    kw = dict(epochs=3, batch_size=32, validation_data=(Xd, yd), backend=backend)
+    every = train_caviar(X, y, [64, 13, 10], HYPER, **kw)
+    last = train_caviar(X, y, [64, 13, 10], HYPER, dev_curves=False, **kw)
+    for h_every, h_last in zip(every.histories, last.histories):
+        assert h_last["loss"] == h_every["loss"]
+        for key in ("val_loss", "val_accuracy"):
+            assert np.isnan(h_last[key][:-1]).all() and len(h_last[key]) == 3
+            assert h_last[key][-1] == h_every[key][-1]
+    with pytest.raises(TypeError, match="dev_curves"):
+        train_caviar(X, y, [64, 13, 10], HYPER, dev_curves="no", **kw)
+
 def test_caviar_argument_errors(data):
     X, y, _, _ = data
     with pytest.raises(ValueError, match="unknown keys"):

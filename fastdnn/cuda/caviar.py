@@ -232,7 +232,9 @@ def make_stack(base):
     class CudaStack(base):
         """K stacked MLPs on the GPU; ``train`` runs the whole training there."""
 
-        def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev):
+        def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev, dev_at=None):
+            # scores the dev set after every epoch whatever dev_at asks: the caller
+            # reads the epochs it wants (a dev pass is a small part of a GPU epoch)
             return _train(self, X, y, orders, lrs, batch_size, X_dev, y_dev)
 
     return CudaStack

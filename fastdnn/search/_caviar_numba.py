@@ -328,10 +328,10 @@ def softmax_rows(acts, z0, m, Gc, nk, y, y0, k0, dbuf, scale, loss, right):
 @njit(cache=CACHE, error_model="numpy")
 def chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff,
                 lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2,
-                Xd, yd, loss, right, vloss, vright, code):
+                Xd, yd, dev_at, loss, right, vloss, vright, code):
     """All epochs of chunk c (models c G .. c G + G - 1): epoch e visits the rows of
-    (X, y) in orders[e]; after each epoch, the dev evaluation on (Xd, yd) when Xd has
-    rows. Per epoch e and model k: summed losses to loss[e, k], right answers to
+    (X, y) in orders[e]; after epoch e, the dev evaluation on (Xd, yd) when dev_at[e]
+    (and Xd has rows). Per epoch e and model k: summed losses to loss[e, k], right answers to
     right[e, k], likewise vloss and vright on the dev set."""
     K = lr.shape[1]
     L = sizes.shape[0] - 1
@@ -371,6 +371,8 @@ def chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, b
                   woff, boff, lr[e], b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
                   beta2, acts, outs, dbuf, aoff, sq, any_drop, ab, loss[e], right[e],
                   code)
+        if not dev_at[e]:
+            continue
         for x0 in range(0, Xd.shape[0], rows):   # dev evaluation, inference mode
             m = min(rows, Xd.shape[0] - x0)
             forward(Xd, x0, m, sizes, params, woff, boff, k0, Gc, eacts, eacts, eoff,
@@ -466,8 +468,8 @@ def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
 def train(G, n_workers, X, y, orders, batch, sizes, params, grads, m1, v1, woff, boff, lr,
-          b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, Xd, yd, loss, right,
-          vloss, vright, code):
+          b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1, beta2, Xd, yd, dev_at, loss,
+          right, vloss, vright, code):
     """The whole training of all K models: n_workers threads (numba.get_num_threads())
     take chunks of G models from a shared counter until none is left, and train each
     through every epoch (no barrier between epochs). Taking chunks as they come keeps
@@ -483,4 +485,4 @@ def train(G, n_workers, X, y, orders, batch, sizes, params, grads, m1, v1, woff,
                 break
             chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff,
                         boff, lr, b1, omb1, b2, omb2, eps, l2, keep, th, keys, beta1,
-                        beta2, Xd, yd, loss, right, vloss, vright, code)
+                        beta2, Xd, yd, dev_at, loss, right, vloss, vright, code)
