@@ -48,12 +48,12 @@ def main():
         _, k, thr, scale = dropout_args(0.8, key, np.dtype(t))
         dZ, db = np.empty_like(d), np.empty(n, t)
         dX, dW = np.empty_like(X), np.empty_like(W)
-        _backward_epilogue(1, True)(d, act, k, thr, scale, True, dZ, db)
+        _backward_epilogue(1, True, False)(d, act, k, thr, scale, True, dZ, db)
         r_dZ, r_db = reference_epilogue(d.astype(np.float64), act.astype(np.float64), key)
         err = max(_lab.max_rel_err(dZ, r_dZ), _lab.max_rel_err(db, r_db))
 
         def v1():
-            _backward_epilogue(1, True)(d, act, k, thr, scale, True, dZ, db)
+            _backward_epilogue(1, True, False)(d, act, k, thr, scale, True, dZ, db)
 
         variants = {"ref": lambda: reference_epilogue(d, act, key), "v1": v1,
                     "v2": serial(v1),

@@ -1,11 +1,16 @@
 """Row helpers of the CPU kernels: one loop per activation code, so each loop sees a
 constant code, the formula's branches fold away and the loop vectorises.
 
-n = row length. Each helper works on one row of a prange loop and may write in place (dst
-may be src). Formulas come from fastdnn.formulas. They are plain @njit functions, which
-LLVM inlines: Numba-level inlining (inline="always") cost a quarter more compile time for
-the first training step (11.5 vs 15 s of CPU) and no measured speed. error_model="numpy"
-(IEEE division, as inside prange loops) keeps divisions such as sigmoid's vectorisable.
+n = row length. Each helper works on one row of a prange loop. Formulas come from
+fastdnn.formulas. A helper with a ``dst`` writes there and is for a dst apart from its
+sources; to work in place use the ``*_inplace`` twin. Given the same array twice, LLVM's
+run-time overlap check sends the loop down its scalar path: ReLU and dropout in place ran
+about 4x slower than through the twins (kernels/rows_in_place.py).
+
+They are plain @njit functions, which LLVM inlines: Numba-level inlining
+(inline="always") cost a quarter more compile time for the first training step (11.5 vs
+15 s of CPU) and no measured speed. error_model="numpy" (IEEE division, as inside prange
+loops) keeps divisions such as sigmoid's vectorisable.
 """
 import numpy as np
 from numba import njit
@@ -37,6 +42,44 @@ def activate_row(src, code, dst):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def activate_inplace(row, code):
+    n = row.shape[0]
+    if code == 1:
+        for j in range(n):
+            row[j] = activate(row[j], 1)
+    elif code == 2:
+        for j in range(n):
+            row[j] = activate(row[j], 2)
+    elif code == 3:
+        for j in range(n):
+            row[j] = activate(row[j], 3)
+    elif code == 4:
+        for j in range(n):
+            row[j] = activate(row[j], 4)
+
+
+@njit(cache=CACHE, error_model="numpy")
+def bias_activate_inplace(row, b, code):
+    """row = activation(row + b)."""
+    n = row.shape[0]
+    if code == 1:
+        for j in range(n):
+            row[j] = activate(row[j] + b[j], 1)
+    elif code == 2:
+        for j in range(n):
+            row[j] = activate(row[j] + b[j], 2)
+    elif code == 3:
+        for j in range(n):
+            row[j] = activate(row[j] + b[j], 3)
+    elif code == 4:
+        for j in range(n):
+            row[j] = activate(row[j] + b[j], 4)
+    else:
+        for j in range(n):
+            row[j] = row[j] + b[j]
+
+
+@njit(cache=CACHE, error_model="numpy")
 def grad_row(d, a, code, dst):
     """dst = d * activation'(from a)."""
     n = d.shape[0]
@@ -58,9 +101,21 @@ def grad_row(d, a, code, dst):
 
 
 @njit(cache=CACHE, error_model="numpy")
-def add_row(src, b, dst):
-    for j in range(src.shape[0]):
-        dst[j] = src[j] + b[j]
+def grad_inplace(d, a, code):
+    """d = d * activation'(from a)."""
+    n = d.shape[0]
+    if code == 1:
+        for j in range(n):
+            d[j] = d[j] * activation_grad(a[j], 1)
+    elif code == 2:
+        for j in range(n):
+            d[j] = d[j] * activation_grad(a[j], 2)
+    elif code == 3:
+        for j in range(n):
+            d[j] = d[j] * activation_grad(a[j], 3)
+    elif code == 4:
+        for j in range(n):
+            d[j] = d[j] * activation_grad(a[j], 4)
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -69,6 +124,13 @@ def dropout_row(src, base, key, threshold, scale, dst):
     for j in range(src.shape[0]):
         keep = is_kept(key, base + np.uint64(j), threshold)
         dst[j] = src[j] * scale if keep else src[j] * _ZERO
+
+
+@njit(cache=CACHE, error_model="numpy")
+def dropout_inplace(row, base, key, threshold, scale):
+    for j in range(row.shape[0]):
+        keep = is_kept(key, base + np.uint64(j), threshold)
+        row[j] = row[j] * scale if keep else row[j] * _ZERO
 
 
 @njit(cache=CACHE, error_model="numpy")

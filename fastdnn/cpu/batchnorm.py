@@ -14,7 +14,8 @@ from .._validation import check_float_array, check_real, check_same_dtype, check
 from ..config import CACHE, REDUCTION_CHUNK
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
-from ._rows import activate_row, dropout_row, grad_row
+from ..formulas import activate
+from ._rows import dropout_inplace, dropout_row, grad_inplace, grad_row
 
 
 @njit(cache=CACHE)
@@ -80,8 +81,7 @@ def _train_forward(code, dropout):
             for j in range(n):
                 xh = (Z[i, j] - mean[j]) * inv_std[j]
                 xh_row[j] = xh
-                act_row[j] = gamma[j] * xh + beta[j]
-            activate_row(act_row, code, act_row)
+                act_row[j] = activate(gamma[j] * xh + beta[j], code)
             if dropout:
                 dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
             elif out.ctypes.data != act.ctypes.data:
@@ -103,22 +103,21 @@ def _inference_forward(code):
         for i in prange(m):
             act_row = act[i]
             for j in range(n):
-                act_row[j] = Z[i, j] * s[j] + t[j]
-            activate_row(act_row, code, act_row)
+                act_row[j] = activate(Z[i, j] * s[j] + t[j], code)
             if out.ctypes.data != act.ctypes.data:
                 out[i, :] = act_row
     return kernel
 
 
 @specialised
-def _backward(code, dropout):
+def _backward(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE)
     def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, scale, dZ, dgamma,
                dbeta):
         # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
         # chunk sums of g and g * x_hat, merged in chunk order on one thread.
         # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
-        # dZ may be d_out itself.
+        # in_place: dZ is d_out.
         m, n = x_hat.shape
         dtype = x_hat.dtype.type
         nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
@@ -130,9 +129,12 @@ def _backward(code, dropout):
                 p_gamma[c, j] = 0
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
-                grad_row(d_out[i], act[i], code, row)
+                if in_place:
+                    grad_inplace(row, act[i], code)
+                else:
+                    grad_row(d_out[i], act[i], code, row)
                 if dropout:
-                    dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+                    dropout_inplace(row, np.uint64(i * n), key, threshold, scale)
                 for j in range(n):
                     p_beta[c, j] += row[j]
                     p_gamma[c, j] += row[j] * x_hat[i, j]
@@ -245,8 +247,10 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
         dZ = buffer("dZ_out", dZ_out, (m, n), dtype)
     dgamma = buffer("dgamma_out", dgamma_out, (n,), dtype)
     dbeta = buffer("dbeta_out", dbeta_out, (n,), dtype)
-    launch(_backward(code, dropout), contiguous(d_out), contiguous(act), contiguous(x_hat),
-           contiguous(inv_std), contiguous(gamma), key, threshold, scale, dZ, dgamma, dbeta)
+    d_out = contiguous(d_out)
+    launch(_backward(code, dropout, dZ.ctypes.data == d_out.ctypes.data), d_out,
+           contiguous(act), contiguous(x_hat), contiguous(inv_std), contiguous(gamma), key,
+           threshold, scale, dZ, dgamma, dbeta)
     return dZ, dgamma, dbeta
 
 

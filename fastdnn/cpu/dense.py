@@ -16,7 +16,8 @@ from ..config import CACHE, REDUCTION_CHUNK
 from ._blas import matmul
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
-from ._rows import accumulate_row, activate_row, add_row, dropout_row, grad_row
+from ._rows import (accumulate_row, activate_inplace, bias_activate_inplace,
+                    dropout_inplace, dropout_row, grad_inplace, grad_row)
 
 
 @specialised
@@ -29,8 +30,9 @@ def _forward_epilogue(code, dropout):
         for i in prange(m):
             row = act[i]
             if with_bias:
-                add_row(row, b, row)
-            activate_row(row, code, row)
+                bias_activate_inplace(row, b, code)
+            else:
+                activate_inplace(row, code)
             if dropout:
                 dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
             elif out.ctypes.data != act.ctypes.data:
@@ -39,12 +41,12 @@ def _forward_epilogue(code, dropout):
 
 
 @specialised
-def _backward_epilogue(code, dropout):
+def _backward_epilogue(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE)
     def kernel(d_out, act, key, threshold, scale, with_bias, dZ, db):
         # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
         # db = per-chunk column sums merged in chunk order on one thread. The sums
-        # depend on the chunk size only, never on the thread count. dZ may be d_out itself.
+        # depend on the chunk size only, never on the thread count. in_place: dZ is d_out.
         m, n = act.shape
         nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
         # np.empty, zeroed in the loop: np.zeros would be a parallel region (and a compiled
@@ -56,9 +58,12 @@ def _backward_epilogue(code, dropout):
                     partial[c, j] = 0
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
-                grad_row(d_out[i], act[i], code, row)
+                if in_place:
+                    grad_inplace(row, act[i], code)
+                else:
+                    grad_row(d_out[i], act[i], code, row)
                 if dropout:
-                    dropout_row(row, np.uint64(i * n), key, threshold, scale, row)
+                    dropout_inplace(row, np.uint64(i * n), key, threshold, scale)
                 if with_bias:
                     accumulate_row(row, partial[c])
         if with_bias:
@@ -164,8 +169,10 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
             dZ = d_out
         else:
             dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
-        launch(_backward_epilogue(code, dropout), contiguous(d_out), contiguous(act), key,
-               threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
+        d_out = contiguous(d_out)
+        launch(_backward_epilogue(code, dropout, dZ.ctypes.data == d_out.ctypes.data), d_out,
+               contiguous(act), key, threshold, scale, with_bias, dZ,
+               db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     matmul(dZ, X, dW, transpose_a=True)
     if lambd:
