@@ -267,7 +267,10 @@ class Sequential:
         self._E.copy_into(self._running, state[1])
 
     # ------------------------------------------------------------------ data checks
-    def _inputs(self, X, name="X"):
+    def _inputs(self, X, name="X", copy=True):
+        """X checked; a C-contiguous copy in the model's dtype unless ``copy`` is False,
+        for callers that copy it into a workspace themselves (never the caller's array
+        is written either way)."""
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n examples, n features), got shape {X.shape}")
@@ -279,8 +282,9 @@ class Sequential:
         if X.shape[1] != self.input_dim:
             raise ValueError(f"{name} must have {self.input_dim} features (columns), got "
                              f"shape {X.shape}")
-        X = np.array(X, dtype=self.dtype, order="C", copy=True)  # never the caller's array
-        if _config.CHECK_FINITE and not np.isfinite(X).all():
+        if copy:
+            X = np.array(X, dtype=self.dtype, order="C", copy=True)
+        if _config.CHECK_FINITE and not _all_finite(X):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
             raise ValueError(f"{name} contains NaN or inf (first at index {bad})")
         return X
@@ -458,7 +462,7 @@ class Sequential:
         loss : float
         grads : dict of copies "dW1", "db1", "dgamma1", "dbeta1", ...
         """
-        X = self._inputs(X)
+        X = self._inputs(X, copy=False)   # _batch copies it into the workspace
         Y = self._targets(y, len(X))
         E = self._E
         running = E.clone(self._running)
@@ -471,7 +475,7 @@ class Sequential:
 
     def train_step(self, X, y, optimizer):
         """One update on the batch (X, y) with ``optimizer``; returns the loss before it."""
-        X = self._inputs(X)
+        X = self._inputs(X, copy=False)   # _batch copies it into the workspace
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
         with self._threads():
@@ -622,13 +626,13 @@ class Sequential:
 
     def decision_function(self, X):
         """Output pre-activations (logits) (n, k), inference mode."""
-        return self._logits(self._inputs(X))
+        return self._logits(self._inputs(X, copy=False))
 
     def predict_proba(self, X):
         """Class probabilities (softmax or sigmoid outputs), (n, k)."""
         if self.output == "identity":
             raise ValueError("predict_proba needs a softmax or sigmoid output; use predict")
-        Z = self._logits(self._inputs(X))
+        Z = self._logits(self._inputs(X, copy=False))
         K = self._K
         return K.softmax(Z) if self.output == "softmax" else K.sigmoid(Z)
 
@@ -637,7 +641,7 @@ class Sequential:
 
         A single sigmoid or identity output gives shape (n,).
         """
-        Z = self._logits(self._inputs(X))
+        Z = self._logits(self._inputs(X, copy=False))
         if self.output == "softmax":
             return Z.argmax(axis=1)
         out = (Z > 0).astype(np.int64) if self.output == "sigmoid" else Z
@@ -880,3 +884,13 @@ class _HostTotals:
 
 
 _HOST = _HostArrays()
+
+
+def _all_finite(X):
+    """True when X holds no NaN or inf: one read pass and no temporary array (NaN and
+    inf carry into the sum); only a sum that overflows on finite values takes the full
+    element-wise test."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(X.sum()):
+            return True
+    return bool(np.isfinite(X).all())

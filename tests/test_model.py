@@ -301,6 +301,12 @@ def test_bad_fit_arguments():
         m.fit(X[0], y)
     with pytest.raises(ValueError, match="NaN"):
         m.fit(np.where(X > 2, np.nan, X), y)
+    with pytest.raises(ValueError, match=r"X contains NaN or inf \(first at index \(3, 1\)\)"):
+        bad = X.copy()
+        bad[3, 1] = np.inf
+        m.train_step(bad, y, "adam")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        m.predict(np.where(X > 2, np.nan, X))
     with pytest.raises(ValueError, match="validation_data"):
         m.fit(X, y, early_stopping=True)
     assert m.fit(X, y, epochs=0, verbose=0) == {} and m.step_ == 0
@@ -388,3 +394,14 @@ def test_progress_bar_on_a_terminal():
     quiet = Terminal()
     Progress(4, 0, quiet).update(0, {"loss": 1.0})
     assert quiet.getvalue() == ""
+
+
+def test_finite_check_of_inputs_is_exact():
+    from fastdnn.model import _all_finite
+    big = np.full((4, 3), 3e38, np.float32)   # finite, but its sum overflows
+    assert _all_finite(big)
+    for bad in (np.nan, np.inf, -np.inf):
+        x = big.copy()
+        x[2, 1] = bad
+        assert not _all_finite(x)
+    assert _all_finite(np.arange(6).reshape(2, 3))
