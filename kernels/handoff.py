@@ -77,10 +77,10 @@ def child(name, batch, reps=60):
         if name.startswith("2"):
             old = numba.get_num_threads()
             numba.set_num_threads(1)
-            D._forward_epilogue(1, True)(act, b, True, key, thr, scale, out)
+            D._forward_epilogue(1, True, True)(act, b, key, thr, scale, out)
             numba.set_num_threads(old)
         else:
-            D._forward_epilogue(1, True)(act, b, True, key, thr, scale, out)
+            D._forward_epilogue(1, True, True)(act, b, key, thr, scale, out)
 
     def pair():
         gemm()

@@ -97,7 +97,7 @@ def _cblas_gemm_typed(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ld
     return call
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _gemm(transpose_a, transpose_b, A, B, C, alpha, beta, blocks):
     # parallel over column blocks of C; block j is op(A) @ op(B)[:, block j]
     M, N = C.shape

@@ -128,7 +128,7 @@ def reusable(x, dtype):
     return x.dtype == dtype and x.flags.c_contiguous and x.flags.writeable
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _nonfinite_sum(x):
     # x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when all
     # are finite; one read pass, no temporary array. Parallel over rows.

@@ -134,6 +134,14 @@ def dropout_inplace(row, base, key, threshold, scale):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def copy_row(src, dst):
+    # a loop, not dst[:] = src: slice assignment compiles Numba's general broadcasting
+    # copy into every kernel that uses it
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(cache=CACHE, error_model="numpy")
 def accumulate_row(src, acc):
     for j in range(src.shape[0]):
         acc[j] += src[j]

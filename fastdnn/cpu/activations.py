@@ -11,14 +11,14 @@ from ._common import activation_code, buffer, contiguous, launch
 from ._rows import activate_row, grad_row
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _activation_forward(Z, code, out):
     # parallel over rows
     for i in prange(Z.shape[0]):
         activate_row(Z[i], code, out[i])
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _activation_backward(dA, A, code, out):
     # parallel over rows
     for i in prange(A.shape[0]):

@@ -15,7 +15,7 @@ from ..config import CACHE, REDUCTION_CHUNK
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
 from ..formulas import activate
-from ._rows import dropout_inplace, dropout_row, grad_inplace, grad_row
+from ._rows import copy_row, dropout_inplace, dropout_row, grad_inplace, grad_row
 
 
 @njit(cache=CACHE)
@@ -28,7 +28,7 @@ def _merge(partial, j):
 
 @specialised
 def _train_forward(code, dropout):
-    @njit(parallel=True, cache=CACHE)
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(Z, gamma, beta, running_mean, running_var, momentum, eps, key,
                threshold, scale, out, act, x_hat, inv_std):
         # Two parallel regions only (each region costs a thread hand-off, and under load
@@ -85,13 +85,13 @@ def _train_forward(code, dropout):
             if dropout:
                 dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
             elif out.ctypes.data != act.ctypes.data:
-                out[i, :] = act_row
+                copy_row(act_row, out[i])
     return kernel
 
 
 @specialised
 def _inference_forward(code):
-    @njit(parallel=True, cache=CACHE)
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(Z, gamma, beta, running_mean, running_var, eps, out, act):
         # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
         m, n = Z.shape
@@ -105,13 +105,13 @@ def _inference_forward(code):
             for j in range(n):
                 act_row[j] = activate(Z[i, j] * s[j] + t[j], code)
             if out.ctypes.data != act.ctypes.data:
-                out[i, :] = act_row
+                copy_row(act_row, out[i])
     return kernel
 
 
 @specialised
 def _backward(code, dropout, in_place):
-    @njit(parallel=True, cache=CACHE)
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, scale, dZ, dgamma,
                dbeta):
         # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and

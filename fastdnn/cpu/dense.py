@@ -16,14 +16,14 @@ from ..config import CACHE, REDUCTION_CHUNK
 from ._blas import matmul
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
-from ._rows import (accumulate_row, activate_inplace, bias_activate_inplace,
+from ._rows import (accumulate_row, activate_inplace, bias_activate_inplace, copy_row,
                     dropout_inplace, dropout_row, grad_inplace, grad_row)
 
 
 @specialised
-def _forward_epilogue(code, dropout):
-    @njit(parallel=True, cache=CACHE)
-    def kernel(act, b, with_bias, key, threshold, scale, out):
+def _forward_epilogue(code, dropout, with_bias):
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
+    def kernel(act, b, key, threshold, scale, out):
         # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
         # without dropout nothing is copied).
         m, n = act.shape
@@ -36,13 +36,13 @@ def _forward_epilogue(code, dropout):
             if dropout:
                 dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
             elif out.ctypes.data != act.ctypes.data:
-                out[i, :] = row
+                copy_row(row, out[i])
     return kernel
 
 
 @specialised
 def _backward_epilogue(code, dropout, in_place):
-    @njit(parallel=True, cache=CACHE)
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(d_out, act, key, threshold, scale, with_bias, dZ, db):
         # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
         # db = per-chunk column sums merged in chunk order on one thread. The sums
@@ -75,7 +75,7 @@ def _backward_epilogue(code, dropout, in_place):
     return kernel
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _add_scaled(dW, c, W):
     # dW += c * W, parallel over rows
     for i in prange(dW.shape[0]):
@@ -123,9 +123,8 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     with_bias = b is not None
     if out is act and not (with_bias or dropout or code):
         return out, act  # a bare linear map (before BatchNorm): nothing to fuse
-    launch(_forward_epilogue(code, dropout), act,
-           contiguous(b) if with_bias else _EMPTY[X.dtype], with_bias, key, threshold, scale,
-           out)
+    launch(_forward_epilogue(code, dropout, with_bias), act,
+           contiguous(b) if with_bias else _EMPTY[X.dtype], key, threshold, scale, out)
     return out, act
 
 

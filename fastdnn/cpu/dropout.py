@@ -13,7 +13,7 @@ from ._common import buffer, contiguous, dropout_args, launch
 from ._rows import dropout_row
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _dropout_mask(m, n, key, threshold, out):
     # parallel over rows
     for i in prange(m):
@@ -22,7 +22,7 @@ def _dropout_mask(m, n, key, threshold, out):
             out[i, j] = is_kept(key, base + np.uint64(j), threshold)
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _dropout(A, key, threshold, scale, out):
     # parallel over rows
     m, n = A.shape

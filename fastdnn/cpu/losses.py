@@ -24,7 +24,7 @@ def _sum_rows(row_loss):
 
 @specialised
 def _softmax_xent(use_labels):
-    @njit(parallel=True, cache=CACHE)
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(Z, Y, labels, dZ):
         # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m
         m, k = Z.shape
@@ -57,7 +57,7 @@ def _softmax_xent(use_labels):
     return kernel
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _sigmoid_xent(Z, Y, dZ):
     # parallel over rows; log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
     m, k = Z.shape
@@ -76,7 +76,7 @@ def _sigmoid_xent(Z, Y, dZ):
     return _sum_rows(row_loss) / m
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _squared_error(A, Y, dA):
     # parallel over rows
     m, k = A.shape
@@ -92,7 +92,7 @@ def _squared_error(A, Y, dA):
     return _sum_rows(row_loss) / (2 * m)
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _softmax(Z, out):
     # parallel over rows
     m, k = Z.shape
@@ -109,7 +109,7 @@ def _softmax(Z, out):
             out[i, j] = out[i, j] / s
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _sigmoid(Z, out):
     # parallel over rows
     m, k = Z.shape

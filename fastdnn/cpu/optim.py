@@ -16,14 +16,14 @@ from ..config import CACHE
 from ._common import launch
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _sgd(p, g, lr, wd):
     for i in prange(p.shape[0]):
         gi = g[i] + wd * p[i]
         p[i] -= lr * gi
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
     # param -= lr * (a v + c g): (1, 0) for momentum, (beta, 1 - beta) for Nesterov.
     # Branch-free: a branch in the loop kept it scalar (kernels/adam.py).
@@ -34,7 +34,7 @@ def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
         p[i] -= lr * (a * vi + c * gi)
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
     for i in prange(p.shape[0]):
         gi = g[i] + wd * p[i]
@@ -56,7 +56,7 @@ def _adam_one(pi, gi, mi, vi, step_size, beta1, one_minus_beta1, beta2, one_minu
     return decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps), mi, vi
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
           inv_sqrt_bc2, eps, wd, decay):
     # parallel over elements of one flat buffer
@@ -73,7 +73,7 @@ def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
 TENSOR_BLOCK = 4096
 
 
-@njit(parallel=True, cache=CACHE)
+@njit(parallel=True, cache=CACHE, error_model="numpy")
 def _adam_tensors(P, G, M, V, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
                   inv_sqrt_bc2, eps, wd, decay):
     # P, G, M, V: tuples of flat tensors; parallel over blocks of TENSOR_BLOCK elements of
