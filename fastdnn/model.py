@@ -421,13 +421,26 @@ class Sequential:
                                  db_out=None, dZ_out=b["dZ"])
             d = b["dX"]
 
-    def _grads_on(self, ws, keep=True):
+    def _grads_on(self, ws, keep=True, optimizer=None):
         """Forward, loss (L2 included) and backward on the batch in ws; returns the loss
         as the engine keeps it (a float on the host engine; see ``ENGINE.item``)."""
+        helper = self._compile_ahead(optimizer)
         Z = self._forward(ws, True, keep)
         loss = self._E.batch_loss(self, Z, ws)
+        if helper is not None:
+            helper.wait()   # the backward kernels are in the disk cache now
         self._backward(ws, keep)
         return loss
+
+    def _compile_ahead(self, optimizer):
+        """On the first training step, the kernel module's helper that compiles the
+        backward pass and ``optimizer``'s update in another process while this one
+        compiles the forward pass (fastdnn.cpu, empty kernel cache); else None."""
+        start = getattr(self._K, "compile_ahead", None)
+        if start is None or optimizer is None or getattr(self, "_ahead_tried", False):
+            return None
+        self._ahead_tried = True
+        return start(self, optimizer)
 
     def _check_loss(self, loss, where):
         if not math.isfinite(loss):
@@ -479,7 +492,7 @@ class Sequential:
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
         with self._threads():
-            loss = self._E.item(self._grads_on(self._batch(X, Y)))
+            loss = self._E.item(self._grads_on(self._batch(X, Y), optimizer=optimizer))
             self._check_loss(loss, f"step {self.step_}")
             self._update(optimizer)
         return loss
@@ -576,7 +589,7 @@ class Sequential:
                         feeder.fill(ws, s, stop)
                         if schedule is not None and schedule.per == "iteration":
                             optimizer.lr = schedule(self.step_, optimizer.initial_lr)
-                        loss = self._grads_on(ws)
+                        loss = self._grads_on(ws, optimizer=optimizer)
                         if E.per_step_checks:
                             self._check_loss(loss,
                                              f"epoch {self.epoch_ + 1}, step {self.step_}")

@@ -1,10 +1,13 @@
-"""Compiled kernels are cached on disk: a second process compiles nothing.
+"""Compiled kernels are cached on disk: a second process compiles nothing; and a cold
+first step has its backward kernels compiled by a helper process.
 
 The kernels specialised per activation and dropout setting are closures
 (fastdnn.cpu._common.specialised); Numba keys their cache entries by the values they
 close over, and this checks that those entries are found again.
 """
+import glob
 import json
+import os
 import subprocess
 import sys
 
@@ -40,9 +43,9 @@ print(json.dumps(compiled))
 """
 
 
-def _compiled_in_new_process():
+def _compiled_in_new_process(**env):
     done = subprocess.run([sys.executable, "-c", _STEP], capture_output=True, text=True,
-                          check=True, timeout=300)
+                          check=True, timeout=300, env={**os.environ, **env})
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -50,3 +53,18 @@ def _compiled_in_new_process():
 def test_second_process_compiles_nothing():
     _compiled_in_new_process()  # fills the cache where earlier tests have not
     assert _compiled_in_new_process() == []
+
+
+@pytest.mark.skipif(not config.CACHE, reason="FASTDNN_NO_CACHE is set")
+def test_cold_first_step_has_its_backward_compiled_by_a_helper(tmp_path):
+    # an empty cache: this process compiles the forward kernels, the helper the backward
+    # ones and Adam's, which this process then loads from the cache
+    env = dict(NUMBA_CACHE_DIR=str(tmp_path), FASTDNN_COMPILE_AHEAD="1")
+    compiled = _compiled_in_new_process(**env)
+    assert "_train_forward.<locals>.kernel" in compiled
+    backward = {"_backward.<locals>.kernel", "_backward_epilogue.<locals>.kernel", "_adam"}
+    assert not backward & set(compiled)
+    assert len(glob.glob(str(tmp_path / "**" / "fastdnn-compiled-*.marker"),
+                         recursive=True)) == 1
+    # warm now: no helper, nothing compiled
+    assert _compiled_in_new_process(**env) == []
