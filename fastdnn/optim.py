@@ -60,7 +60,7 @@ class Optimizer:
             raise ValueError(f"grads must have one array per param ({len(params)}), "
                              f"got {len(grads)}")
         for i, (p, g) in enumerate(zip(params, grads)):
-            if p.shape != g.shape and tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
+            if tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
                 raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} {p.dtype}, "
                                  f"got {g.shape} {g.dtype}")
         self._ensure_state(params, K)

@@ -21,8 +21,8 @@ import _lab  # noqa: E402  (sets sys.path to the repo root)
 import numpy as np  # noqa: E402
 from numba import njit, prange  # noqa: E402
 
-from fastdnn.cpu._rows import (activate_inplace, activate_row, dropout_inplace,  # noqa: E402
-                               dropout_row)
+from fastdnn.cpu._rows import (  # noqa: E402
+    activate_inplace, activate_row, dropout_inplace, dropout_row)
 from fastdnn.rng import keep_threshold  # noqa: E402
 
 

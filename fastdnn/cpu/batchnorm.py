@@ -93,7 +93,8 @@ def _train_forward(code, dropout):
 def _inference_forward(code):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(Z, gamma, beta, running_mean, running_var, eps, out, act):
-        # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel over rows
+        # y = Z * s + t with s = gamma / sqrt(var + eps), t = beta - mean * s; parallel
+        # over rows
         m, n = Z.shape
         s = np.empty(n, dtype=Z.dtype)
         t = np.empty(n, dtype=Z.dtype)
@@ -114,9 +115,9 @@ def _backward(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, scale, dZ, dgamma,
                dbeta):
-        # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ and
-        # chunk sums of g and g * x_hat, merged in chunk order on one thread.
-        # Pass 2 (parallel over rows): dZ = gamma inv_std / m * (m g - dbeta - x_hat dgamma).
+        # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ
+        # and chunk sums of g and g * x_hat, merged in chunk order on one thread.
+        # Pass 2 (parallel over rows): dZ = gamma inv_std / m (m g - dbeta - x_hat dgamma).
         # in_place: dZ is d_out.
         m, n = x_hat.shape
         dtype = x_hat.dtype.type

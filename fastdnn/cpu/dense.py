@@ -44,8 +44,8 @@ def _forward_epilogue(code, dropout, with_bias):
 def _backward_epilogue(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(d_out, act, key, threshold, scale, with_bias, dZ, db):
-        # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK rows;
-        # db = per-chunk column sums merged in chunk order on one thread. The sums
+        # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK
+        # rows; db = per-chunk column sums merged in chunk order on one thread. The sums
         # depend on the chunk size only, never on the thread count. in_place: dZ is d_out.
         m, n = act.shape
         nchunks = (m + REDUCTION_CHUNK - 1) // REDUCTION_CHUNK
@@ -169,9 +169,9 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
         else:
             dZ = buffer("dZ_out", dZ_out, (m, n_out), dtype)
         d_out = contiguous(d_out)
-        launch(_backward_epilogue(code, dropout, dZ.ctypes.data == d_out.ctypes.data), d_out,
-               contiguous(act), key, threshold, scale, with_bias, dZ,
-               db if with_bias else _EMPTY[dtype])
+        in_place = dZ.ctypes.data == d_out.ctypes.data
+        launch(_backward_epilogue(code, dropout, in_place), d_out, contiguous(act), key,
+               threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     matmul(dZ, X, dW, transpose_a=True)
     if lambd:

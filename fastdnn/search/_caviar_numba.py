@@ -331,8 +331,8 @@ def chunk_train(c, G, X, y, orders, batch, sizes, params, grads, m1, v1, woff, b
                 Xd, yd, dev_at, loss, right, vloss, vright, code):
     """All epochs of chunk c (models c G .. c G + G - 1): epoch e visits the rows of
     (X, y) in orders[e]; after epoch e, the dev evaluation on (Xd, yd) when dev_at[e]
-    (and Xd has rows). Per epoch e and model k: summed losses to loss[e, k], right answers to
-    right[e, k], likewise vloss and vright on the dev set."""
+    (and Xd has rows). Per epoch e and model k: summed losses to loss[e, k], right
+    answers to right[e, k], likewise vloss and vright on the dev set."""
     K = lr.shape[1]
     L = sizes.shape[0] - 1
     n, nx = X.shape

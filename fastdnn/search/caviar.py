@@ -654,7 +654,8 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
             for trials in tasks:
                 record(_caviar_task(data, fixed, trials, backend, dev_curves))
         else:
-            futures = {ex.submit(_caviar_task, data, fixed, trials, backend, dev_curves): trials
+            futures = {ex.submit(_caviar_task, data, fixed, trials, backend,
+                                 dev_curves): trials
                        for trials in tasks}
             for fut in cf.as_completed(futures):
                 try:
