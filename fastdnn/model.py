@@ -436,8 +436,10 @@ class Sequential:
         """On the first training step, the kernel module's helper that compiles the
         backward pass and ``optimizer``'s update in another process while this one
         compiles the forward pass (fastdnn.cpu, empty kernel cache); else None."""
+        if optimizer is None or getattr(self, "_ahead_tried", False):
+            return None
         start = getattr(self._K, "compile_ahead", None)
-        if start is None or optimizer is None or getattr(self, "_ahead_tried", False):
+        if start is None:
             return None
         self._ahead_tried = True
         return start(self, optimizer)

@@ -51,25 +51,25 @@ class Optimizer:
         memo = self._lists
         if memo is not None and memo[0] is K and isinstance(params, (list, tuple)) and \
                 memo[1].holds(params, grads, *self._state_lists()):
-            # the very arrays of the last step: checked and flattened then
-            self.t += 1
-            self._update(kernel, memo[1], None, [None] * len(self._state_names), lr)
-            return
-        params, grads = _as_list("params", params, K), _as_list("grads", grads, K)
-        if len(params) != len(grads):
-            raise ValueError(f"grads must have one array per param ({len(params)}), "
-                             f"got {len(grads)}")
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
-                raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} {p.dtype}, "
-                                 f"got {g.shape} {g.dtype}")
-        self._ensure_state(params, K)
+            lists = memo[1]   # the very arrays of the last step: checked then
+        else:
+            params, grads = _as_list("params", params, K), _as_list("grads", grads, K)
+            if len(params) != len(grads):
+                raise ValueError(f"grads must have one array per param ({len(params)}), "
+                                 f"got {len(grads)}")
+            for i, (p, g) in enumerate(zip(params, grads)):
+                if tuple(p.shape) != tuple(g.shape) or p.dtype != g.dtype:
+                    raise ValueError(f"grads[{i}] must match params[{i}] {p.shape} "
+                                     f"{p.dtype}, got {g.shape} {g.dtype}")
+            self._ensure_state(params, K)
+            lists = None
+            if len(params) > 1 and hasattr(K, "TensorLists"):
+                # one call for every tensor (fastdnn.cpu updates them in one parallel
+                # loop), the lists checked and flattened once while the same arrays come back
+                lists = K.TensorLists(params, grads, *self._state_lists())
+                self._lists = (K, lists)
         self.t += 1
-        if len(params) > 1 and hasattr(K, "TensorLists"):
-            # one call for every tensor (fastdnn.cpu updates them in one parallel loop),
-            # the lists checked and flattened once while the same arrays come back
-            lists = K.TensorLists(params, grads, *self._state_lists())
-            self._lists = (K, lists)
+        if lists is not None:
             self._update(kernel, lists, None, [None] * len(self._state_names), lr)
             return
         for i, (p, g) in enumerate(zip(params, grads)):

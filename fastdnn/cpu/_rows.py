@@ -134,6 +134,18 @@ def dropout_inplace(row, base, key, threshold, scale):
 
 
 @njit(cache=CACHE, error_model="numpy")
+def backward_row(d, a, code, dropout, base, key, threshold, scale, in_place, dst):
+    """dst = d * activation'(from a), then the dropout mask and scale (base: row-major
+    index of the row's first element); in_place: dst is d."""
+    if in_place:
+        grad_inplace(dst, a, code)
+    else:
+        grad_row(d, a, code, dst)
+    if dropout:
+        dropout_inplace(dst, base, key, threshold, scale)
+
+
+@njit(cache=CACHE, error_model="numpy")
 def copy_row(src, dst):
     # a loop, not dst[:] = src: slice assignment compiles Numba's general broadcasting
     # copy into every kernel that uses it

@@ -15,7 +15,7 @@ from ..config import CACHE, REDUCTION_CHUNK
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
 from ..formulas import activate
-from ._rows import copy_row, dropout_inplace, dropout_row, grad_inplace, grad_row
+from ._rows import backward_row, copy_row, dropout_row
 
 
 @njit(cache=CACHE)
@@ -130,12 +130,8 @@ def _backward(code, dropout, in_place):
                 p_gamma[c, j] = 0
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
-                if in_place:
-                    grad_inplace(row, act[i], code)
-                else:
-                    grad_row(d_out[i], act[i], code, row)
-                if dropout:
-                    dropout_inplace(row, np.uint64(i * n), key, threshold, scale)
+                backward_row(d_out[i], act[i], code, dropout, np.uint64(i * n), key,
+                             threshold, scale, in_place, row)
                 for j in range(n):
                     p_beta[c, j] += row[j]
                     p_gamma[c, j] += row[j] * x_hat[i, j]

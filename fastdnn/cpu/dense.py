@@ -16,8 +16,8 @@ from ..config import CACHE, REDUCTION_CHUNK
 from ._blas import matmul
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
                       launch, reusable, specialised)
-from ._rows import (accumulate_row, activate_inplace, bias_activate_inplace, copy_row,
-                    dropout_inplace, dropout_row, grad_inplace, grad_row)
+from ._rows import (accumulate_row, activate_inplace, backward_row, bias_activate_inplace,
+                    copy_row, dropout_row)
 
 
 @specialised
@@ -58,12 +58,8 @@ def _backward_epilogue(code, dropout, in_place):
                     partial[c, j] = 0
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
-                if in_place:
-                    grad_inplace(row, act[i], code)
-                else:
-                    grad_row(d_out[i], act[i], code, row)
-                if dropout:
-                    dropout_inplace(row, np.uint64(i * n), key, threshold, scale)
+                backward_row(d_out[i], act[i], code, dropout, np.uint64(i * n), key,
+                             threshold, scale, in_place, row)
                 if with_bias:
                     accumulate_row(row, partial[c])
         if with_bias:

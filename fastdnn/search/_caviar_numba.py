@@ -29,7 +29,8 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from ..config import CACHE
-from ..formulas import _ONE, _ZERO, activate, activation_grad, is_kept
+from ..cpu._rows import bias_activate_inplace, grad_inplace
+from ..formulas import _ONE, _ZERO, is_kept
 
 # Models per chunk: the unit of parallel work and of the first layer's GEMM. Results
 # depend on it (BLAS blocking), never on the thread count. On digits (64-128-10, batch
@@ -89,47 +90,6 @@ def ensure_blas():
     from numba.np.linalg import ensure_blas as numba_ensure_blas
     numba_ensure_blas()
     import scipy.linalg.cython_blas  # noqa: F401  (loaded now, so BLAS limits see it)
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _bias_activate(z, b, code):
-    """z = activation(z + b) on 1-D slices; one loop per code, so the formula's branches
-    fold away and the loop vectorises (as fastdnn.cpu._rows; the slices are indexed by
-    the loop counter alone)."""
-    n = z.shape[0]
-    if code == 1:
-        for j in range(n):
-            z[j] = activate(z[j] + b[j], 1)
-    elif code == 2:
-        for j in range(n):
-            z[j] = activate(z[j] + b[j], 2)
-    elif code == 3:
-        for j in range(n):
-            z[j] = activate(z[j] + b[j], 3)
-    elif code == 4:
-        for j in range(n):
-            z[j] = activate(z[j] + b[j], 4)
-    else:
-        for j in range(n):
-            z[j] = z[j] + b[j]
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _times_grad(d, a, code):
-    """d *= activation'(from a), 1-D slices."""
-    n = d.shape[0]
-    if code == 1:
-        for j in range(n):
-            d[j] = d[j] * activation_grad(a[j], 1)
-    elif code == 2:
-        for j in range(n):
-            d[j] = d[j] * activation_grad(a[j], 2)
-    elif code == 3:
-        for j in range(n):
-            d[j] = d[j] * activation_grad(a[j], 3)
-    elif code == 4:
-        for j in range(n):
-            d[j] = d[j] * activation_grad(a[j], 4)
 
 
 @njit(cache=CACHE, error_model="numpy")
@@ -273,7 +233,8 @@ def forward(X, x0, m, sizes, params, woff, boff, k0, Gc, acts, outs, aoff, drop,
         b = boff[l - 1] + k0 * nout   # the chunk's biases: contiguous, as a row's blocks
         for i in range(m):
             c = z0 + i * width
-            _bias_activate(acts[c:c + width], params[b:b + width], code if l < L else 0)
+            bias_activate_inplace(acts[c:c + width], params[b:b + width],
+                                  code if l < L else 0)
         if l < L and drop:
             for g in range(Gc):
                 k = k0 + g
@@ -447,7 +408,7 @@ def _step(Xe, ye, m, s, k0, Gc, sizes, params, grads, m1, v1, woff, boff, lr, b1
                     dbuf[r + j] = d / kp
         for i in range(m):    # through the activation, a whole row of the chunk at once
             r = aoff[l - 1] + i * win
-            _times_grad(dbuf[r:r + win], acts[r:r + win], code)
+            grad_inplace(dbuf[r:r + win], acts[r:r + win], code)
     # Adam, model by model, with that model's hyperparameters
     t = np.float64(s + 1)
     for g in range(Gc):
