@@ -9,6 +9,11 @@ DTYPES = ("float32", "float64")
 FASTMATH = False
 CACHE = os.environ.get("FASTDNN_NO_CACHE", "") == ""
 
+# Options of compiled functions that only other compiled code calls: no CPython or C
+# wrapper is built for them (about 0.1 s of compile time each).
+INTERNAL = dict(cache=CACHE, nogil=True, error_model="numpy", no_cpython_wrapper=True,
+                no_cfunc_wrapper=True)
+
 # Rows per chunk in order-fixed reductions (dW, db, BatchNorm sums): results depend on
 # this constant, never on the thread count.
 REDUCTION_CHUNK = 64
@@ -22,3 +27,29 @@ CUDA_DATA_FRACTION = float(os.environ.get("FASTDNN_CUDA_DATA_FRACTION", "0.5"))
 
 # Check batches for NaN/inf before training on them (one cheap pass); False skips it.
 CHECK_FINITE = os.environ.get("FASTDNN_CHECK_FINITE", "1") != "0"
+
+# Where fastdnn keeps files it makes for itself (its private copy of NumPy's OpenBLAS):
+# FASTDNN_CACHE_DIR, else $XDG_CACHE_HOME/fastdnn, else ~/.cache/fastdnn.
+CACHE_DIR = os.environ.get("FASTDNN_CACHE_DIR") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+    "fastdnn")
+
+# The engine's products run on a private one-threaded copy of NumPy's OpenBLAS
+# (fastdnn.engine.blas); FASTDNN_PRIVATE_BLAS=0 runs them on a plain compiled loop.
+PRIVATE_BLAS = os.environ.get("FASTDNN_PRIVATE_BLAS", "1") != "0"
+
+
+def _default_threads():
+    for name in ("FASTDNN_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# Threads the engine trains and predicts on: FASTDNN_NUM_THREADS, else NUMBA_NUM_THREADS,
+# else the cores this process may run on. fastdnn.threads(n) sets it for a block of code.
+NUM_THREADS = _default_threads()

@@ -21,6 +21,7 @@ class Optimizer:
     """Base class. Subclasses set ``_kernel``, ``_state_names`` and ``_hyper_names``."""
 
     _kernel = None
+    engine_name = None   # the compiled engine's update (formulas.OPTIMIZER_CODES)
     _state_names = ()
     _hyper_names = ()
 
@@ -77,6 +78,28 @@ class Optimizer:
 
     def _state_lists(self):
         return [self.state[n] for n in self._state_names] if self.state else []
+
+    def flat_state(self, param):
+        """This optimizer's state arrays for the one flat array ``param`` (made on first
+        use, zero), in ``_state_names`` order: what the compiled engine updates."""
+        if self.state is None:
+            self.state = {n: [np.zeros_like(param)] for n in self._state_names}
+        arrays = []
+        for n in self._state_names:
+            held = self.state[n]
+            if len(held) != 1 or held[0].shape != param.shape or \
+                    held[0].dtype != param.dtype or not isinstance(held[0], np.ndarray):
+                if len(held) == 1 and isinstance(held[0], np.ndarray) and \
+                        held[0].shape == param.shape:
+                    held[0] = held[0].astype(param.dtype)   # state loaded in another dtype
+                else:
+                    raise ValueError(
+                        f"{type(self).__name__} holds state for params "
+                        f"{[(tuple(a.shape), a.dtype) for a in held]} but was given one "
+                        f"array {param.shape} {param.dtype}; use a fresh optimizer (or "
+                        "reset()) for other parameters")
+            arrays.append(held[0])
+        return arrays
 
     def _ensure_state(self, params, K):
         if not isinstance(params[0], np.ndarray):
@@ -153,6 +176,7 @@ class SGD(Optimizer):
     """param -= lr * (g + weight_decay * param)."""
 
     _kernel = "sgd_update"
+    engine_name = "sgd"
 
     def __init__(self, lr=0.01, weight_decay=0.0, backend="auto"):
         super().__init__(lr, weight_decay, backend)
@@ -165,6 +189,7 @@ class Momentum(Optimizer):
     """v = beta v + (1 - beta) g; param -= lr v."""
 
     _kernel = "momentum_update"
+    engine_name = "momentum"
     _state_names = ("velocity",)
     _hyper_names = ("beta",)
 
@@ -180,12 +205,14 @@ class Nesterov(Momentum):
     """Momentum with the look-ahead step: param -= lr (beta v + (1 - beta) g)."""
 
     _kernel = "nesterov_update"
+    engine_name = "nesterov"
 
 
 class RMSprop(Optimizer):
     """s = beta2 s + (1 - beta2) g^2; param -= lr g / (sqrt(s) + eps)."""
 
     _kernel = "rmsprop_update"
+    engine_name = "rmsprop"
     _state_names = ("sq_avg",)
     _hyper_names = ("beta2", "eps")
 
@@ -202,6 +229,7 @@ class Adam(Optimizer):
     """Adam with bias correction (coupled L2 through ``weight_decay``)."""
 
     _kernel = "adam_update"
+    engine_name = "adam"
     _state_names = ("m", "v")
     _hyper_names = ("beta1", "beta2", "eps")
 
@@ -221,6 +249,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay: param -= lr * weight_decay * param first."""
 
     _kernel = "adamw_update"
+    engine_name = "adamw"
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
                  backend="auto"):

@@ -94,11 +94,12 @@ def activation_code(activation):
 
 
 def dropout_args(keep_prob, key, dtype):
-    """(apply, key, threshold, scale) as the kernels take them: uint64s and a dtype scalar."""
+    """(apply, key, threshold, keep_prob) as the kernels take them: uint64s and keep_prob
+    in ``dtype`` (kept units are divided by it, as in the reference)."""
     keep_prob = check_keep_prob("keep_prob", keep_prob)
     apply = keep_prob < 1.0
     return (apply, np.uint64(int(key) & MASK64), np.uint64(keep_threshold(keep_prob)),
-            dtype.type(1.0 / keep_prob))
+            dtype.type(keep_prob))
 
 
 def buffer(name, buf, shape, dtype):

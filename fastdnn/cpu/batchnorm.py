@@ -30,7 +30,7 @@ def _merge(partial, j):
 def _train_forward(code, dropout):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
     def kernel(Z, gamma, beta, running_mean, running_var, momentum, eps, key,
-               threshold, scale, out, act, x_hat, inv_std):
+               threshold, keep, out, act, x_hat, inv_std):
         # Two parallel regions only (each region costs a thread hand-off, and under load
         # a time slice; kernels/batchnorm.py). 1: per chunk of REDUCTION_CHUNK rows its mean
         # and centred sum of squares (two passes over the chunk, which sits in cache),
@@ -83,7 +83,7 @@ def _train_forward(code, dropout):
                 xh_row[j] = xh
                 act_row[j] = activate(gamma[j] * xh + beta[j], code)
             if dropout:
-                dropout_row(act_row, np.uint64(i * n), key, threshold, scale, out[i])
+                dropout_row(act_row, np.uint64(i * n), key, threshold, keep, out[i])
             elif out.ctypes.data != act.ctypes.data:
                 copy_row(act_row, out[i])
     return kernel
@@ -113,9 +113,9 @@ def _inference_forward(code):
 @specialised
 def _backward(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
-    def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, scale, dZ, dgamma,
+    def kernel(d_out, act, x_hat, inv_std, gamma, key, threshold, keep, dZ, dgamma,
                dbeta):
-        # Pass 1 (parallel over row chunks): g = d_out * mask * scale * act'(act) into dZ
+        # Pass 1 (parallel over row chunks): g = d_out * mask / keep_prob * act'(act) into dZ
         # and chunk sums of g and g * x_hat, merged in chunk order on one thread.
         # Pass 2 (parallel over rows): dZ = gamma inv_std / m (m g - dbeta - x_hat dgamma).
         # in_place: dZ is d_out.
@@ -131,7 +131,7 @@ def _backward(code, dropout, in_place):
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
                 backward_row(d_out[i], act[i], code, dropout, np.uint64(i * n), key,
-                             threshold, scale, in_place, row)
+                             threshold, keep, in_place, row)
                 for j in range(n):
                     p_beta[c, j] += row[j]
                     p_gamma[c, j] += row[j] * x_hat[i, j]
@@ -173,7 +173,7 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
     check_finite("Z", Z)
     code = activation_code(activation)
-    dropout, key, threshold, scale = dropout_args(keep_prob, key, Z.dtype)
+    dropout, key, threshold, keep = dropout_args(keep_prob, key, Z.dtype)
     dtype = Z.dtype
     Z = contiguous(Z)
     gamma, beta = contiguous(gamma), contiguous(beta)
@@ -189,7 +189,7 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     x_hat = buffer("x_hat_out", x_hat_out, Z.shape, dtype)
     inv_std = buffer("inv_std_out", inv_std_out, (Z.shape[1],), dtype)
     launch(_train_forward(code, dropout), Z, gamma, beta, running_mean, running_var,
-           dtype.type(momentum), dtype.type(eps), key, threshold, scale, out, act, x_hat,
+           dtype.type(momentum), dtype.type(eps), key, threshold, keep, out, act, x_hat,
            inv_std)
     return out, act, x_hat, inv_std
 
@@ -237,7 +237,7 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
         check_shape(name, v, shape)
         check_same_dtype(name, v, dtype)
     code = activation_code(activation)
-    dropout, key, threshold, scale = dropout_args(keep_prob, key, dtype)
+    dropout, key, threshold, keep = dropout_args(keep_prob, key, dtype)
     if dZ_out is None and reusable(d_out, dtype):
         dZ = d_out
     else:
@@ -247,7 +247,7 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
     d_out = contiguous(d_out)
     launch(_backward(code, dropout, dZ.ctypes.data == d_out.ctypes.data), d_out,
            contiguous(act), contiguous(x_hat), contiguous(inv_std), contiguous(gamma), key,
-           threshold, scale, dZ, dgamma, dbeta)
+           threshold, keep, dZ, dgamma, dbeta)
     return dZ, dgamma, dbeta
 
 

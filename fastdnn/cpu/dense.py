@@ -23,7 +23,7 @@ from ._rows import (accumulate_row, activate_inplace, backward_row, bias_activat
 @specialised
 def _forward_epilogue(code, dropout, with_bias):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
-    def kernel(act, b, key, threshold, scale, out):
+    def kernel(act, b, key, threshold, keep, out):
         # act holds X @ W.T on entry; parallel over rows. out may be act itself (then
         # without dropout nothing is copied).
         m, n = act.shape
@@ -34,7 +34,7 @@ def _forward_epilogue(code, dropout, with_bias):
             else:
                 activate_inplace(row, code)
             if dropout:
-                dropout_row(row, np.uint64(i * n), key, threshold, scale, out[i])
+                dropout_row(row, np.uint64(i * n), key, threshold, keep, out[i])
             elif out.ctypes.data != act.ctypes.data:
                 copy_row(row, out[i])
     return kernel
@@ -43,8 +43,8 @@ def _forward_epilogue(code, dropout, with_bias):
 @specialised
 def _backward_epilogue(code, dropout, in_place):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
-    def kernel(d_out, act, key, threshold, scale, with_bias, dZ, db):
-        # dZ = d_out * mask * scale * act'(act), parallel over chunks of REDUCTION_CHUNK
+    def kernel(d_out, act, key, threshold, keep, with_bias, dZ, db):
+        # dZ = d_out * mask / keep_prob * act'(act), parallel over chunks of REDUCTION_CHUNK
         # rows; db = per-chunk column sums merged in chunk order on one thread. The sums
         # depend on the chunk size only, never on the thread count. in_place: dZ is d_out.
         m, n = act.shape
@@ -59,7 +59,7 @@ def _backward_epilogue(code, dropout, in_place):
             for i in range(c * REDUCTION_CHUNK, min(m, (c + 1) * REDUCTION_CHUNK)):
                 row = dZ[i]
                 backward_row(d_out[i], act[i], code, dropout, np.uint64(i * n), key,
-                             threshold, scale, in_place, row)
+                             threshold, keep, in_place, row)
                 if with_bias:
                     accumulate_row(row, partial[c])
         if with_bias:
@@ -108,7 +108,7 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     _check_layer(X, W, b)
     check_finite("X", X)
     code = activation_code(activation)
-    dropout, key, threshold, scale = dropout_args(keep_prob, key, X.dtype)
+    dropout, key, threshold, keep = dropout_args(keep_prob, key, X.dtype)
     shape = (X.shape[0], W.shape[0])
     act = buffer("act_out", act_out, shape, X.dtype)
     if out is None and not dropout:
@@ -120,7 +120,7 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     if out is act and not (with_bias or dropout or code):
         return out, act  # a bare linear map (before BatchNorm): nothing to fuse
     launch(_forward_epilogue(code, dropout, with_bias), act,
-           contiguous(b) if with_bias else _EMPTY[X.dtype], key, threshold, scale, out)
+           contiguous(b) if with_bias else _EMPTY[X.dtype], key, threshold, keep, out)
     return out, act
 
 
@@ -152,7 +152,7 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
     check_same_dtype("act", act, X.dtype)
     lambd = check_real("lambd", lambd, 0.0)
     code = activation_code(activation)
-    dropout, key, threshold, scale = dropout_args(keep_prob, key, X.dtype)
+    dropout, key, threshold, keep = dropout_args(keep_prob, key, X.dtype)
     m, n_in = X.shape
     n_out = W.shape[0]
     dtype = X.dtype
@@ -167,7 +167,7 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
         d_out = contiguous(d_out)
         in_place = dZ.ctypes.data == d_out.ctypes.data
         launch(_backward_epilogue(code, dropout, in_place), d_out, contiguous(act), key,
-               threshold, scale, with_bias, dZ, db if with_bias else _EMPTY[dtype])
+               threshold, keep, with_bias, dZ, db if with_bias else _EMPTY[dtype])
     dW = buffer("dW_out", dW_out, (n_out, n_in), dtype)
     matmul(dZ, X, dW, transpose_a=True)
     if lambd:

@@ -23,11 +23,11 @@ def _dropout_mask(m, n, key, threshold, out):
 
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
-def _dropout(A, key, threshold, scale, out):
+def _dropout(A, key, threshold, keep, out):
     # parallel over rows
     m, n = A.shape
     for i in prange(m):
-        dropout_row(A[i], np.uint64(i * n), key, threshold, scale, out[i])
+        dropout_row(A[i], np.uint64(i * n), key, threshold, keep, out[i])
 
 
 def _rows(shape):
@@ -48,14 +48,14 @@ def dropout_mask(shape, keep_prob, key):
 def dropout_forward(A, keep_prob, key, *, out=None):
     """Zero the dropped units and scale the kept ones by 1 / keep_prob."""
     check_float_array("A", A)
-    apply, key, threshold, scale = dropout_args(keep_prob, key, A.dtype)
+    apply, key, threshold, keep = dropout_args(keep_prob, key, A.dtype)
     A = contiguous(A)
     out = buffer("out", out, A.shape, A.dtype)
     if not apply:
         np.copyto(out, A)
         return out
     m = A.shape[0]
-    launch(_dropout, A.reshape(m, -1), key, threshold, scale, out.reshape(m, -1))
+    launch(_dropout, A.reshape(m, -1), key, threshold, keep, out.reshape(m, -1))
     return out
 
 

@@ -1,0 +1,264 @@
+"""The compiled engine on the CPU, host side: runs of training steps and inference.
+
+n = examples, m = batch rows, K = models, L = layers, P = parameters.
+
+Training goes in runs: each run is one call that the pool's threads execute together
+(fastdnn.engine.runs), as many steps of one batch size as take about RUN_SECONDS, so
+that progress, callbacks and Ctrl-C stay responsive while no Python runs between steps.
+Scratch is taken from a free list for the length of a call and given back, so a model
+answers several threads at once (each call has its own) and a steady state allocates
+nothing.
+"""
+import threading
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
+from .pool import current_threads, default_pool
+from .program import training_program, workspace
+from .runs import infer, train_shared
+from .structs import (ACT_BUF, BETA1, BN, DROP, BETA2, CORRECT, DECAY, EPS_SCALED, KEEP, L2, LOSS,
+                      M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START, RUN_FIELDS,
+                      SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, X_AT, Y_AT)
+
+RUN_SECONDS = 0.05    # target length of one run of steps
+MAX_RUN_STEPS = 256   # steps per run at most (the size of the per-step sums)
+INFER_ROWS = 128      # rows per inference item
+SMALL_STEP = 2**20    # multiply-adds below which a step runs on one thread
+
+EpochResult = namedtuple("EpochResult", "loss correct steps diverged")
+
+
+class Workspaces:
+    """A free list of scratch objects by key: ``take`` lends one for a block of code
+    (made on first need), so concurrent calls never share one."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._free = {}
+
+    def take(self, key, make):
+        with self._lock:
+            stack = self._free.get(key)
+            item = stack.pop() if stack else None
+        return _Lent(self, key, item if item is not None else make())
+
+    def _give_back(self, key, item):
+        with self._lock:
+            stack = self._free.setdefault(key, [])
+            if len(stack) < 4:
+                stack.append(item)
+
+
+class _Lent:
+    def __init__(self, owner, key, item):
+        self.owner, self.key, self.item = owner, key, item
+
+    def __enter__(self):
+        return self.item
+
+    def __exit__(self, *exc):
+        self.owner._give_back(self.key, self.item)
+        return False
+
+
+class _Scratch:
+    """What one call needs besides the model's buffers: the layer table with this
+    workspace's offsets, the workspace, the per-model numbers, the run's scalars, the
+    per-step learning rates and partial sums."""
+
+    def __init__(self, tables, sizes, G, m, threads, rows, slots, steps, dtype):
+        layer, self.layer_f, self.model_u, keep = tables
+        L, K = layer.shape[1], self.model_u.shape[1]
+        buffers, x_at, y_at, size, tmp = workspace(sizes, G, m, layer[DROP] > 0,
+                                                   layer[BN] > 0)
+        self.layer = layer.copy()
+        self.layer[ACT_BUF:MU_BUF + 1] = buffers
+        self.work = (aligned_zeros((rows, size), dtype), np.zeros((threads, tmp)))
+        self.model_f = np.zeros((KEEP + L, K))
+        self.model_f[KEEP:] = keep
+        self.run = np.zeros(RUN_FIELDS, np.int64)
+        self.run[[M, MODELS, X_AT, Y_AT]] = m, G, x_at, y_at
+        self.lr = np.zeros((steps, K))
+        self.parts = np.zeros((3, steps, K, max(slots, 1)))
+
+    @property
+    def net(self):
+        return self.layer, self.layer_f, self.model_f, self.model_u
+
+
+class CpuEngine:
+    """Training and inference of K models of one architecture on the CPU.
+
+    ``params``: fastdnn.engine.layout.Parameters; ``output``: "softmax", "sigmoid" or
+    "identity"; ``seeds``: (K,) dropout seeds; ``keep``: (L, K) keep probabilities
+    (default: the blocks').
+    """
+
+    def __init__(self, params, output, seeds, keep=None):
+        self.params, self.output = params, OUTPUT_CODES[output]
+        self.sizes = [params.blocks[0].n_in] + [b.n_out for b in params.blocks]
+        self.tables = params.tables(seeds, keep)
+        self._programs = {}
+        self._workspaces = Workspaces()
+        self._step_seconds = {}   # m -> measured seconds per step
+
+    def _program(self, m, G, shared):
+        key = (m, G, shared)
+        if key not in self._programs:
+            self._programs[key] = training_program(self.sizes, G, m, shared)
+        return self._programs[key]
+
+    def _state(self, optimizer):
+        p = self.params
+        s1 = s2 = p.flat[:1]
+        if optimizer is not None:
+            arrays = optimizer.flat_state(p.flat)
+            s1 = arrays[0] if arrays else s1
+            s2 = arrays[1] if len(arrays) > 1 else s2
+        return p.flat, p.grad, s1, s2, p.running
+
+    # ------------------------------------------------------------------ training
+    def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
+              stop_on_nan=True, on_run=None):
+        """One pass over ``data`` = (X, Y, order) in batches of ``batch`` rows: full
+        batches, then the rest. ``lr_of_step(i)``: the learning rate (or (K,) rates) of
+        the pass's step i; ``step0``: training steps done before (dropout keys);
+        ``l2``: lambda (or (K,) of them); ``on_run(steps)`` after each run.
+
+        Returns EpochResult: summed loss (L2 term included, times each batch's rows) and
+        right predictions per model (K,), steps applied, and the pass's step whose loss
+        was not finite (None if none; with stop_on_nan no later step was applied).
+        """
+        n = data[2].shape[0]
+        K = self.params.models
+        loss, correct = np.zeros(K), np.zeros(K, np.int64)
+        done, full = 0, n // batch
+        plan = [(batch, full)] + ([(n - full * batch, 1)] if n % batch else [])
+        row = 0
+        for m, count in plan:
+            first = 0
+            while first < count:
+                steps = min(count - first, self._run_length(m))
+                start = time.perf_counter()
+                lrs = [lr_of_step(done + s) for s in range(steps)]
+                applied, bad = self._run(data, row, m, steps, step0 + done, optimizer,
+                                         lrs, l2, update, stop_on_nan, loss, correct)
+                self._step_seconds[m] = (time.perf_counter() - start) / steps
+                done += applied
+                if on_run is not None:
+                    on_run(applied)
+                if bad:
+                    return EpochResult(loss, correct, done, done)
+                first += steps
+                row += steps * m
+        return EpochResult(loss, correct, done, None)
+
+    def _run_length(self, m):
+        seconds = self._step_seconds.get(m)
+        if seconds is None:
+            return 1
+        return int(max(1, min(MAX_RUN_STEPS, RUN_SECONDS / max(seconds, 1e-7))))
+
+    def _run(self, data, row_start, m, steps, step0, optimizer, lrs, l2, update,
+             stop_on_nan, loss, correct):
+        """One run of ``steps`` steps of ``m`` rows; adds to loss and correct. Returns
+        (steps applied, whether a non-finite loss stopped it)."""
+        p = self.params
+        K = p.models
+        threads = self._threads(m)
+        program, slots = self._program(m, K, True)
+        key = ("train", m, threads)
+        make = lambda: _Scratch(self.tables, self.sizes, K, m, threads, 1, slots,  # noqa
+                                MAX_RUN_STEPS, p.dtype)
+        with self._workspaces.take(key, make) as sc:
+            sc.parts[:, :steps] = 0
+            sc.lr[:steps] = np.asarray(lrs, np.float64).reshape(steps, -1)
+            sc.model_f[L2] = l2
+            if update:
+                self._set_optimizer(sc, optimizer)
+            sc.run[[STEPS, ROW_START, STEP0, UPDATE, STOP_ON_NAN, OUTPUT]] = \
+                steps, row_start, step0, update, stop_on_nan, self.output
+            state = self._state(optimizer if update else None)
+            default_pool().run(train_shared, (sc.net, state, data, sc.work, sc.run,
+                                              sc.lr, sc.parts, program),
+                               steps * len(program), threads)
+            applied, bad = _merge(sc.parts, steps, sc.model_f[L2], loss, correct,
+                                  stop_on_nan)
+        if update and optimizer is not None:
+            optimizer.t += applied
+        return applied, bad
+
+    @staticmethod
+    def _set_optimizer(sc, optimizer):
+        code = OPTIMIZER_CODES.get(getattr(optimizer, "engine_name", None))
+        if code is None:
+            raise TypeError(f"{type(optimizer).__name__} has no compiled update; the cpu "
+                            "backend runs SGD, Momentum, Nesterov, RMSprop, Adam and AdamW")
+        f = sc.model_f
+        f[BETA1] = getattr(optimizer, "beta1", getattr(optimizer, "beta", 0.0))
+        f[BETA2] = getattr(optimizer, "beta2", 0.0)
+        f[OPT_EPS] = getattr(optimizer, "eps", 1.0)
+        f[DECAY] = optimizer.weight_decay
+        sc.run[[OPT_KIND, T0, EPS_SCALED]] = code, optimizer.t, \
+            bool(getattr(optimizer, "eps_scaled", False))
+
+    def _threads(self, m):
+        work = 3 * m * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+        return 1 if work * self.params.models < SMALL_STEP else current_threads()
+
+    # ------------------------------------------------------------------ inference
+    def infer(self, X, Y=None):
+        """Logits (n, K, k) of X (C-contiguous, the model's dtype); with targets Y (n, k)
+        also the summed loss (without the L2 term) and right predictions per model."""
+        p = self.params
+        K, n = p.models, X.shape[0]
+        nk = self.sizes[-1]
+        threads = current_threads() if n > INFER_ROWS else 1
+        blocks = -(-n // INFER_ROWS)
+        out = np.empty(n * K * nk, p.dtype)
+        make = lambda: _Scratch(self.tables, self.sizes, K, INFER_ROWS, threads,  # noqa
+                                threads, 0, 1, p.dtype)
+        with self._workspaces.take(("infer", threads), make) as sc:
+            parts = np.zeros((3, 1, K, blocks))
+            sc.run[OUTPUT] = self.output
+            Yd = _NO_Y[p.dtype.type] if Y is None else Y
+            default_pool().run(infer, (sc.net, self._state(None), sc.work, sc.run, X, Yd,
+                                       out, parts), blocks, threads)
+        logits = out.reshape(n, K, nk)
+        if Y is None:
+            return logits
+        return logits, parts[LOSS, 0].sum(axis=1), parts[CORRECT, 0].sum(axis=1)
+
+
+def aligned_zeros(shape, dtype, align=64):
+    """Zeros whose start is ``align``-byte aligned (rows too, the row length being a
+    multiple of 16 elements): blocks of columns that two threads write then never share
+    a cache line (NumPy's large arrays start 16 bytes into a page)."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape))
+    raw = np.zeros(count + align // dtype.itemsize, dtype)
+    skip = (-raw.ctypes.data % align) // dtype.itemsize
+    return raw[skip:skip + count].reshape(shape)
+
+
+def _merge(parts, steps, l2, loss, correct, stop_on_nan):
+    """Add each applied step's loss (times m) and right answers, in step order."""
+    step_loss = parts[LOSS, :steps].sum(axis=2) + l2[None, :] / 2 * parts[SQ, :steps].sum(
+        axis=2)                                     # (steps, K), times m
+    right = parts[CORRECT, :steps].sum(axis=2).astype(np.int64)
+    applied = steps
+    bad = False
+    if stop_on_nan:
+        finite = np.isfinite(step_loss).all(axis=1)
+        if not finite.all():
+            applied, bad = int(np.argmin(finite)), True
+    for s in range(applied):
+        loss += step_loss[s]
+        correct += right[s]
+    return applied, bad
+
+
+_NO_Y = {t: np.zeros((0, 1), t) for t in (np.float32, np.float64)}
