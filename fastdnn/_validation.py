@@ -5,6 +5,7 @@ Each check raises with the argument's name, the value received and what is allow
 import contextlib
 import math
 import numbers
+import threading
 
 import numpy as np
 
@@ -109,21 +110,29 @@ def emit(result, out):
     return out
 
 
-class finite_checks_skipped(contextlib.ContextDecorator):
-    """Turn off the kernels' NaN/inf scans inside the block (a context or a decorator).
+_local = threading.local()
 
-    For callers that have checked their data once already (the model checks each batch):
+
+def finite_checks_on():
+    """Whether kernels scan their inputs for NaN and inf here: config.CHECK_FINITE, unless
+    this thread is inside ``finite_checks_skipped``."""
+    return config.CHECK_FINITE and not getattr(_local, "skip", 0)
+
+
+class finite_checks_skipped(contextlib.ContextDecorator):
+    """Turn off the kernels' NaN/inf scans inside the block, on this thread only (a
+    context or a decorator); nothing global changes, so other threads keep their checks.
+
+    For callers that have checked their data once already (the model checks its data):
     non-finite values that appear later mean divergence, which the caller reports itself.
-    A class rather than a generator: the models enter it several times per step.
     """
 
     def __enter__(self):
-        self._saved = config.CHECK_FINITE
-        config.CHECK_FINITE = False
+        _local.skip = getattr(_local, "skip", 0) + 1
         return self
 
     def __exit__(self, *exc):
-        config.CHECK_FINITE = self._saved
+        _local.skip -= 1
         return False
 
     def _recreate_cm(self):   # a fresh instance per decorated call: re-entrant

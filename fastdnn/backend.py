@@ -1,9 +1,15 @@
-"""Backend resolution: "auto" | "numpy" | "cpu" | "cuda" to a module of kernels.
+"""Backends: "auto" | "numpy" | "cpu" | "cuda", resolved in one place.
 
-Every backend module exposes the functions of fastdnn.reference under the same names
-and signatures (keyword-only ``*_out`` buffers included), so callers pick one here and
-never branch on the backend again.
+Each backend is one ``Backend`` object: its kernel module (the functions of
+fastdnn.reference under the same names and signatures, keyword-only ``*_out`` buffers
+included), where a model's arrays live, and the engine that trains and predicts. Callers
+pick one here and never probe modules for what they can do.
+
+- numpy: fastdnn.reference, host arrays, the stepwise engine (the oracle);
+- cpu: fastdnn.cpu's kernels, host arrays, the compiled engine (fastdnn.engine.cpu);
+- cuda: fastdnn.cuda's kernels, device arrays, the stepwise engine on the GPU.
 """
+import functools
 import importlib
 
 from ._validation import check_choice
@@ -31,11 +37,44 @@ def resolve(backend="auto"):
 
 def kernels(backend="auto"):
     """The kernel module of ``backend``; raises one clear error if it cannot be used."""
-    name = resolve(backend)
-    if name == "cuda" and not cuda_available():
-        raise RuntimeError(
-            "backend='cuda' needs an NVIDIA GPU with its driver and the CUDA packages: "
-            "pip install 'fastdnn[cuda]' (numba-cuda and cupy). "
-            "Use backend='cpu' or backend='auto' on machines without a GPU."
-        )
-    return importlib.import_module(_MODULES[name])
+    return get(backend).kernels
+
+
+class Backend:
+    """A backend's kernel module, array operations and engine."""
+
+    def __init__(self, name):
+        self.name = name
+        if name == "cuda" and not cuda_available():
+            raise RuntimeError(
+                "backend='cuda' needs an NVIDIA GPU with its driver and the CUDA packages: "
+                "pip install 'fastdnn[cuda]' (numba-cuda and cupy). "
+                "Use backend='cpu' or backend='auto' on machines without a GPU.")
+        self.kernels = importlib.import_module(_MODULES[name])
+        if name == "cuda":
+            from .cuda.engine import ENGINE
+            self.arrays = ENGINE
+        else:
+            from .engine.stepwise import HOST
+            self.arrays = HOST
+
+    def engine(self, params, output, seed):
+        """The engine that trains and predicts with ``params`` (fastdnn.engine.layout)."""
+        if self.name == "cpu":
+            from .engine.cpu import CpuEngine
+            return CpuEngine(params, output, [seed])
+        from .engine.stepwise import StepwiseEngine
+        return StepwiseEngine(params, output, seed, self.kernels, self.arrays)
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+@functools.lru_cache(maxsize=None)
+def _backend(name):
+    return Backend(name)
+
+
+def get(backend="auto"):
+    """The Backend object of ``backend`` ("auto" resolved)."""
+    return _backend(resolve(backend))

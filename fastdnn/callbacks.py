@@ -73,7 +73,7 @@ class EarlyStopping(Callback):
         if better:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
-                self.best_state = model._snapshot()
+                self.best_state = model.parameters.snapshot()
         else:
             self.wait += 1
             if self.wait > self.patience:
@@ -81,7 +81,7 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, model):
         if self.restore_best and self.best_state is not None:
-            model._restore(self.best_state)
+            model.parameters.restore(self.best_state)
 
 
 def as_early_stopping(early_stopping):

@@ -56,7 +56,7 @@ def _leaky_slope(z):
 
 # ----------------------------------------------------------------------------- dropout
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def splitmix64(x):
     """SplitMix64's finaliser of a uint64 (wrapping arithmetic; see fastdnn.rng)."""
     z = x + _GAMMA
@@ -65,20 +65,20 @@ def splitmix64(x):
     return z ^ (z >> _S31)
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def dropout_key(seed, step, layer):
     """The key of one layer's mask at one training step: fastdnn.rng.dropout_key, with
     uint64 seed and int step and layer (layer counted from 1)."""
     return splitmix64(splitmix64(splitmix64(seed) ^ np.uint64(step)) ^ np.uint64(layer))
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def is_kept(key, index, threshold):
     """Dropout keep bit of element ``index`` (uint64s; see fastdnn.rng)."""
     return (splitmix64(key + index) >> _S32) < threshold
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def dropout(x, kept, keep_prob):
     """Inverted dropout of one element: x / keep_prob when kept, else 0 (x * 0, which
     keeps NaN and inf visible as the reference's x * mask does)."""
@@ -87,7 +87,7 @@ def dropout(x, kept, keep_prob):
 
 # ----------------------------------------------------------------------------- activations
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def activate(z, code):
     """activation(z) for ACTIVATION_CODES ``code``, in z's dtype.
 
@@ -106,7 +106,7 @@ def activate(z, code):
     return z
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def activation_grad(a, code):
     """d activation / dz written from the output a, in a's dtype."""
     if code == 1:
@@ -120,7 +120,7 @@ def activation_grad(a, code):
     return _ONE
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def sigmoid(z):
     e = math.exp(-abs(z))
     r = _ONE / (_ONE + e)
@@ -129,7 +129,7 @@ def sigmoid(z):
 
 # ----------------------------------------------------------------------------- losses
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def sigmoid_cross_entropy(z, y):
     """Binary cross-entropy of sigmoid(z) against y, in float64: log(1 + e^z) - z y
     written as max(z, 0) - z y + log1p(e^-|z|) (no overflow, no log of 0)."""
@@ -137,7 +137,7 @@ def sigmoid_cross_entropy(z, y):
     return max(z64, 0.0) - z64 * np.float64(y) + math.log1p(math.exp(-abs(z64)))
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def softmax_cross_entropy_row(z, y, d, scale):
     """Cross-entropy of softmax(z) against the targets y for one row (1-D arrays of k
     outputs), in float64; writes d = (softmax(z) - y) / scale. d may be z."""
@@ -158,7 +158,7 @@ def softmax_cross_entropy_row(z, y, d, scale):
     return loss
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def squared_error(a, y):
     """Half the squared error of one output (float64) and its derivative a - y."""
     diff = a - y
@@ -167,19 +167,19 @@ def squared_error(a, y):
 
 # ----------------------------------------------------------------------------- BatchNorm
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def inverse_std(var, eps):
     """1 / sqrt(var + eps)."""
     return _ONE / math.sqrt(var + eps)
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def running_average(running, value, momentum):
     """The running statistic's update: momentum * running + (1 - momentum) * value."""
     return momentum * running + (_ONE - momentum) * value
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def batchnorm_grad(g, x_hat, scale, m, dbeta, dgamma):
     """dZ of one element: scale * (m g - dbeta - x_hat dgamma), scale = gamma inv_std / m."""
     return scale * (m * g - dbeta - x_hat * dgamma)
@@ -190,12 +190,12 @@ def batchnorm_grad(g, x_hat, scale, m, dbeta, dgamma):
 # the optimizer's coupled weight decay (g + wd p). Bias corrections and the like come
 # from the host (or the caller's scalar code) once per step, as in PyTorch.
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def sgd_step(p, g, lr, wd):
     return p - lr * (g + wd * p)
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def momentum_step(p, g, v, lr, beta, one_minus_beta, wd, a, c):
     """v = beta v + (1 - beta) g; p -= lr (a v + c g): (a, c) = (1, 0) for momentum,
     (beta, 1 - beta) for Nesterov's look-ahead. Branch-free, so loops vectorise."""
@@ -204,14 +204,14 @@ def momentum_step(p, g, v, lr, beta, one_minus_beta, wd, a, c):
     return p - lr * (a * v + c * g), v
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def rmsprop_step(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
     g = g + wd * p
     s = beta2 * s + one_minus_beta2 * g * g
     return p - lr * g / (math.sqrt(s) + eps), s
 
 
-@njit(cache=CACHE, error_model="numpy")
+@njit(inline="always", cache=CACHE, error_model="numpy")
 def adam_step(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
               inv_sqrt_bc2, eps, wd, decay):
     """Adam with bias correction arranged as PyTorch does, one division and one square

@@ -77,22 +77,18 @@ def gradient_check(model, X, y, epsilon=1e-7):
     """
     epsilon = check_real("epsilon", epsilon, 0.0, low_open=True)
     check = model._clone(dtype="float64", backend="numpy")
-    Xc = check._inputs(X)    # builds the copy if the model was not built yet
     for blk in check.blocks:
         blk.keep_prob = 1.0  # dropout off for the check
-    ws = check._batch(Xc, check._targets(y, len(Xc)))
-    running = check._running.copy()
+    X = np.asarray(X, dtype=np.float64)
 
-    def loss():
-        value = check._loss(check._forward(ws, True), ws["Y"], ws["dout"])
-        check._running[...] = running
-        return value + check._l2_term(len(Xc))
+    def loss():   # training mode (batch statistics), running statistics untouched
+        return check.loss_and_grads(X, y)[0]
 
-    check._grads_on(ws)
-    check._running[...] = running
-    grad = check._flat_grad.copy()
+    loss()
+    params = check.parameters
+    grad = params.grad.copy()
     approx = np.empty_like(grad)
-    flat = check._flat
+    flat = params.flat
     for i in range(flat.size):
         old = flat[i]
         flat[i] = old + epsilon
@@ -102,7 +98,7 @@ def gradient_check(model, X, y, epsilon=1e-7):
         flat[i] = old
         approx[i] = (plus - minus) / (2 * epsilon)
     blocks = {}
-    for name, offset, shape in check._layout:
+    for name, offset, shape in params.layout:
         size = int(np.prod(shape))
         g, a = grad[offset:offset + size], approx[offset:offset + size]
         err = np.abs(g - a)

@@ -29,14 +29,13 @@ def save(model, path):
     """
     model._require_built()
     path = os.fspath(path)
-    params, running = model._host_state()
+    params, running = model.parameters.host_state()
     arrays = {
         "format": _text(FORMAT),
         "architecture": _text(model.get_config()),
         "params": params,
         "running": running,
-        "training": _text({"step": model.step_, "epoch": model.epoch_,
-                           "rng": model._shuffle_rng.bit_generator.state}),
+        "training": _text(model.training_state()),
         "schedule": _text(None if model.schedule is None else model.schedule.get_config()),
     }
     opt = model.optimizer
@@ -73,12 +72,10 @@ def load(path, *, backend=None):
         if backend is not None:
             config["backend"] = backend
         model = model_from_config(config)
-        model._require_built(np.empty((1, config.get("input_dim") or
-                                       config["layer_sizes"][0])))
-        model._set_host_state(data["params"], data["running"])
-        training = json.loads(str(data["training"]))
-        model.step_, model.epoch_ = training["step"], training["epoch"]
-        model._shuffle_rng.bit_generator.state = training["rng"]
+        if model.input_dim is None:
+            model.build(config.get("input_dim") or config["layer_sizes"][0])
+        model.parameters.set_host_state(data["params"], data["running"])
+        model.set_training_state(json.loads(str(data["training"])))
         schedule = json.loads(str(data["schedule"]))
         model.schedule = None if schedule is None else schedule_from_config(schedule)
         if "optimizer" in data:

@@ -3,50 +3,31 @@
 m = batch size, n = number of examples, n_x = input width, k = output width,
 L = number of dense blocks. X: (n, n_x); W_l: (n_out, n_in); b_l, gamma_l, beta_l: (n_out,).
 
-The layers compile into blocks, each Dense [-> BatchNorm] [-> Activation] [-> Dropout],
-run by the fused kernels of one backend module (fastdnn.backend.kernels). Parameters,
-gradients and optimizer state each live in one flat buffer with per-layer views, so an
-optimizer step is one kernel call; workspaces are preallocated per batch size and passed
-as the kernels' ``*_out`` buffers, so a steady-state training step allocates no arrays
-on the fast backends.
-
-Where those arrays live is the kernel module's business: the engine allocates, fills
-and reads them through ``ENGINE`` of the module (``_HostArrays`` below when it has none:
-NumPy arrays, the numpy and cpu backends). fastdnn.cuda's keeps them on the GPU
-(fastdnn.cuda.engine); the public methods take and return NumPy arrays either way.
+The model is a face: it checks what users give it and keeps the training loop (epochs,
+schedules, validation, callbacks, progress). The layers compile into blocks, each
+Dense [-> BatchNorm] [-> Activation] [-> Dropout]; the parameters live in flat buffers
+with per-layer views (``parameters``: fastdnn.engine.layout.Parameters), and the
+backend's engine trains and predicts on them (fastdnn.backend): on "cpu" a run of
+training steps is one compiled call (fastdnn.engine.cpu), on "numpy" and "cuda" a loop
+of kernel calls (fastdnn.engine.stepwise). The public methods take and return NumPy
+arrays on every backend.
 """
-import contextlib
 import copy
-import math
 import time
 
 import numpy as np
 
+from . import backend as _backends
 from . import config as _config
-from ._validation import (check_choice, check_int, check_keep_prob, check_real,
-                          finite_checks_skipped)
-from .backend import kernels as _kernels, resolve as _resolve
+from ._validation import check_choice, check_int, check_keep_prob, check_real
 from .callbacks import Callback, History, Progress, as_early_stopping
+from .engine.layout import Block, Parameters
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
                      Dropout, Layer, layer_from_config)
 from .optim import Adam, get_optimizer
 from .reference.init import INITIALIZERS, initialize_weights
-from .rng import dropout_key
+from .reference.losses import sigmoid as _sigmoid, softmax as _softmax
 from .schedules import Schedule
-
-PREDICT_CHUNK = 4096
-MAX_WORKSPACES = 8    # batch sizes with cached workspaces
-
-
-class _Block:
-    """One fused Dense [-> BatchNorm] -> activation [-> dropout]."""
-
-    def __init__(self, n_in, n_out, init, bias, bn, activation, keep_prob):
-        self.n_in, self.n_out, self.init = n_in, n_out, init
-        self.bias = bias and bn is None
-        self.bn = bn                      # BatchNorm spec or None
-        self.activation = activation      # kernel activation ("identity" for the output)
-        self.keep_prob = keep_prob
 
 
 class Sequential:
@@ -90,8 +71,7 @@ class Sequential:
         self.seed = check_int("seed", seed, 0)
         self._plan = self._compile(self.layers)
         self.backend = backend
-        self._K = _kernels(_engine_backend(backend))
-        self._E = getattr(self._K, "ENGINE", _HOST)   # where the engine's arrays live
+        self._backend = _backends.get(backend)
         self.output = self._output
         self.step_ = 0          # updates done (dropout keys, per-iteration schedules)
         self.epoch_ = 0         # epochs completed (per-epoch schedules)
@@ -100,8 +80,9 @@ class Sequential:
         self.stop_training = False
         self._shuffle_rng = np.random.default_rng([self.seed, 1])
         self.input_dim = None
+        self.parameters = None
         if input_dim is not None:
-            self._build(check_int("input_dim", input_dim, 1))
+            self.build(check_int("input_dim", input_dim, 1))
 
     # ------------------------------------------------------------------ building
     def _compile(self, layers):
@@ -145,132 +126,95 @@ class Sequential:
                              "output for binary classification")
         return groups
 
-    def _build(self, input_dim):
-        """Allocate the flat buffers and views for input width ``input_dim``."""
+    def build(self, input_dim):
+        """Make the parameters for inputs of width ``input_dim`` (fit and the first data
+        seen do it; a built model keeps its width)."""
         self.input_dim = input_dim
         self.blocks, n_in = [], input_dim
         for l, (dense, bn, act, keep) in enumerate(self._plan):
             last = l == len(self._plan) - 1
-            self.blocks.append(_Block(n_in, dense.units, dense.init or self.init,
-                                      dense.use_bias, bn, "identity" if last else
-                                      (act or "identity"), keep))
+            self.blocks.append(Block(n_in, dense.units, dense.init or self.init,
+                                     dense.use_bias and bn is None, bn,
+                                     "identity" if last else (act or "identity"), keep))
             n_in = dense.units
-        # layout of the flat parameter buffer: W1, b1, gamma1, beta1, W2, ...
-        self._layout, size = [], 0
-        for l, blk in enumerate(self.blocks, start=1):
-            entries = [(f"W{l}", (blk.n_out, blk.n_in))]
-            if blk.bias:
-                entries.append((f"b{l}", (blk.n_out,)))
-            if blk.bn is not None:
-                entries += [(f"gamma{l}", (blk.n_out,)), (f"beta{l}", (blk.n_out,))]
-            for name, shape in entries:
-                self._layout.append((name, size, shape))
-                size += int(np.prod(shape))
-        self.n_params = size
-        n_bn = sum(blk.n_out for blk in self.blocks if blk.bn is not None)
-        # initialised on the host, then handed to the engine (no copy on the host engine)
-        flat = np.zeros(size, self.dtype)
-        running = np.zeros(2 * n_bn, self.dtype)   # running means, then variances
-        self._initialize(self._views(flat), self._running_views(running))
-        E = self._E
-        self._flat = E.put(flat)
-        self._flat_grad = E.zeros(size, self.dtype)
-        self._p = self._views(self._flat)
-        self._g = self._views(self._flat_grad)
-        self._running = E.put(running)
-        self._rm, self._rv = self._running_views(self._running)
-        self._workspaces = {}
+        arrays = self._backend.arrays
+        host = Parameters(self.blocks, self.dtype)   # initialised on the host
+        self._initialize(host)
+        self.parameters = Parameters(self.blocks, self.dtype, arrays=arrays)
+        self.parameters.set_host_state(host.flat, host.running)
+        self.n_params = self.parameters.size
+        self._engine = self._backend.engine(self.parameters, self.output, self.seed)
 
-    def _views(self, flat):
-        return {name: flat[o:o + int(np.prod(s))].reshape(s) for name, o, s in self._layout}
-
-    def _running_views(self, running):
-        """Per-layer views of the running means and variances: ({l: mean}, {l: var})."""
-        n_bn = running.shape[0] // 2
-        rm, rv, offset = {}, {}, 0
-        for l, blk in enumerate(self.blocks, start=1):
-            if blk.bn is not None:
-                rm[l] = running[offset:offset + blk.n_out]
-                rv[l] = running[n_bn + offset:n_bn + offset + blk.n_out]
-                offset += blk.n_out
-        return rm, rv
-
-    def _initialize(self, p, running):
+    def _initialize(self, params):
         rng = np.random.default_rng([self.seed, 0])
         for l, blk in enumerate(self.blocks, start=1):
-            p[f"W{l}"][...] = initialize_weights(blk.init, blk.n_in, blk.n_out, rng,
-                                                 np.float64)
+            params.p[f"W{l}"][...] = initialize_weights(blk.init, blk.n_in, blk.n_out, rng,
+                                                        np.float64)
             if blk.bn is not None:
-                p[f"gamma{l}"][...] = 1
-                running[1][l][...] = 1
+                params.p[f"gamma{l}"][...] = 1
+                params.rv[l][...] = 1
 
     def _require_built(self, X=None):
         if self.input_dim is None:
             if X is None:
                 raise RuntimeError("the model is not built yet: pass input_dim or call "
                                    "fit / train_step first")
-            self._build(X.shape[1])
+            self.build(X.shape[1])
 
     # ------------------------------------------------------------------ parameters
     def get_params(self):
         """NumPy copies of the parameters: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ..."""
         self._require_built()
-        return {name: self._E.get(view) for name, view in self._p.items()}
+        arrays = self.parameters.arrays
+        return {name: arrays.get(view) for name, view in self.parameters.p.items()}
 
     def set_params(self, params):
         """Set some or all parameters from a dict like ``get_params()``'s (cast to dtype)."""
         self._require_built()
+        views = self.parameters.p
         for name, value in params.items():
-            if name not in self._p:
-                raise KeyError(f"unknown parameter {name!r}; this model has {list(self._p)}")
+            if name not in views:
+                raise KeyError(f"unknown parameter {name!r}; this model has {list(views)}")
             value = np.asarray(value)
-            if value.shape != self._p[name].shape:
-                raise ValueError(f"params[{name!r}] must have shape {self._p[name].shape}, "
+            if value.shape != views[name].shape:
+                raise ValueError(f"params[{name!r}] must have shape {views[name].shape}, "
                                  f"got {value.shape}")
-            self._E.set(self._p[name], value)
+            self.parameters.arrays.set(views[name], value)
 
     def get_batchnorm_stats(self):
         """Copies of the running statistics: "running_mean1", "running_var1", ..."""
         self._require_built()
-        out = {}
-        for l in self._rm:
-            out[f"running_mean{l}"] = self._E.get(self._rm[l])
-            out[f"running_var{l}"] = self._E.get(self._rv[l])
+        p, out = self.parameters, {}
+        for l in p.rm:
+            out[f"running_mean{l}"] = p.arrays.get(p.rm[l])
+            out[f"running_var{l}"] = p.arrays.get(p.rv[l])
         return out
 
     def set_batchnorm_stats(self, stats):
         """Set running statistics from a dict like ``get_batchnorm_stats()``'s."""
         self._require_built()
-        targets = {}
-        for l in self._rm:
-            targets[f"running_mean{l}"], targets[f"running_var{l}"] = self._rm[l], self._rv[l]
+        p, targets = self.parameters, {}
+        for l in p.rm:
+            targets[f"running_mean{l}"], targets[f"running_var{l}"] = p.rm[l], p.rv[l]
         for name, value in stats.items():
             if name not in targets:
                 raise KeyError(f"unknown BatchNorm statistic {name!r}; this model has "
                                f"{list(targets)}")
-            self._E.set(targets[name], value)
+            p.arrays.set(targets[name], value)
 
-    def _host_state(self):
-        """NumPy copies of the flat parameters and the running statistics (for io)."""
-        return self._E.get(self._flat), self._E.get(self._running)
+    def training_state(self):
+        """The counters and shuffling RNG position that resuming training needs."""
+        return {"step": self.step_, "epoch": self.epoch_,
+                "rng": self._shuffle_rng.bit_generator.state}
 
-    def _set_host_state(self, flat, running):
-        """Set the flat parameters and running statistics from host arrays (for io)."""
-        self._E.set(self._flat, flat)
-        self._E.set(self._running, running)
-
-    def _snapshot(self):
-        return self._E.clone(self._flat), self._E.clone(self._running)
-
-    def _restore(self, state):
-        self._E.copy_into(self._flat, state[0])
-        self._E.copy_into(self._running, state[1])
+    def set_training_state(self, state):
+        self.step_, self.epoch_ = int(state["step"]), int(state["epoch"])
+        self._shuffle_rng.bit_generator.state = state["rng"]
 
     # ------------------------------------------------------------------ data checks
-    def _inputs(self, X, name="X", copy=True):
-        """X checked; a C-contiguous copy in the model's dtype unless ``copy`` is False,
-        for callers that copy it into a workspace themselves (never the caller's array
-        is written either way)."""
+    def _inputs(self, X, name="X"):
+        """X checked, as a C-contiguous array of the model's dtype (a copy only when X is
+        not one already; the engines never write it)."""
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n examples, n features), got shape {X.shape}")
@@ -282,8 +226,7 @@ class Sequential:
         if X.shape[1] != self.input_dim:
             raise ValueError(f"{name} must have {self.input_dim} features (columns), got "
                              f"shape {X.shape}")
-        if copy:
-            X = np.array(X, dtype=self.dtype, order="C", copy=True)
+        X = np.ascontiguousarray(X, dtype=self.dtype)
         if _config.CHECK_FINITE and not _all_finite(X):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
             raise ValueError(f"{name} contains NaN or inf (first at index {bad})")
@@ -324,152 +267,11 @@ class Sequential:
             raise ValueError(f"{name} contains NaN or inf")
         return Y
 
-    # ------------------------------------------------------------------ engine
-    def _workspace(self, m, training=True):
-        key = (m, training)
-        ws = self._workspaces.get(key)
-        if ws is None:
-            e = lambda *shape: self._E.empty(shape, self.dtype)  # noqa: E731
-            ws = {"X": e(m, self.input_dim), "Y": e(m, self.blocks[-1].n_out),
-                  "dout": e(m, self.blocks[-1].n_out), "blocks": []}
-            for l, blk in enumerate(self.blocks):
-                b = {"out": e(m, blk.n_out), "act": e(m, blk.n_out)}
-                if blk.bn is not None:
-                    b["Z"] = e(m, blk.n_out)
-                    if training:
-                        b["x_hat"], b["inv_std"] = e(m, blk.n_out), e(blk.n_out)
-                        b["dZbn"] = e(m, blk.n_out)
-                if training:
-                    b["dZ"] = e(m, blk.n_out)
-                    b["dX"] = e(m, blk.n_in) if l > 0 else None
-                ws["blocks"].append(b)
-            if len(self._workspaces) >= MAX_WORKSPACES:   # drop the oldest batch size
-                self._workspaces.pop(next(iter(self._workspaces)))
-            self._workspaces[key] = ws
-        return ws
-
-    @finite_checks_skipped()
-    def _forward(self, ws, training, keep=True):
-        """Forward pass on ws["X"]; returns the output pre-activations (m, k)."""
-        K, A = self._K, ws["X"]
-        for l, (blk, b) in enumerate(zip(self.blocks, ws["blocks"]), start=1):
-            kp = blk.keep_prob if (training and keep) else 1.0
-            key = dropout_key(self.seed, self.step_, l) if kp < 1.0 else 0
-            W = self._p[f"W{l}"]
-            if blk.bn is None:
-                K.dense_forward(A, W, self._p.get(f"b{l}"), blk.activation, kp, key,
-                                out=b["out"], act_out=b["act"])
-            else:
-                K.dense_forward(A, W, None, "identity", 1.0, 0, out=b["Z"], act_out=b["Z"])
-                bn = blk.bn
-                if training:
-                    K.batchnorm_activation_forward(
-                        b["Z"], self._p[f"gamma{l}"], self._p[f"beta{l}"], self._rm[l],
-                        self._rv[l], bn.momentum, bn.eps, True, blk.activation, kp, key,
-                        out=b["out"], act_out=b["act"], x_hat_out=b["x_hat"],
-                        inv_std_out=b["inv_std"])
-                else:
-                    K.batchnorm_activation_forward(
-                        b["Z"], self._p[f"gamma{l}"], self._p[f"beta{l}"], self._rm[l],
-                        self._rv[l], bn.momentum, bn.eps, False, blk.activation, 1.0, 0,
-                        out=b["out"], act_out=b["act"])
-            A = b["out"]
-        return A
-
-    @finite_checks_skipped()
-    def _loss(self, Z, Y, dout):
-        K = self._K
-        if self.output == "softmax":
-            loss, _ = K.softmax_cross_entropy(Z, Y, dZ_out=dout)
-        elif self.output == "sigmoid":
-            loss, _ = K.sigmoid_cross_entropy(Z, Y, dZ_out=dout)
-        else:
-            loss, _ = K.mean_squared_error(Z, Y, dA_out=dout)
-        return float(loss)
-
-    def _l2_term(self, m):
-        """(l2 / 2m) sum ||W||^2, computed without temporaries (BLAS dot on views)."""
-        if not self.l2:
-            return 0.0
-        total = 0.0
-        for l in range(1, len(self.blocks) + 1):
-            w = self._p[f"W{l}"].reshape(-1)
-            total += float(np.dot(w, w))
-        return self.l2 / (2 * m) * total
-
-    @finite_checks_skipped()
-    def _backward(self, ws, keep=True):
-        """Gradients of the loss into the flat gradient buffer (after _forward, _loss)."""
-        K, d = self._K, ws["dout"]
-        for l in range(len(self.blocks), 0, -1):
-            blk, b = self.blocks[l - 1], ws["blocks"][l - 1]
-            A_in = ws["X"] if l == 1 else ws["blocks"][l - 2]["out"]
-            kp = blk.keep_prob if keep else 1.0
-            key = dropout_key(self.seed, self.step_, l) if kp < 1.0 else 0
-            W = self._p[f"W{l}"]
-            if blk.bn is None:
-                K.dense_backward(d, A_in, W, b["act"], blk.activation, kp, key, self.l2,
-                                 blk.bias, l > 1, dX_out=b["dX"], dW_out=self._g[f"W{l}"],
-                                 db_out=self._g.get(f"b{l}"), dZ_out=b["dZ"])
-            else:
-                K.batchnorm_activation_backward(
-                    d, b["act"], b["x_hat"], b["inv_std"], self._p[f"gamma{l}"],
-                    blk.activation, kp, key, dZ_out=b["dZbn"],
-                    dgamma_out=self._g[f"gamma{l}"], dbeta_out=self._g[f"beta{l}"])
-                K.dense_backward(b["dZbn"], A_in, W, b["Z"], "identity", 1.0, 0, self.l2,
-                                 False, l > 1, dX_out=b["dX"], dW_out=self._g[f"W{l}"],
-                                 db_out=None, dZ_out=b["dZ"])
-            d = b["dX"]
-
-    def _grads_on(self, ws, keep=True, optimizer=None):
-        """Forward, loss (L2 included) and backward on the batch in ws; returns the loss
-        as the engine keeps it (a float on the host engine; see ``ENGINE.item``)."""
-        helper = self._compile_ahead(optimizer)
-        Z = self._forward(ws, True, keep)
-        loss = self._E.batch_loss(self, Z, ws)
-        if helper is not None:
-            helper.wait()   # the backward kernels are in the disk cache now
-        self._backward(ws, keep)
-        return loss
-
-    def _compile_ahead(self, optimizer):
-        """On the first training step, the kernel module's helper that compiles the
-        backward pass and ``optimizer``'s update in another process while this one
-        compiles the forward pass (fastdnn.cpu, empty kernel cache); else None."""
-        if optimizer is None or getattr(self, "_ahead_tried", False):
-            return None
-        start = getattr(self._K, "compile_ahead", None)
-        if start is None:
-            return None
-        self._ahead_tried = True
-        return start(self, optimizer)
-
-    def _check_loss(self, loss, where):
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"training diverged: the loss is {loss} at {where}; try a smaller learning "
-                "rate, standardized inputs or a stronger L2 / BatchNorm")
-
-    def _threads(self):
-        """A context for a run of kernel calls: on fastdnn.cpu its matrix products and
-        kernels then share Numba's threads (fastdnn.cpu._blas.owned_threads)."""
-        return getattr(self._K, "owned_threads", contextlib.nullcontext)()
-
-    def _update(self, optimizer):
-        optimizer.step(self._flat, self._flat_grad, kernels=self._K)
-        self.step_ += 1
-
-    def _batch(self, X, Y):
-        ws = self._workspace(X.shape[0])
-        self._E.set(ws["X"], X)
-        self._E.set(ws["Y"], Y)
-        return ws
-
     # ------------------------------------------------------------------ public steps
     def loss_and_grads(self, X, y):
-        """Loss (L2 included) and gradients for one batch in training mode.
+        """Loss (L2 term included) and gradients for one batch in training mode.
 
-        Nothing is updated: BatchNorm's running statistics are restored and the step
+        Nothing is updated: BatchNorm's running statistics stay as they are and the step
         counter is not advanced (dropout uses the current step's masks).
 
         Returns
@@ -477,26 +279,27 @@ class Sequential:
         loss : float
         grads : dict of copies "dW1", "db1", "dgamma1", "dbeta1", ...
         """
-        X = self._inputs(X, copy=False)   # _batch copies it into the workspace
+        X = self._inputs(X)
         Y = self._targets(y, len(X))
-        E = self._E
-        running = E.clone(self._running)
-        try:
-            with self._threads():
-                loss = E.item(self._grads_on(self._batch(X, Y)))
-        finally:
-            E.copy_into(self._running, running)
-        return loss, {"d" + name: E.get(g) for name, g in self._g.items()}
+        result = self._engine.train((X, Y, np.arange(len(X))), len(X), None,
+                                    lambda i: 0.0, self.step_, self.l2, update=False,
+                                    stop_on_nan=False)
+        p = self.parameters
+        return float(result.loss[0]) / len(X), {"d" + name: p.arrays.get(g)
+                                                 for name, g in p.g.items()}
 
     def train_step(self, X, y, optimizer):
         """One update on the batch (X, y) with ``optimizer``; returns the loss before it."""
-        X = self._inputs(X, copy=False)   # _batch copies it into the workspace
+        X = self._inputs(X)
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
-        with self._threads():
-            loss = self._E.item(self._grads_on(self._batch(X, Y), optimizer=optimizer))
-            self._check_loss(loss, f"step {self.step_}")
-            self._update(optimizer)
+        lr = self._step_lr(optimizer)
+        result = self._engine.train((X, Y, np.arange(len(X))), len(X), optimizer, lr,
+                                    self.step_, self.l2, on_run=self._advance)
+        loss = float(result.loss[0]) / len(X)
+        if result.diverged is not None:
+            _diverged(np.nan, f"step {self.step_}")
+        optimizer.lr = lr(result.steps - 1)
         return loss
 
     def _optimizer(self, optimizer):
@@ -507,6 +310,17 @@ class Sequential:
         optimizer = get_optimizer(optimizer)
         self.optimizer = optimizer
         return optimizer
+
+    def _step_lr(self, optimizer):
+        """The learning rate of step i of the next pass: the schedule's, per iteration,
+        or the optimizer's current one."""
+        schedule, step0, lr = self.schedule, self.step_, float(optimizer.lr)
+        if schedule is not None and schedule.per == "iteration":
+            return lambda i: schedule(step0 + i, optimizer.initial_lr)
+        return lambda i: lr
+
+    def _advance(self, steps):
+        self.step_ += steps
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y, *, optimizer=None, epochs=10, batch_size=64, shuffle=True,
@@ -543,21 +357,20 @@ class Sequential:
         verbose = check_int("verbose", verbose, 0, 2)
         X = self._inputs(X)
         Y = self._targets(y, len(X))
+        dev = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_dev, y_dev)")
             X_dev = self._inputs(validation_data[0], "validation_data[0]")
-            Y_dev = self._targets(validation_data[1], len(X_dev), "validation_data[1]")
+            dev = X_dev, self._targets(validation_data[1], len(X_dev), "validation_data[1]")
         optimizer = self._optimizer(optimizer)
         if schedule is not None:
             if not isinstance(schedule, Schedule):
                 raise TypeError(f"schedule must be a fastdnn.schedules.Schedule, got "
                                 f"{schedule!r}")
             self.schedule = schedule
-        schedule = self.schedule
         stopper = as_early_stopping(early_stopping)
-        if stopper is not None and stopper.monitor.startswith("val_") and \
-                validation_data is None:
+        if stopper is not None and stopper.monitor.startswith("val_") and dev is None:
             raise ValueError("early_stopping monitors the dev set: pass validation_data")
         callbacks = list(callbacks or [])
         for cb in callbacks:
@@ -565,50 +378,26 @@ class Sequential:
                 raise TypeError(f"callbacks must be Callback objects, got {cb!r}")
         if stopper is not None:
             callbacks.append(stopper)
+        history = self._train(X, Y, optimizer, epochs, min(batch_size, len(X)), shuffle,
+                              dev, callbacks, Progress(epochs, verbose))
+        if stopper is not None:
+            history.best_epoch = stopper.best_epoch
+        self.history_ = history
+        return history
 
-        n = len(X)
-        batch_size = min(batch_size, n)
-        E = self._E
-        feeder = E.feeder(X, Y)   # the device engine moves the data once, when it fits
-        classify = self.output in ("softmax", "sigmoid")
+    def _train(self, X, Y, optimizer, epochs, batch_size, shuffle, dev, callbacks,
+               progress):
+        """The epoch loop of ``fit``."""
         history = History()
         self.stop_training = False
-        progress = Progress(epochs, verbose)
         for cb in callbacks:
             cb.on_train_begin(self)
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
-                if schedule is not None and schedule.per == "epoch":
-                    optimizer.lr = schedule(self.epoch_, optimizer.initial_lr)
-                feeder.epoch(self._shuffle_rng.permutation(n) if shuffle
-                             else np.arange(n))
-                totals = E.totals()   # loss and right predictions, read once per epoch
-                with self._threads():
-                    for s in range(0, n, batch_size):
-                        stop = min(s + batch_size, n)
-                        ws = self._workspace(stop - s)
-                        feeder.fill(ws, s, stop)
-                        if schedule is not None and schedule.per == "iteration":
-                            optimizer.lr = schedule(self.step_, optimizer.initial_lr)
-                        loss = self._grads_on(ws, optimizer=optimizer)
-                        if E.per_step_checks:
-                            self._check_loss(loss,
-                                             f"epoch {self.epoch_ + 1}, step {self.step_}")
-                        if classify:
-                            totals.count_correct(self.output, ws["blocks"][-1]["out"],
-                                                 ws["Y"])
-                        totals.add(loss, stop - s)
-                        self._update(optimizer)
-                self.epoch_ += 1
-                logs = {"loss": totals.loss_sum() / n}
-                self._check_loss(logs["loss"], f"epoch {self.epoch_}")
-                if classify:
-                    logs["accuracy"] = totals.correct() / (n * (1 if self.output == "softmax"
-                                                                else Y.shape[1]))
-                if validation_data is not None:
-                    logs.update({"val_" + k: v for k, v in
-                                 self._evaluate(X_dev, Y_dev).items()})
+                logs = self._epoch(X, Y, optimizer, batch_size, shuffle)
+                if dev is not None:
+                    logs.update({"val_" + k: v for k, v in self._evaluate(*dev).items()})
                 logs["lr"] = float(optimizer.lr)
                 logs["epoch_time"] = time.perf_counter() - start
                 history.append(logs)
@@ -622,41 +411,52 @@ class Sequential:
             progress.close()
         for cb in callbacks:
             cb.on_train_end(self)
-        if stopper is not None:
-            history.best_epoch = stopper.best_epoch
-        self.history_ = history
         return history
+
+    def _epoch(self, X, Y, optimizer, batch_size, shuffle):
+        """One pass over (X, Y); returns the epoch's logs (loss, accuracy)."""
+        n = len(X)
+        if self.schedule is not None and self.schedule.per == "epoch":
+            optimizer.lr = self.schedule(self.epoch_, optimizer.initial_lr)
+        order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+        lr = self._step_lr(optimizer)
+        result = self._engine.train((X, Y, order), batch_size, optimizer, lr, self.step_,
+                                    self.l2, on_run=self._advance)
+        if result.steps:
+            optimizer.lr = lr(result.steps - 1)
+        if result.diverged is not None:
+            _diverged(np.nan, f"epoch {self.epoch_ + 1}, step {self.step_}")
+        self.epoch_ += 1
+        logs = {"loss": float(result.loss[0]) / n}
+        if not np.isfinite(logs["loss"]):
+            _diverged(logs["loss"], f"epoch {self.epoch_}")
+        if self.output != "identity":
+            per = 1 if self.output == "softmax" else Y.shape[1]
+            logs["accuracy"] = int(result.correct[0]) / (n * per)
+        return logs
 
     # ------------------------------------------------------------------ inference
     def _logits(self, X):
-        """Output pre-activations in inference mode, in chunks."""
-        out = np.empty((len(X), self.blocks[-1].n_out), self.dtype)
-        with self._threads():
-            for s in range(0, len(X), PREDICT_CHUNK):
-                chunk = X[s:s + PREDICT_CHUNK]
-                ws = self._workspace(len(chunk), training=False)
-                self._E.set(ws["X"], chunk)
-                out[s:s + len(chunk)] = self._E.get(self._forward(ws, training=False))
-        return out
+        """Output pre-activations (n, k) in inference mode."""
+        return self._engine.infer(X)[:, 0, :]
 
     def decision_function(self, X):
         """Output pre-activations (logits) (n, k), inference mode."""
-        return self._logits(self._inputs(X, copy=False))
+        return self._logits(self._inputs(X))
 
     def predict_proba(self, X):
         """Class probabilities (softmax or sigmoid outputs), (n, k)."""
         if self.output == "identity":
             raise ValueError("predict_proba needs a softmax or sigmoid output; use predict")
-        Z = self._logits(self._inputs(X, copy=False))
-        K = self._K
-        return K.softmax(Z) if self.output == "softmax" else K.sigmoid(Z)
+        Z = self._logits(self._inputs(X))
+        return _softmax(Z) if self.output == "softmax" else _sigmoid(Z)
 
     def predict(self, X):
         """Class indices (softmax), 0/1 labels (sigmoid) or values (identity).
 
         A single sigmoid or identity output gives shape (n,).
         """
-        Z = self._logits(self._inputs(X, copy=False))
+        Z = self._logits(self._inputs(X))
         if self.output == "softmax":
             return Z.argmax(axis=1)
         out = (Z > 0).astype(np.int64) if self.output == "sigmoid" else Z
@@ -668,12 +468,11 @@ class Sequential:
         return self._evaluate(X, self._targets(y, len(X)))
 
     def _evaluate(self, X, Y):
-        Z = self._logits(X)
-        loss = self._loss(Z, Y, np.empty_like(Z))
-        out = {"loss": loss}
+        _, loss, right = self._engine.infer(X, Y)
+        out = {"loss": float(loss[0]) / len(X)}
         if self.output != "identity":
-            out["accuracy"] = _correct(self.output, Z, Y) / (
-                len(X) * (1 if self.output == "softmax" else Y.shape[1]))
+            out["accuracy"] = int(right[0]) / (len(X) * (1 if self.output == "softmax"
+                                                          else Y.shape[1]))
         return out
 
     def score(self, X, y):
@@ -697,10 +496,8 @@ class Sequential:
         other = model_from_config(config)
         if self.input_dim is not None:
             other._require_built(np.empty((1, self.input_dim)))
-            other._set_host_state(*self._host_state())
-        other.step_, other.epoch_ = self.step_, self.epoch_
-        other._shuffle_rng.bit_generator.state = copy.deepcopy(
-            self._shuffle_rng.bit_generator.state)
+            other.parameters.set_host_state(*self.parameters.host_state())
+        other.set_training_state(copy.deepcopy(self.training_state()))
         return other
 
     def save(self, path):
@@ -805,100 +602,10 @@ def model_from_config(config):
     raise ValueError(f"unknown model class {kind!r}")
 
 
-def _correct(output, Z, Y):
-    """Number of right predictions (softmax: rows; sigmoid: elements)."""
-    if output == "softmax":
-        return int(np.count_nonzero(Z.argmax(axis=1) == Y.argmax(axis=1)))
-    return int(np.count_nonzero((Z > 0) == (Y > 0.5)))
-
-
-def _engine_backend(backend):
-    """The concrete backend the model runs on.
-
-    On "numpy" and "cpu" the engine's arrays are NumPy arrays (``_HostArrays``). On
-    "cuda" they stay on the GPU (fastdnn.cuda.engine): parameters, gradients,
-    optimizer state, BatchNorm statistics and workspaces are device arrays; fit moves
-    the training set to the device once when it fits (else each batch once) and reads
-    the loss once per epoch; train_step moves its batch in and its loss out.
-    """
-    return _resolve(backend)
-
-
-class _HostArrays:
-    """The engine's array operations on NumPy arrays (numpy and cpu backends).
-
-    The same methods as fastdnn.cuda.engine.DeviceArrays: a kernel module that keeps
-    its arrays elsewhere exports such an object as ``ENGINE``.
-    """
-
-    device = False
-    per_step_checks = True    # a NaN loss stops training at the step that made it
-
-    def empty(self, shape, dtype):
-        return np.empty(shape, dtype)
-
-    def zeros(self, shape, dtype):
-        return np.zeros(shape, dtype)
-
-    def put(self, host):
-        return host
-
-    def get(self, a):
-        return a.copy()
-
-    def set(self, dst, value):
-        dst[...] = value
-
-    def clone(self, a):
-        return a.copy()
-
-    def copy_into(self, dst, src):
-        dst[...] = src
-
-    def item(self, loss):
-        return loss
-
-    def batch_loss(self, model, Z, ws):
-        return model._loss(Z, ws["Y"], ws["dout"]) + model._l2_term(ws["X"].shape[0])
-
-    def feeder(self, X, Y):
-        return _HostFeeder(X, Y)
-
-    def totals(self):
-        return _HostTotals()
-
-
-class _HostFeeder:
-    def __init__(self, X, Y):
-        self.X, self.Y, self.order = X, Y, None
-
-    def epoch(self, order):
-        self.order = order
-
-    def fill(self, ws, start, stop):
-        idx = self.order[start:stop]
-        np.take(self.X, idx, axis=0, out=ws["X"])
-        np.take(self.Y, idx, axis=0, out=ws["Y"])
-
-
-class _HostTotals:
-    def __init__(self):
-        self.total, self.right = 0.0, 0
-
-    def add(self, loss, m):
-        self.total += loss * m
-
-    def count_correct(self, output, Z, Y):
-        self.right += _correct(output, Z, Y)
-
-    def loss_sum(self):
-        return self.total
-
-    def correct(self):
-        return self.right
-
-
-_HOST = _HostArrays()
+def _diverged(loss, where):
+    raise FloatingPointError(
+        f"training diverged: the loss is {loss} at {where}; try a smaller learning "
+        "rate, standardized inputs or a stronger L2 / BatchNorm")
 
 
 def _all_finite(X):

@@ -90,6 +90,8 @@ def _engine_backend(backend):
 class _SklearnAdam(Adam):
     """fastdnn's Adam with scikit-learn's epsilon placement: eps / sqrt(1 - beta2^t)."""
 
+    eps_scaled = True   # the compiled engine's switch for the same placement
+
     def _update(self, f, p, g, state, lr):
         eps = self.eps / math.sqrt(1.0 - self.beta2 ** self.t)
         f(p, g, state[0], state[1], self.t, lr, self.beta1, self.beta2, eps,

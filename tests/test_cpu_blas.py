@@ -111,33 +111,3 @@ def test_owned_threads_lifts_the_spin_guard(monkeypatch):
         assert _common.launch(numba.get_num_threads) == threads
 
 
-def test_model_step_with_owned_threads_matches_the_numpy_blas_path(monkeypatch):
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((96, 20))
-    y = rng.integers(0, 4, 96)
-    losses = []
-    for owned in (True, False):
-        monkeypatch.setattr(_blas, "MIN_BLOCK_WORK", 1)
-        monkeypatch.setattr(_blas, "MIN_BLOCK_COLUMNS", 8)
-        model = fastdnn.MLP([20, 70, 33, 4], batchnorm=True, keep_prob=0.8, dtype="float64",
-                            backend="cpu", seed=0)
-        if not owned:
-            monkeypatch.setattr(model, "_threads", lambda: _NULL)
-        calls = _spy(monkeypatch)
-        hist = model.fit(X, y, epochs=3, batch_size=32, verbose=0)
-        assert bool(calls) is owned
-        losses.append((hist["loss"], model.get_params()))
-    assert_close(np.array(losses[0][0]), np.array(losses[1][0]), dtype=np.dtype(np.float64))
-    for name, value in losses[0][1].items():
-        assert_close(value, losses[1][1][name], dtype=np.dtype(np.float64), name=name)
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NULL = _Null()

@@ -14,25 +14,26 @@ def blobs(n=50, seed=0):
     return rng.standard_normal((3, 4))[y] * 2 + rng.standard_normal((n, 4)), y
 
 
-def make(kind):
+def make(kind, backend="numpy"):
     if kind == "mlp":
         return MLP([4, 6, 5, 3], batchnorm=True, keep_prob=[0.8, 0.7], l2=0.01,
-                   backend="numpy", seed=3)
+                   backend=backend, seed=3)
     return Sequential([Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(0.9), Dense(3),
-                       Activation("softmax")], backend="numpy", seed=3)
+                       Activation("softmax")], backend=backend, seed=3)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("kind", ["mlp", "sequential"])
 @pytest.mark.parametrize("opt, schedule", [
     (lambda: fastdnn.Adam(0.01), lambda: fastdnn.schedules.Exponential(0.8)),
     (lambda: fastdnn.Nesterov(0.05), lambda: fastdnn.schedules.InverseTime(
         0.01, per="iteration")),
 ])
-def test_resume_is_bit_for_bit(kind, opt, schedule, tmp_path):
+def test_resume_is_bit_for_bit(kind, backend, opt, schedule, tmp_path):
     X, y = blobs()
-    full = make(kind)
+    full = make(kind, backend)
     full.fit(X, y, optimizer=opt(), schedule=schedule(), epochs=4, batch_size=16, verbose=0)
-    half = make(kind)
+    half = make(kind, backend)
     half.fit(X, y, optimizer=opt(), schedule=schedule(), epochs=2, batch_size=16, verbose=0)
     path = tmp_path / "ckpt.npz"
     half.save(path)

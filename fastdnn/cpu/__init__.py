@@ -18,7 +18,6 @@ kernel by about 15%; no kernel divides by a value that can be zero.
 """
 from ..reference import INITIALIZERS, ewa, initialize_weights, schedules  # noqa: F401
 from ._blas import owned_threads
-from ._compile_ahead import start as compile_ahead
 from .activations import ACTIVATIONS, DERIVATIVES, activation_backward, activation_forward
 from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forward,
                         batchnorm_backward, batchnorm_forward)

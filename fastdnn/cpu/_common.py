@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import config
-from .._validation import check_keep_prob
+from .._validation import check_keep_prob, finite_checks_on
 from ..config import CACHE
 from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, keep_threshold
@@ -146,7 +146,7 @@ def _nonfinite_sum(x):
 def check_finite(name, x):
     """Raise ValueError naming ``x`` if it holds NaN or inf; skipped when
     fastdnn.config.CHECK_FINITE is False."""
-    if not config.CHECK_FINITE:
+    if not finite_checks_on():
         return x
     if launch(_nonfinite_sum, contiguous(x)) != 0:
         bad = np.argwhere(~np.isfinite(x))[0]

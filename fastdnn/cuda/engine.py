@@ -180,18 +180,18 @@ class DeviceArrays:
         return float(loss.copy_to_host()[0])
 
     # -------------------------------------------------------------- training
-    def batch_loss(self, model, Z, ws):
+    def batch_loss(self, engine, Z, ws, l2):
         """The batch loss (+ (l2 / 2m) sum ||W||^2 in float64 when l2 > 0) as a (1,)
         device array; also writes dZ into ws["dout"]. Nothing leaves the device."""
         # buffers kept with the workspace: a training step allocates nothing
         loss = ws.get("loss")
         if loss is None:
             loss = ws["loss"] = cuda.device_array(1, dtype=Z.dtype)
-        fn, out_name = _LOSSES[model.output]
+        fn, out_name = _LOSSES[engine.output]
         fn(Z, ws["Y"], **{out_name: ws["dout"]}, loss_out=loss)
-        if not model.l2:
+        if not l2:
             return loss
-        L = len(model.blocks)
+        L = len(engine.blocks)
         scratch = ws.get("l2_scratch")
         if scratch is None:
             scratch = ws["l2_scratch"] = (cuda.device_array(L2_LANES * L, dtype=np.float64),
@@ -199,10 +199,10 @@ class DeviceArrays:
                                           cuda.device_array(1, dtype=np.float64))
         partial, final, out = scratch
         for l in range(L):
-            _sumsq_lanes[dev.launch(L2_LANES)](dev.flat(model._p[f"W{l + 1}"]), L2_LANES,
-                                               partial, l * L2_LANES)
+            _sumsq_lanes[dev.launch(L2_LANES)](dev.flat(engine.params.p[f"W{l + 1}"]),
+                                               L2_LANES, partial, l * L2_LANES)
         _sum_lanes[dev.launch(L2_FINAL)](partial, final)
-        _batch_loss[1, 1](loss, final, float(model.l2 / (2 * ws["X"].shape[0])), out)
+        _batch_loss[1, 1](loss, final, float(l2 / (2 * ws["X"].shape[0])), out)
         return out
 
     def feeder(self, X, Y):

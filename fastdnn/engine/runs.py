@@ -15,12 +15,14 @@ m = batch rows, K = models, G = models of a group, L = layers; the tuples and ta
 are those of fastdnn.engine.structs. ``work`` = (buf, tmp): the workspace rows (one per
 group trained at once) and per-thread float64 scratch.
 """
+import sys
+
 import numpy as np
 from numba import njit
 
 from ..config import CACHE, INTERNAL
 from ..cpu._rows import activate_inplace, bias_activate_inplace
-from . import blas
+from . import _link, blas
 from .pool import claim, close, finish, stop_before, wait_turn
 from .steps import run_item, score_row, step_finite
 from .structs import (ACT, ACT_BUF, B_AT, BETA_AT, BIAS, BN, BN_EPS, CORRECT, D_BUF,
@@ -196,3 +198,5 @@ def _score_rows(where, net, P, run, Y, out, parts, buf):
         parts[LOSS, 0, k, block] = loss
         parts[CORRECT, 0, k, block] = right
 
+
+_link.guard(sys.modules[__name__])

@@ -11,6 +11,8 @@ Sums over the batch (BatchNorm statistics, bias and BatchNorm gradients) run ove
 rows of a column block, in row order, in float64; one item owns each column, so they
 never depend on the thread count. fastdnn.engine.program says which item runs when.
 """
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -21,7 +23,8 @@ from ..cpu._rows import (activate_inplace, adam_range, add_scaled, bias_activate
 from ..formulas import (batchnorm_grad, dropout_key, inverse_std, running_average,
                         sigmoid, sigmoid_cross_entropy, softmax_cross_entropy_row,
                         squared_error)
-from . import blas
+from . import _link, blas
+from ._link import separate
 from .program import FORWARD, GATHER, INPUT_GRAD, OUTPUT, UPDATE, WEIGHT_GRAD
 from .structs import (ACT, ACT_BUF, B_AT, BETA1, BETA2, BETA_AT, BIAS, BN, BN_EPS,
                       CORRECT, D_BUF, DECAY, EPS_SCALED, GAMMA_AT, HI, KEEP, KIND, L2,
@@ -50,6 +53,9 @@ def gather(where, data, run, buf):
         r = order[first + i]
         copy_row(X[r], _rows(buf, run[X_AT], i, n0, 0, n0))
         copy_row(Y[r], _rows(buf, run[Y_AT], i, nk, 0, nk))
+
+
+gather = separate(gather)
 
 
 # ----------------------------------------------------------------------------- forward
@@ -84,6 +90,9 @@ def forward_hidden(where, net, run, state, buf, tmp, parts):
         if model_f[L2, k] > 0:
             u0 = layer[W_AT, l] + (k * n + c0 - g * n) * n_in
             parts[SQ, s, k, slot] = sum_squares(P[u0:u0 + (c1 - c0) * n_in])
+
+
+forward_hidden = separate(forward_hidden)
 
 
 @njit(**_JIT)
@@ -201,6 +210,9 @@ def forward_output(where, net, run, P, buf, parts):
         parts[SQ, s, k, slot] = sum_squares(P[w0:w0 + nk * n_in])
 
 
+forward_output = separate(forward_output)
+
+
 @njit(**_JIT)
 def _output_row(i, k, g, G, net, run, P, buf):
     """Bias, loss and dZ of model k's logits on row i: (loss, right predictions)."""
@@ -282,6 +294,9 @@ def weight_grad(where, net, run, lr, state, buf, tmp):
                 optimize((s, k, b0, b0 + c1 - c0), net, run, lr, state)
 
 
+weight_grad = separate(weight_grad)
+
+
 @njit(**_JIT)
 def _column_sums(buf, at, width, c0, c1, m, tmp):
     """tmp[:c1 - c0] = sums over the m rows of columns c0 .. c1 (float64, row order)."""
@@ -308,6 +323,9 @@ def input_grad(where, net, run, lr, state, buf, tmp):
     blas.gemm(False, False, run[M], hi - lo, n, buf, layer[D_BUF, l] + g * n, G * n,
               state[0], w0, n_prev, buf, layer[D_BUF, l - 1] + lo, G * n_prev, 0.0)
     _backward_epilogue((s, k0 + g, G, l - 1, lo, hi, g), net, run, lr, state, buf, tmp)
+
+
+input_grad = separate(input_grad)
 
 
 @njit(**_JIT)
@@ -397,6 +415,9 @@ def update_layer(where, net, run, lr, state):
         optimize((s, k, at + lo, at + hi), net, run, lr, state)
 
 
+update_layer = separate(update_layer)
+
+
 @njit(**_JIT)
 def optimize(span, net, run, lr, state):
     """One update of parameters lo .. hi of model k at step s: span = (s, k, lo, hi)."""
@@ -426,6 +447,9 @@ def optimize(span, net, run, lr, state):
         adam_range(p, g, s1[lo:hi], s2[lo:hi], dt(rate / (1.0 - b1 ** t)), dt(b1),
                    dt(1.0 - b1), dt(b2), dt(1.0 - b2), dt(1.0 / np.sqrt(1.0 - b2 ** t)),
                    dt(eps), dt(coupled), dt(decay))
+
+
+optimize = separate(optimize)
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -464,3 +488,6 @@ def step_finite(parts, model_f, s, k0, G, m):
         if not np.isfinite(total / m + model_f[L2, k] / (2 * m) * sq):
             return False
     return True
+
+
+_link.guard(sys.modules[__name__])

@@ -3,9 +3,8 @@
 m = batch size, n_in, n_out = layer widths.
 X: (m, n_in), W: (n_out, n_in), b: (n_out,) or None, outputs (m, n_out).
 """
-from .. import config
 from .._validation import (check_finite, check_float_array, check_real, check_same_dtype,
-                          check_shape, emit)
+                          check_shape, emit, finite_checks_on)
 from .activations import activation_backward, activation_forward
 from .dropout import dropout_backward, dropout_forward
 
@@ -57,7 +56,7 @@ def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0
 
 def _check_layer(X, W, b):
     check_float_array("X", X, ndim=2)
-    if config.CHECK_FINITE:
+    if finite_checks_on():
         check_finite("X", X)
     check_float_array("W", W, ndim=2)
     check_same_dtype("W", W, X.dtype)

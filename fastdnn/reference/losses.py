@@ -7,8 +7,8 @@ dW = dZ.T @ X needs no further 1/m.
 """
 import numpy as np
 
-from .. import config
-from .._validation import check_finite, check_float_array, check_shape, emit
+from .._validation import (check_finite, check_float_array, check_shape, emit,
+                          finite_checks_on)
 from .activations import _sigmoid
 
 
@@ -84,13 +84,13 @@ def l2_grad(W, lambd, m):
 
 def _targets(Z, Y, allow_labels=False, name="Z"):
     check_float_array(name, Z, ndim=2)
-    if config.CHECK_FINITE:
+    if finite_checks_on():
         check_finite(name, Z)
     Y = np.asarray(Y)
     if allow_labels and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
         check_shape("Y", Y, (Z.shape[0],))
         return one_hot(Y, Z.shape[1], Z.dtype)
     check_shape("Y", Y, Z.shape)
-    if config.CHECK_FINITE:
+    if finite_checks_on():
         check_finite("Y", Y)
     return Y.astype(Z.dtype, copy=False)
