@@ -281,25 +281,21 @@ class Sequential:
         """
         X = self._inputs(X)
         Y = self._targets(y, len(X))
-        result = self._engine.train((X, Y, np.arange(len(X))), len(X), None,
-                                    lambda i: 0.0, self.step_, self.l2, update=False,
-                                    stop_on_nan=False)
+        loss = self._engine.step(X, Y, None, 0.0, self.step_, self.l2, update=False)
         p = self.parameters
-        return float(result.loss[0]) / len(X), {"d" + name: p.arrays.get(g)
-                                                 for name, g in p.g.items()}
+        return loss, {"d" + name: p.arrays.get(g) for name, g in p.g.items()}
 
     def train_step(self, X, y, optimizer):
         """One update on the batch (X, y) with ``optimizer``; returns the loss before it."""
         X = self._inputs(X)
         Y = self._targets(y, len(X))
         optimizer = self._optimizer(optimizer)
-        lr = self._step_lr(optimizer)
-        result = self._engine.train((X, Y, np.arange(len(X))), len(X), optimizer, lr,
-                                    self.step_, self.l2, on_run=self._advance)
-        loss = float(result.loss[0]) / len(X)
-        if result.diverged is not None:
-            _diverged(np.nan, f"step {self.step_}")
-        optimizer.lr = lr(result.steps - 1)
+        lr = self._step_lr(optimizer)(0)
+        loss = self._engine.step(X, Y, optimizer, lr, self.step_, self.l2)
+        if not np.isfinite(loss):
+            _diverged(loss, f"step {self.step_}")
+        optimizer.lr = lr
+        self.step_ += 1
         return loss
 
     def _optimizer(self, optimizer):

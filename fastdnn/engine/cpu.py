@@ -156,6 +156,13 @@ class CpuEngine:
                 row += steps * m
         return EpochResult(loss, correct, done, None)
 
+    def step(self, X, Y, optimizer, lr, step, l2, update=True):
+        """One step on the batch (X, Y): its loss (L2 term included), the gradients in
+        params.grad, and the update when ``update`` and the loss is finite."""
+        result = self.train((X, Y, np.arange(X.shape[0])), X.shape[0], optimizer,
+                            lambda i: lr, step, l2, update=update, stop_on_nan=update)
+        return float(result.loss[0]) / X.shape[0] if result.diverged is None else np.nan
+
     def _run_length(self, m):
         seconds = self._step_seconds.get(m)
         if seconds is None:

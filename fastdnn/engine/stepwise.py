@@ -32,6 +32,7 @@ class StepwiseEngine:
         self.K, self.E = kernels, arrays
         self.blocks = params.blocks
         self._workspaces = Workspaces()
+        self._feeder = (None, None, None)   # the last (X, Y, feeder): fit's epochs share it
 
     # ------------------------------------------------------------------ training
     @finite_checks_skipped()
@@ -40,7 +41,9 @@ class StepwiseEngine:
         """As fastdnn.engine.cpu.CpuEngine.train (one model)."""
         X, Y, order = data
         n, E = order.shape[0], self.E
-        feeder = E.feeder(X, Y)
+        if self._feeder[0] is not X or self._feeder[1] is not Y:
+            self._feeder = (X, Y, E.feeder(X, Y))   # (on the GPU: the data moves once)
+        feeder = self._feeder[2]
         feeder.epoch(order)
         totals = E.totals()
         running = None if update else E.clone(self.params.running)
@@ -71,6 +74,27 @@ class StepwiseEngine:
         total = totals.loss_sum()
         bad = None if math.isfinite(total) or not stop_on_nan else done
         return EpochResult(np.array([total]), np.array([totals.correct()]), done, bad)
+
+    @finite_checks_skipped()
+    def step(self, X, Y, optimizer, lr, step, l2, update=True):
+        """One step on the batch (X, Y): its loss (L2 term included) as a float, the
+        gradients in params.grad, and the update when ``update`` (else BatchNorm's running
+        statistics are left as they were). The batch is copied in once and the loss read
+        once; nothing else moves."""
+        E, m = self.E, X.shape[0]
+        running = None if update else E.clone(self.params.running)
+        try:
+            with self._workspaces.take((m, True), lambda: self._workspace(m)) as ws:
+                E.set(ws["X"], X)
+                E.set(ws["Y"], Y)
+                loss = E.item(self.grads_on(ws, step, l2))
+            if update and math.isfinite(loss):
+                optimizer.lr = lr
+                optimizer.step(self.params.flat, self.params.grad, kernels=self.K)
+        finally:
+            if running is not None:
+                E.copy_into(self.params.running, running)
+        return loss
 
     def grads_on(self, ws, step, l2):
         """Forward, loss (L2 term included) and backward on the batch in ws at training

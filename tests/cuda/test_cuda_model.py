@@ -110,13 +110,15 @@ def test_engine_arrays_stay_on_the_device(data):
     X, y = data
     model = _mlp("cuda")
     model.fit(X, y, epochs=1, batch_size=5, verbose=0)
-    assert is_device_array(model._flat) and is_device_array(model._flat_grad)
-    assert is_device_array(model._running)
-    for views in (model._p, model._g, model._rm, model._rv):
+    p = model.parameters
+    assert is_device_array(p.flat) and is_device_array(p.grad)
+    assert is_device_array(p.running)
+    for views in (p.p, p.g, p.rm, p.rv):
         assert views and all(is_device_array(v) for v in views.values())
     assert all(is_device_array(a) for arrs in model.optimizer.state.values() for a in arrs)
-    assert model._workspaces
-    for ws in model._workspaces.values():
+    workspaces = [ws for stack in model._engine._workspaces._free.values() for ws in stack]
+    assert workspaces
+    for ws in workspaces:
         arrays = [ws["X"], ws["Y"], ws["dout"]] + [a for b in ws["blocks"]
                                                    for a in b.values() if a is not None]
         assert all(is_device_array(a) for a in arrays)
@@ -210,7 +212,7 @@ def test_save_load_set_params_and_snapshot(data, tmp_path):
     path = tmp_path / "m.npz"
     model.save(path)
     back = fastdnn.load(path)
-    assert back.backend == "cuda" and is_device_array(back._flat)
+    assert back.backend == "cuda" and is_device_array(back.parameters.flat)
     _compare(model.get_params(), back.get_params(), "float64", "loaded")
     _compare(model.get_batchnorm_stats(), back.get_batchnorm_stats(), "float64", "loaded")
     # resuming: the host state restored by load moves to the device on the next step
@@ -219,16 +221,16 @@ def test_save_load_set_params_and_snapshot(data, tmp_path):
     assert all(is_device_array(a) for arrs in back.optimizer.state.values() for a in arrs)
     _compare(model.get_params(), back.get_params(), "float64", "resumed")
     on_host = fastdnn.load(path, backend="numpy")
-    assert isinstance(on_host._flat, np.ndarray)
+    assert isinstance(on_host.parameters.flat, np.ndarray)
     # set_params / set_batchnorm_stats from NumPy, snapshot and restore on the device
-    snap = model._snapshot()
+    snap = model.parameters.snapshot()
     assert all(is_device_array(a) for a in snap)
     before = model.get_params()
     model.set_params({"W1": np.ones((3, NX)), "beta1": np.arange(3.0)})
     model.set_batchnorm_stats({"running_var1": np.full(3, 2.0)})
     assert np.all(model.get_params()["W1"] == 1)
     assert np.all(model.get_batchnorm_stats()["running_var1"] == 2)
-    model._restore(snap)
+    model.parameters.restore(snap)
     _compare(before, model.get_params(), "float64", "restored")
 
 
