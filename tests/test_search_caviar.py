@@ -196,24 +196,21 @@ def test_compiled_engine_one_model_equals_the_same_model_in_a_group(data):
 
 
 def test_compiled_engine_bits_do_not_depend_on_the_thread_count(data, monkeypatch):
-    numba = pytest.importorskip("numba")
-    import fastdnn.search._caviar_numba as engine
-    monkeypatch.setattr(engine, "CHUNK_MODELS", 2)   # 3 chunks of models
+    import fastdnn.search.caviar as C
+    from fastdnn.engine.pool import threads
+    monkeypatch.setattr(C, "CHUNK_MODELS", 2)   # 3 groups of models
     X, y, Xd, yd = data
     runs = []
-    threads = numba.get_num_threads()
-    for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
-        numba.set_num_threads(n)
-        try:
+    for n in (1, 2, 3):
+        with threads(n):
             runs.append(train_caviar(X, y, [64, 9, 5, 10], FAST_HYPER, epochs=2,
                                      batch_size=32, validation_data=(Xd, yd),
                                      backend="cpu"))
-        finally:
-            numba.set_num_threads(threads)
-    for i in range(len(FAST_HYPER)):
-        for name, value in runs[0].get_params(i).items():
-            np.testing.assert_array_equal(runs[-1].get_params(i)[name], value)
-        assert runs[0].histories[i] == runs[-1].histories[i]
+    for run in runs[1:]:
+        for i in range(len(FAST_HYPER)):
+            for name, value in runs[0].get_params(i).items():
+                np.testing.assert_array_equal(run.get_params(i)[name], value)
+            assert runs[0].histories[i] == run.histories[i]
 
 
 def test_compiled_engine_other_activations(data):
@@ -229,10 +226,10 @@ def test_compiled_engine_other_activations(data):
 
 def test_vectorised_dropout_keys_equal_rng_dropout_key():
     from fastdnn.rng import dropout_key
-    from fastdnn.search.caviar import HYPERPARAMETERS, _FastStack
+    from fastdnn.search.caviar import HYPERPARAMETERS, _EngineStack
     seeds, keeps = [3, 4, 5, 2**70], [0.5, 1.0, 0.7, 0.9]
     hyper = [{**HYPERPARAMETERS, "seed": s, "keep_prob": kp} for s, kp in zip(seeds, keeps)]
-    keys = _FastStack([5, 4, 3, 2], "relu", "float32", hyper).dropout_keys(7)
+    keys = _EngineStack([5, 4, 3, 2], "relu", "float32", hyper).dropout_keys(7)
     assert keys.shape == (4, 7, 2)
     for i, seed in enumerate(seeds):
         for s in range(7):
@@ -241,21 +238,41 @@ def test_vectorised_dropout_keys_equal_rng_dropout_key():
                 assert int(keys[i, s, layer - 1]) == want
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_vector_exp_of_the_compiled_softmax(dtype):
-    pytest.importorskip("numba")
-    from fastdnn.search._caviar_numba import _exp_nonpositive
-    rng = np.random.default_rng(1)
-    x = np.concatenate([-rng.random(20000) * 120, -rng.random(100) * 1e-6,
-                        [0.0, -0.0, -86.9, -87.1, -707.9, -708.1, -1e30, -np.inf]])
-    x = x.astype(dtype)
-    ref = np.exp(x.astype(np.float64))
-    got = x.copy()
-    _exp_nonpositive(got)
-    normal = ref > 4 * np.finfo(dtype).tiny
-    rel = np.abs(got[normal] - ref[normal]) / ref[normal]
-    assert rel.max() <= 3 * np.finfo(dtype).eps
-    assert np.all(np.abs(got - ref)[~normal] <= 4 * np.finfo(dtype).tiny) and np.all(got >= 0)
-    nan = np.array([np.nan], dtype)
-    _exp_nonpositive(nan)
-    assert np.isnan(nan[0])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop"])
+def test_engine_caviar_with_batchnorm_equals_single_models(data, optimizer):
+    """BatchNorm and other optimizers: model i of a group trains as MLP(..., seed=s)
+    alone would, given the shared batch order (every model has the first seed here)."""
+    X, y, Xd, yd = data
+    hyper = [{"learning_rate": 1e-2, "beta1": 0.8, "l2": 0.01, "seed": 7},
+             {"learning_rate": 3e-3, "keep_prob": 0.8, "seed": 7},
+             {"learning_rate": 5e-3, "beta2": 0.99, "eps": 1e-6, "decay": 0.3, "seed": 7}]
+    res = train_caviar(X, y, [64, 12, 6, 10], hyper, epochs=2, batch_size=32,
+                       dtype="float64", validation_data=(Xd, yd), backend="cpu",
+                       batchnorm=True, optimizer=optimizer)
+    from helpers import assert_close
+    for i, h in enumerate(hyper):
+        model = fastdnn.MLP([64, 12, 6, 10], batchnorm=True, keep_prob=h.get("keep_prob", 1),
+                            l2=h.get("l2", 0.0), dtype="float64", backend="numpy",
+                            seed=h["seed"])
+        opt = fastdnn.optim.get_optimizer(optimizer, lr=h["learning_rate"])
+        for attr, key, default in (("beta1", "beta1", 0.9), ("beta", "beta1", 0.9),
+                                   ("beta2", "beta2", 0.999), ("eps", "eps", 1e-8)):
+            if hasattr(opt, attr):
+                setattr(opt, attr, h.get(key, default))
+        sched = InverseTime(h["decay"]) if h.get("decay") else None
+        hist = model.fit(X, y, optimizer=opt, epochs=2, batch_size=32, schedule=sched,
+                         validation_data=(Xd, yd), verbose=0)
+        mine = res.get_params(i)
+        for name, ref in model.get_params().items():
+            assert_close(mine[name], ref, rtol=1e-10, atol=1e-12, name=f"model {i} {name}")
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert_close(res.histories[i][key], hist[key], rtol=1e-10, atol=1e-12,
+                         name=f"model {i} {key}")
+
+
+def test_batchnorm_and_other_optimizers_need_the_engine(data):
+    X, y, Xd, yd = data
+    with pytest.raises(ValueError, match="backend='cpu'"):
+        train_caviar(X, y, [64, 8, 10], HYPER, epochs=1, backend="numpy", batchnorm=True)
+    with pytest.raises(ValueError, match="backend='cpu'"):
+        train_caviar(X, y, [64, 8, 10], HYPER, epochs=1, backend="numpy", optimizer="sgd")

@@ -3,7 +3,7 @@
 K = models, m = batch size, n_l = width of layer l (n_0 inputs, n_L = k classes),
 P = parameters per model, S = training steps over all epochs.
 
-The layout of the compiled CPU engine (fastdnn.search._caviar_numba): one flat
+The layout of the CPU engine's stack (fastdnn.search.caviar._EngineStack): one flat
 layer-major buffer W1 (K, n_1, n_0), b1 (K, n_1), W2 (K, n_2, n_1), ..., Adam's moments
 and the gradient alike. Activations are kept transposed, (K, n_l, m), so that
 
@@ -226,16 +226,17 @@ def _run(kernel, n_items, *args):
 
 
 def make_stack(base):
-    """The CUDA stack class, a subclass of the compiled engine's host-side stack
-    ``base`` (fastdnn.search.caviar._FastStack: layout, initialisation, views)."""
+    """The CUDA stack class, a subclass of the engine's host-side stack ``base``
+    (fastdnn.search.caviar._EngineStack: layout, initialisation, views)."""
 
     class CudaStack(base):
         """K stacked MLPs on the GPU; ``train`` runs the whole training there."""
 
-        def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev, dev_at=None):
+        def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None):
             # scores the dev set after every epoch whatever dev_at asks: the caller
             # reads the epochs it wants (a dev pass is a small part of a GPU epoch)
-            return _train(self, X, y, orders, lrs, batch_size, X_dev, y_dev)
+            return _train(self, X, Y.argmax(axis=1), orders, lrs, batch_size, X_dev,
+                          Y_dev.argmax(axis=1))
 
     return CudaStack
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
 from .pool import current_threads, default_pool
 from .program import training_program, workspace
-from .runs import infer, train_shared
+from .runs import infer, train_private, train_shared
 from .structs import (ACT_BUF, BETA1, BN, DROP, BETA2, CORRECT, DECAY, EPS_SCALED, KEEP, L2, LOSS,
                       M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START, RUN_FIELDS,
                       SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, X_AT, Y_AT)
@@ -94,11 +94,15 @@ class CpuEngine:
 
     ``params``: fastdnn.engine.layout.Parameters; ``output``: "softmax", "sigmoid" or
     "identity"; ``seeds``: (K,) dropout seeds; ``keep``: (L, K) keep probabilities
-    (default: the blocks').
+    (default: the blocks'). ``group``: models per group. With all K in one group (the
+    default) the threads share every step's work items (fastdnn.engine.runs.train_shared);
+    with smaller groups each thread trains whole groups (train_private), the way many
+    small models of a search train fastest.
     """
 
-    def __init__(self, params, output, seeds, keep=None):
+    def __init__(self, params, output, seeds, keep=None, group=None):
         self.params, self.output = params, OUTPUT_CODES[output]
+        self.group = min(group or params.models, params.models)
         self.sizes = [params.blocks[0].n_in] + [b.n_out for b in params.blocks]
         self.tables = params.tables(seeds, keep)
         self._programs = {}
@@ -174,12 +178,13 @@ class CpuEngine:
         """One run of ``steps`` steps of ``m`` rows; adds to loss and correct. Returns
         (steps applied, whether a non-finite loss stopped it)."""
         p = self.params
-        K = p.models
+        K, G = p.models, self.group
+        shared = G == K
         threads = self._threads(m)
-        program, slots = self._program(m, K, True)
+        program, slots = self._program(m, G, shared)
         key = ("train", m, threads)
-        make = lambda: _Scratch(self.tables, self.sizes, K, m, threads, 1, slots,  # noqa
-                                MAX_RUN_STEPS, p.dtype)
+        make = lambda: _Scratch(self.tables, self.sizes, G, m, threads,  # noqa: E731
+                                1 if shared else threads, slots, MAX_RUN_STEPS, p.dtype)
         with self._workspaces.take(key, make) as sc:
             sc.parts[:, :steps] = 0
             sc.lr[:steps] = np.asarray(lrs, np.float64).reshape(steps, -1)
@@ -189,9 +194,11 @@ class CpuEngine:
             sc.run[[STEPS, ROW_START, STEP0, UPDATE, STOP_ON_NAN, OUTPUT]] = \
                 steps, row_start, step0, update, stop_on_nan, self.output
             state = self._state(optimizer if update else None)
-            default_pool().run(train_shared, (sc.net, state, data, sc.work, sc.run,
-                                              sc.lr, sc.parts, program),
-                               steps * len(program), threads)
+            args = (sc.net, state, data, sc.work, sc.run, sc.lr, sc.parts, program)
+            if shared:
+                default_pool().run(train_shared, args, steps * len(program), threads)
+            else:
+                default_pool().run(train_private, args, -(-K // G), threads)
             applied, bad = _merge(sc.parts, steps, sc.model_f[L2], loss, correct,
                                   stop_on_nan)
         if update and optimizer is not None:
@@ -221,19 +228,19 @@ class CpuEngine:
         """Logits (n, K, k) of X (C-contiguous, the model's dtype); with targets Y (n, k)
         also the summed loss (without the L2 term) and right predictions per model."""
         p = self.params
-        K, n = p.models, X.shape[0]
+        K, G, n = p.models, self.group, X.shape[0]
         nk = self.sizes[-1]
-        threads = current_threads() if n > INFER_ROWS else 1
         blocks = -(-n // INFER_ROWS)
+        threads = current_threads() if blocks * -(-K // G) > 1 else 1
         out = np.empty(n * K * nk, p.dtype)
-        make = lambda: _Scratch(self.tables, self.sizes, K, INFER_ROWS, threads,  # noqa
+        make = lambda: _Scratch(self.tables, self.sizes, G, INFER_ROWS, threads,  # noqa
                                 threads, 0, 1, p.dtype)
         with self._workspaces.take(("infer", threads), make) as sc:
             parts = np.zeros((3, 1, K, blocks))
             sc.run[OUTPUT] = self.output
             Yd = _NO_Y[p.dtype.type] if Y is None else Y
             default_pool().run(infer, (sc.net, self._state(None), sc.work, sc.run, X, Yd,
-                                       out, parts), blocks, threads)
+                                       out, parts), blocks * -(-K // G), threads)
         logits = out.reshape(n, K, nk)
         if Y is None:
             return logits

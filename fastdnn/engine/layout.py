@@ -61,18 +61,18 @@ class Parameters:
         self.g = self.views(self.grad)
         self.rm, self.rv = self.running_views(self.running)
 
-    def views(self, flat):
+    def views(self, flat, stacked=False):
         """{name: view of ``flat``}: (n_out, n_in) / (n_out,), with a leading K axis for
-        stacked models."""
+        stacked models (also for K = 1 when ``stacked``)."""
         K = self.models
-        lead = () if K == 1 else (K,)
+        lead = () if K == 1 and not stacked else (K,)
         return {name: flat[o:o + K * int(np.prod(s))].reshape(lead + s)
                 for name, o, s in self.layout}
 
-    def running_views(self, running):
+    def running_views(self, running, stacked=False):
         """({l: running means}, {l: running variances}) of the BatchNorm layers."""
         K, half = self.models, self.models * self.n_bn
-        lead = () if K == 1 else (K,)
+        lead = () if K == 1 and not stacked else (K,)
         rm, rv, offset = {}, {}, 0
         for l, blk in enumerate(self.blocks, start=1):
             if blk.bn is not None:

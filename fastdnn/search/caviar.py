@@ -12,18 +12,17 @@ Two engines (``train_caviar(..., backend=...)``):
   arrays. A step is a handful of stacked NumPy calls (np.matmul over the K models). Its
   operations are the reference's, in the same order and dtype, so each model matches
   ``fastdnn.MLP(..., backend="numpy").fit`` with the same seed BIT FOR BIT.
-- ``"cpu"``, the compiled engine (fastdnn.search._caviar_numba; the default where Numba
-  and SciPy are installed): the whole training of all K models is ONE compiled call.
-  Parameters are layer-major (W1 of all models contiguous, (K n_1, n_0)), so the first
-  layer of a chunk of G models is one GEMM, X @ W1_chunk^T, and so is its gradient;
-  chunks run in parallel on Numba's threads. Element-wise work is fused loops. It
-  matches the NumPy engine TO ROUNDING, not bit for bit (about 1e-15 relative per step
-  in float64, 1e-7 in float32; training amplifies it, so tests allow 1e-10 and 1e-5
-  over a few epochs): BLAS blocks a (G n_1)-wide GEMM differently from K narrow ones,
-  the loss sums run in another order, Adam's formula is arranged with one division and
-  the softmax's exp is a vectorised polynomial (within 2 ulp). Its results do not
-  depend on the thread count (chunks are fixed by G and every reduction has a fixed
-  order).
+- ``"cpu"``, the training engine (fastdnn.engine, which also trains ``MLP.fit``; the
+  default without a GPU): each epoch of all K models is one compiled call. Parameters
+  are layer-major (W1 of all models contiguous, (K n_1, n_0)), so the first layer of a
+  group of G models is one GEMM, X @ W1_group^T, and so is its gradient; the engine's
+  threads take groups in turn. It matches the NumPy engine TO ROUNDING, not bit for bit
+  (about 1e-15 relative per step in float64, 1e-7 in float32; training amplifies it, so
+  tests allow 1e-10 and 1e-5 over a few epochs): BLAS blocks a (G n_1)-wide GEMM
+  differently from K narrow ones, the sums run in another order, and Adam's formula is
+  arranged with one division. Its results do not depend on the thread count (groups are
+  fixed by G and every reduction has a fixed order). It also trains BatchNorm and every
+  optimizer.
 - ``"cuda"``: fastdnn.cuda.caviar, the compiled engine's layout on a GPU.
 
 Each model follows what ``MLP.fit`` does with the same seed: He initialisation from
@@ -41,6 +40,7 @@ from ..reference.activations import activation_backward, activation_forward
 from ..reference.dropout import dropout_mask
 from ..reference.init import initialize_weights
 from ..reference.schedules import inverse_time
+from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, dropout_key
 
 HYPERPARAMETERS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
@@ -255,46 +255,54 @@ def _adam_kernel():
     return _ADAM[0]
 
 
-class _FastStack:
-    """K stacked MLPs for the compiled engine (fastdnn.search._caviar_numba): one flat
-    layer-major buffer W1 (K, n_1, n_0), b1 (K, n_1), W2 ... and Adam's state alike."""
+class _EngineStack:
+    """K stacked MLPs on the training engine (fastdnn.engine): one flat layer-major
+    buffer W1 (K, n_1, n_0), b1 (K, n_1), W2 ... (gamma and beta too with BatchNorm), the
+    optimizer's state alike; the engine trains groups of CHUNK_MODELS models, one
+    group per thread at a time, and the first layer of a group is one product."""
 
-    def __init__(self, sizes, activation, dtype, hyper):
-        from ..formulas import ACTIVATION_CODES
+    def __init__(self, sizes, activation, dtype, hyper, batchnorm=False, optimizer="adam"):
+        from ..engine.layout import Block, Parameters
+        from ..layers import BatchNorm
         from ..rng import keep_threshold
-        from . import _caviar_numba as engine
-        self.engine = engine
         self.sizes, self.dtype = np.array(sizes, np.int64), np.dtype(dtype)
         self.K = K = len(hyper)
         self.L = L = len(sizes) - 1
-        woff, boff, self.layout, P = [], [], [], 0
-        for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
-            woff.append(P)
-            self.layout.append((f"W{l}", P, (n_out, n_in)))
-            P += K * n_in * n_out
-            boff.append(P)
-            self.layout.append((f"b{l}", P, (n_out,)))
-            P += K * n_out
-        self.woff, self.boff = np.array(woff, np.int64), np.array(boff, np.int64)
-        self.flat, self.grad = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
-        self.m1, self.m2 = np.zeros(P, self.dtype), np.zeros(P, self.dtype)
-        self.p = {name: self.flat[o:o + K * int(np.prod(s))].reshape((K,) + s)
-                  for name, o, s in self.layout}
+        blocks = [Block(n_in, n_out, "he", l == L - 1 or not batchnorm,
+                        BatchNorm() if batchnorm and l < L - 1 else None,
+                        activation if l < L - 1 else "identity", 1.0)
+                  for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]))]
+        self.params = Parameters(blocks, dtype, models=K)
         h = {key: np.array([float(x[key]) for x in hyper]) for key in HYPERPARAMETERS}
         self.h, self.seeds = h, [int(x["seed"]) for x in hyper]
+        keep = np.tile(h["keep_prob"], (L, 1))
+        keep[L - 1] = 1.0              # never dropout on the output layer
+        self.optimizer = _per_model_optimizer(optimizer, h)
+        self.lr0 = h["learning_rate"]
+        self.lr = self.lr0.copy()
+        self.p = self.params.views(self.params.flat, stacked=True)   # (K, ...) each
+        rv = self.params.running_views(self.params.running, stacked=True)[1]
+        for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
+            rng = np.random.default_rng([seed, 0])
+            for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+                self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng,
+                                                        np.float64)
+                if batchnorm and l < L:
+                    self.p[f"gamma{l}"][i] = 1
+                    rv[l][i] = 1
+        # what fastdnn.cuda.caviar reads (Adam's state, offsets, per-model arrays)
+        self.flat = self.params.flat
+        self.m1, self.m2 = (self.optimizer.flat_state(self.flat) + [None, None])[:2]
+        self.woff = np.array([self.params.offset(f"W{l}") for l in range(1, L + 1)])
+        self.boff = np.array([self.params.offset(f"b{l}") for l in range(1, L + 1)])
         cast = lambda a: np.ascontiguousarray(a, self.dtype)  # noqa: E731
         self.b1, self.omb1 = cast(h["beta1"]), cast(1 - h["beta1"])
         self.b2, self.omb2 = cast(h["beta2"]), cast(1 - h["beta2"])
         self.eps, self.keep = cast(h["eps"]), cast(h["keep_prob"])
         self.th = np.array([keep_threshold(kp) for kp in h["keep_prob"]], np.uint64)
-        self.lr0 = h["learning_rate"]
-        self.lr = self.lr0.copy()
-        self.t = 0
         self.code = ACTIVATION_CODES[activation]
-        for i, seed in enumerate(self.seeds):   # MLP._initialize, model by model
-            rng = np.random.default_rng([seed, 0])
-            for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
-                self.p[f"W{l}"][i] = initialize_weights("he", n_in, n_out, rng, np.float64)
+        self.batchnorm = batchnorm
+        self._keep = keep
 
     def dropout_keys(self, n_steps):
         """(K, n_steps, L - 1) uint64: dropout_key(seed_k, step, layer) for the models
@@ -311,34 +319,52 @@ class _FastStack:
             keys[drop] = splitmix64(inner[:, :, None] ^ layers[None, None, :])
         return keys
 
-    def train(self, X, y, orders, lrs, batch_size, X_dev, y_dev, dev_at=None):
+    def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None):
         """Train every model through all epochs (epoch e in orders[e] with learning
         rates lrs[e]); returns (epochs, K) sums: training loss x n, right answers, dev
         loss x n_dev, dev right answers (the dev set scored after the epochs where the
         bool array dev_at is True; default all)."""
+        from ..engine.cpu import CpuEngine
+        engine = CpuEngine(self.params, "softmax", self.seeds, keep=self._keep,
+                           group=CHUNK_MODELS)
         K, n = self.K, len(X)
         epochs = len(orders)
         n_steps = -(-n // batch_size)
-        keys = self.dropout_keys(epochs * n_steps)
         out = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
                np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
-        import numba
-        self.engine.train(self.engine.CHUNK_MODELS, numba.get_num_threads(), X, y, orders,
-                          batch_size, self.sizes, self.flat, self.grad, self.m1, self.m2,
-                          self.woff, self.boff, np.ascontiguousarray(lrs, self.dtype),
-                          self.b1, self.omb1, self.b2, self.omb2, self.eps, self.h["l2"],
-                          self.keep, self.th, keys, self.h["beta1"], self.h["beta2"],
-                          X_dev, y_dev,
-                          np.ones(epochs, np.bool_) if dev_at is None else dev_at, *out,
-                          self.code)
+        for e in range(epochs):
+            rates = np.asarray(lrs[e], np.float64)
+            result = engine.train((X, Y, orders[e]), batch_size, self.optimizer,
+                                  lambda i: rates, e * n_steps, self.h["l2"],
+                                  stop_on_nan=False)
+            out[0][e], out[1][e] = result.loss, result.correct
+            if len(X_dev) and (dev_at is None or dev_at[e]):
+                _, out[2][e], out[3][e] = engine.infer(X_dev, Y_dev)
         return out
+
+
+# Models per group on the engine: the unit of parallel work and of the first layer's
+# product. Results depend on it (BLAS blocking), never on the thread count.
+CHUNK_MODELS = 4
+
+
+def _per_model_optimizer(name, h):
+    """An optimizer whose hyperparameters are (K,) arrays (one per model), which the
+    engine reads model by model."""
+    from ..optim import get_optimizer
+    opt = get_optimizer(name)
+    for attr, key in (("beta1", "beta1"), ("beta", "beta1"), ("beta2", "beta2"),
+                      ("eps", "eps")):
+        if hasattr(opt, attr):
+            setattr(opt, attr, h[key].copy())
+    return opt
 
 
 def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
                  activation="relu", dtype="float32", validation_data=None, backend="auto",
-                 dev_curves=True):
-    """Train K MLPs with softmax outputs and Adam together, one set of hyperparameters
-    each, on the same mini-batches.
+                 dev_curves=True, batchnorm=False, optimizer="adam"):
+    """Train K MLPs with softmax outputs together, one set of hyperparameters each, on
+    the same mini-batches.
 
     Parameters
     ----------
@@ -355,13 +381,18 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
     validation_data : (X_dev, y_dev) or None
 
     backend : "auto", "cpu", "numpy" or "cuda"
-        The engine: "cpu" is the compiled one (one Numba call trains all K models; the
-        default, "auto", where Numba and SciPy are there, else "numpy"), "numpy" the
-        stacked NumPy oracle, "cuda" the GPU one.
+        "cpu" (and "auto" without a GPU) is the training engine (fastdnn.engine), which
+        trains groups of models in parallel; "numpy" the stacked NumPy oracle, "cuda"
+        the GPU one.
     dev_curves : bool
         Score the validation data after every epoch (learning curves), or, when False,
         after the last epoch only, as scikit-learn's searches do (the other epochs'
         ``val_loss`` and ``val_accuracy`` are NaN): about 10% less work on digits.
+    batchnorm : bool
+        BatchNorm after every hidden layer (backend "cpu" only).
+    optimizer : "adam", "adamw", "sgd", "momentum", "nesterov" or "rmsprop"
+        Each model's optimizer, with its learning_rate, beta1 (the momentum's beta),
+        beta2 and eps (backend "cpu" only for optimizers other than "adam").
 
     Returns
     -------
@@ -387,6 +418,11 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
         X_dev = np.array(validation_data[0], dtype=dtype, order="C", copy=True)
         Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
     backend = _resolve_backend(backend)
+    check_choice("optimizer", optimizer, ("adam", "adamw", "sgd", "momentum", "nesterov",
+                                          "rmsprop"))
+    if backend != "cpu" and (batchnorm or optimizer != "adam"):
+        raise ValueError(f"backend={backend!r} trains Adam without BatchNorm; "
+                         "batchnorm=True and other optimizers need backend='cpu'")
     dev = (X_dev, Y_dev) if validation_data is not None else None
     dev_at = np.ones(epochs, np.bool_)
     if not isinstance(dev_curves, (bool, np.bool_)):
@@ -395,37 +431,28 @@ def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64
         dev_at[:-1] = False
     if backend == "cuda":
         from ..cuda.caviar import make_stack
-        return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
-                      validation_data, dev, dev_at, make_stack(_FastStack))
-    if backend == "cpu":
-        from .runner import _one_blas_thread
-        with _one_blas_thread():   # the chunks run in parallel, each on one core
-            return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
-                          validation_data, dev, dev_at, _FastStack)
-    return _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype,
-                  validation_data, dev, dev_at, _Stack)
+        stack = make_stack(_EngineStack)
+    else:
+        stack = _EngineStack if backend == "cpu" else _Stack
+    make = lambda: stack(sizes, activation, dtype, hyper, **(  # noqa: E731
+        dict(batchnorm=batchnorm, optimizer=optimizer) if backend == "cpu" else {}))
+    return _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make)
 
 
 def _resolve_backend(backend):
     check_choice("backend", backend, ("auto", "numpy", "cpu", "cuda"))
-    if backend in ("auto", "cpu"):
-        try:
-            from ._caviar_numba import ensure_blas
-            ensure_blas()
-        except ImportError as e:
-            if backend == "cpu":
-                raise ImportError(f"backend='cpu' needs Numba and SciPy: {e}") from e
-            return "numpy"
-        return "cpu"
+    if backend == "auto":
+        from ..backend import resolve
+        return resolve("auto")
     return backend
 
 
-def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation_data,
-           dev, dev_at, stack):
-    """The epoch loop shared by the NumPy (_Stack) and compiled (_FastStack) engines."""
+def _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make):
+    """The epoch loop shared by the NumPy stack (_Stack, step by step) and the engine's
+    (_EngineStack: all epochs in one call)."""
     n = len(X)
     start = time.perf_counter()
-    net = stack(sizes, activation, dtype, hyper)
+    net = make()
     order_rng = np.random.default_rng([net.seeds[0], 1])
     batch_size = min(batch_size, n)
     histories = [dict(loss=[], accuracy=[], val_loss=[], val_accuracy=[], lr=[])
@@ -434,17 +461,16 @@ def _train(X, Y, sizes, hyper, epochs, batch_size, activation, dtype, validation
     step = 0
     lrs = [np.array([inverse_time(lr0, epoch, dr) if dr else lr0
                      for lr0, dr in zip(net.lr0, net.h["decay"])]) for epoch in range(epochs)]
-    if issubclass(stack, _FastStack):   # the whole training in one compiled call
-        y_dev, X_dev = np.zeros(0, np.int64), np.zeros((0, X.shape[1]), X.dtype)
-        if dev is not None:
-            X_dev, y_dev = dev[0], dev[1].argmax(axis=1)
+    engine = isinstance(net, _EngineStack)
+    if engine:   # every epoch in one call
+        X_dev, Y_dev = dev if dev is not None else (X[:0], Y[:0])
         orders = np.array([order_rng.permutation(n) for _ in range(epochs)],
                           np.int64).reshape(epochs, n)
-        sums = net.train(X, Y.argmax(axis=1), orders, np.array(lrs).reshape(epochs, net.K),
-                         batch_size, X_dev, y_dev, dev_at)
+        sums = net.train(X, Y, orders, np.array(lrs).reshape(epochs, net.K), batch_size,
+                         X_dev, Y_dev, dev_at)
     for epoch in range(epochs):
         net.lr = lrs[epoch]
-        if issubclass(stack, _FastStack):
+        if engine:
             total, right = sums[0][epoch], sums[1][epoch]
             if dev is not None:
                 val_loss, val_acc = sums[2][epoch] / len(X_dev), sums[3][epoch] / len(X_dev)
@@ -524,15 +550,7 @@ _PER_MODEL = {"learning_rate": "learning_rate", "beta1": "beta1", "beta2": "beta
 
 
 def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True):
-    """Train one group of same-architecture trials together; returns their rows. (In
-    the default process pool each worker has cores / workers Numba threads:
-    runner._share_cores.)"""
-    from .runner import _one_blas_thread
-    with _one_blas_thread():
-        return _caviar_task_inner(data, fixed, trials, backend, dev_curves)
-
-
-def _caviar_task_inner(data, fixed, trials, backend, dev_curves):
+    """Train one group of same-architecture trials together; returns their rows."""
     import traceback
     X, y, X_dev, y_dev = data
     arch = {**_ARCHITECTURE, **{k: v for k, v in fixed.items() if k in _ARCHITECTURE}}
