@@ -281,16 +281,6 @@ def _optimizer_step(K, name, arrays):
     return lambda: opt.step(params, grads, kernels=K)
 
 
-def _owned(step):
-    """``step`` run inside fastdnn.cpu.owned_threads() (no spin guard: all threads)."""
-    from .cpu import owned_threads
-
-    def call():
-        with owned_threads():
-            step()
-    return call
-
-
 def _torch_update(name, arrays, mode):
     """A torch.optim step over the same parameters, or None if unsupported."""
     torch = _torch()
@@ -351,9 +341,6 @@ def optimizer_throughput(n, names, backend, dtype, opts, triad, shapes=None):
         if backend != "numpy":
             arrays = _on_backend(K, _optimizer_arrays(n, dtype, name, shapes=shapes))
             fns[f"fastdnn {backend}"] = _synced(K, update(K, name, arrays))
-            if backend == "cpu":
-                arrays = _optimizer_arrays(n, dtype, name, shapes=shapes)
-                fns["fastdnn cpu, owned threads"] = _owned(update(K, name, arrays))
         ref = _optimizer_arrays(n, dtype, name, shapes=shapes)
         if shapes is None:
             fns["numpy reference"] = _fastdnn_update(R, name, ref)
@@ -389,68 +376,6 @@ def optimizer_throughput(n, names, backend, dtype, opts, triad, shapes=None):
 
 
 # --------------------------------------------------------------------------- training step
-class KernelStep:
-    """One training step composed from a backend's kernels (the kernel contract).
-
-    Hidden layers: dense (no bias) -> BatchNorm -> ReLU -> dropout; output: dense with
-    bias -> softmax cross-entropy; Adam on every tensor. With ``fastdnn.reference`` this
-    is the NumPy reference step.
-    """
-
-    def __init__(self, K, layers, X, y, keep_prob=0.8, seed=0, lr=LR):
-        from . import reference as R
-        from .rng import dropout_key
-        self.K, self.key, self.keep, self.seed, self.lr = K, dropout_key, keep_prob, seed, lr
-        rng = np.random.default_rng(seed)
-        dtype = X.dtype
-        self.W = [R.initialize_weights("he", a, b, rng, dtype)
-                  for a, b in zip(layers[:-1], layers[1:])]
-        self.gamma = [np.ones(n, dtype) for n in layers[1:-1]]
-        self.beta = [np.zeros(n, dtype) for n in layers[1:-1]]
-        self.stats = [(np.zeros(n, dtype), np.ones(n, dtype)) for n in layers[1:-1]]
-        self.b = np.zeros(layers[-1], dtype)
-        self.params = self.W + self.gamma + self.beta + [self.b]
-        self.X, self.y = _on_backend(K, [X, y])
-        self.params = _on_backend(K, self.params)
-        n_hidden = len(layers) - 2
-        self.W, self.b = self.params[:len(self.W)], self.params[-1]
-        self.gamma = self.params[len(self.W):len(self.W) + n_hidden]
-        self.beta = self.params[len(self.W) + n_hidden:len(self.W) + 2 * n_hidden]
-        self.stats = [tuple(_on_backend(K, list(s))) for s in self.stats]
-        self.moments = [_on_backend(K, [np.zeros(p.shape, dtype), np.zeros(p.shape, dtype)])
-                        for p in self.params]
-        self.t = 0
-
-    def __call__(self):
-        K, t = self.K, self.t + 1
-        A, cache = self.X, []
-        for l, W in enumerate(self.W[:-1]):
-            Z, _ = K.dense_forward(A, W, None)
-            key = self.key(self.seed, t, l)
-            out, act, x_hat, inv_std = K.batchnorm_activation_forward(
-                Z, self.gamma[l], self.beta[l], *self.stats[l], 0.9, 1e-5, True, "relu",
-                self.keep, key)
-            cache.append((A, Z, act, x_hat, inv_std, key))
-            A = out
-        Z, _ = K.dense_forward(A, self.W[-1], self.b)
-        loss, dZ = K.softmax_cross_entropy(Z, self.y)
-        n = len(self.W)
-        dA, dW_last, db = K.dense_backward(dZ, A, self.W[-1], Z)
-        grads_W, grads_gamma, grads_beta = [None] * n, [None] * (n - 1), [None] * (n - 1)
-        grads_W[-1] = dW_last
-        for l in reversed(range(n - 1)):
-            A_prev, Z_l, act, x_hat, inv_std, key = cache[l]
-            dZ, grads_gamma[l], grads_beta[l] = K.batchnorm_activation_backward(
-                dA, act, x_hat, inv_std, self.gamma[l], "relu", self.keep, key)
-            dA, grads_W[l], _ = K.dense_backward(dZ, A_prev, self.W[l], Z_l,
-                                                 with_bias=False, need_dX=l > 0)
-        grads = grads_W + grads_gamma + grads_beta + [db]
-        for p, g, (m, v) in zip(self.params, grads, self.moments):
-            K.adam_update(p, g, m, v, t, self.lr)
-        self.t = t
-        return loss
-
-
 def _torch_step(layers, X, y, keep_prob, mode):
     torch = _torch()
     nn = torch.nn
@@ -475,12 +400,9 @@ def _torch_step(layers, X, y, keep_prob, mode):
 
 
 def _model_step(backend, layers, X, y, keep_prob):
-    """fastdnn.MLP(...).train_step when the model exists, else None."""
-    try:
-        from .model import MLP
-        from . import optim
-    except ImportError:
-        return None
+    """fastdnn.MLP(...).train_step on ``backend`` ("numpy": the reference engine)."""
+    from . import optim
+    from .model import MLP
     model = MLP(list(layers), batchnorm=True, keep_prob=keep_prob, dtype=str(X.dtype),
                 backend=backend, seed=0)
     optimizer = optim.Adam(lr=LR)
@@ -489,20 +411,13 @@ def _model_step(backend, layers, X, y, keep_prob):
 
 def training_step(layers, m, backend, dtype, opts, gemm):
     """Rows per implementation: ms/step, samples/s, GEMM floor ms, other ms, vs NumPy."""
-    from . import reference as R
     rng = np.random.default_rng(0)
     X = rng.standard_normal((m, layers[0])).astype(dtype)
     y = rng.integers(0, layers[-1], m)
     fns = {}
-    model = _model_step(backend, layers, X, y, 0.8)
-    if model is not None:
-        fns[f"fastdnn MLP.train_step ({backend})"] = model
     if backend != "numpy":
-        K = _kernels(backend)
-        step = _synced(K, KernelStep(K, layers, X, y))
-        # on the CPU, as the models run them: products and kernels on Numba's threads
-        fns[f"fastdnn {backend} kernels"] = _owned(step) if backend == "cpu" else step
-    fns["numpy reference"] = KernelStep(R, layers, X, y)
+        fns[f"fastdnn MLP.train_step ({backend})"] = _model_step(backend, layers, X, y, 0.8)
+    fns["numpy reference"] = _model_step("numpy", layers, X, y, 0.8)
     if _torch() is not None:
         for mode in ("foreach", "fused"):
             fns[f"torch eager, Adam {mode}"] = _torch_step(layers, X, y, 0.8, mode)

@@ -3,7 +3,7 @@
 Prints (1) Adam / RMSprop / momentum over N float32 parameters in GB/s next to the
 device-to-device copy bandwidth measured with CuPy, and torch.optim.Adam(fused=True)
 when PyTorch is installed; (2) one 784-512-256-10 BatchNorm + dropout + Adam training
-step at batch 256 and 4096, built from the fastdnn.cuda kernels directly; through the
+step at batch 256 and 4096, through the
 device-resident model (fastdnn.MLP, backend="cuda"): ``train_step`` on a host batch (the
 batch in, the loss out: one synchronisation per step) and ``fit`` on a training set kept
 on the device (loss read once per epoch); and PyTorch eager on the same GPU, the same
@@ -77,83 +77,11 @@ def optimizer_bandwidth(n, repeat):
         print(f"{name:34s} {t * 1e3:9.3f} {nbytes / t / 1e9:9.1f}")
 
 
-class KernelMLP:
-    """784-512-256-10: dense (no bias) -> BatchNorm -> ReLU -> dropout, twice, then a
-    dense softmax output; parameters, gradients and Adam state in flat device buffers."""
-
-    def __init__(self, sizes=(784, 512, 256, 10), keep_prob=0.8, seed=0):
-        from numba import cuda
-        import fastdnn.cuda as fc
-        self.fc, self.cuda, self.keep_prob, self.sizes = fc, cuda, keep_prob, sizes
-        shapes = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            shapes.append(("W", i, (b, a)))
-            if i < len(sizes) - 2:
-                shapes += [("gamma", i, (b,)), ("beta", i, (b,))]
-            else:
-                shapes.append(("b", i, (b,)))
-        total = sum(int(np.prod(s)) for _, _, s in shapes)
-        rng = np.random.default_rng(seed)
-        host = np.zeros(total, np.float32)
-        self.flat_p = cuda.to_device(host)
-        self.flat_g = cuda.device_array(total, np.float32)
-        self.m = cuda.to_device(np.zeros(total, np.float32))
-        self.v = cuda.to_device(np.zeros(total, np.float32))
-        self.p, self.g, off = {}, {}, 0
-        for kind, i, shape in shapes:
-            size = int(np.prod(shape))
-            init = {"W": rng.standard_normal(shape) * np.sqrt(2 / shape[-1]),
-                    "gamma": np.ones(shape), "beta": np.zeros(shape), "b": np.zeros(shape)}
-            host[off:off + size] = np.asarray(init[kind], np.float32).ravel()
-            self.p[kind, i] = self.flat_p[off:off + size].reshape(shape)
-            self.g[kind, i] = self.flat_g[off:off + size].reshape(shape)
-            off += size
-        self.flat_p.copy_to_device(host)
-        self.running = {i: (cuda.to_device(np.zeros(b, np.float32)),
-                            cuda.to_device(np.ones(b, np.float32)))
-                        for i, b in enumerate(sizes[1:-1])}
-        self.t = 0
-
-    def step(self, X, y):
-        fc, L = self.fc, len(self.sizes) - 1
-        self.t += 1
-        A, cache = X, []
-        for i in range(L - 1):
-            Z, _ = fc.dense_forward(A, self.p["W", i])
-            key = (self.t << 8) + i
-            out, act, x_hat, inv_std = fc.batchnorm_activation_forward(
-                Z, self.p["gamma", i], self.p["beta", i], *self.running[i], 0.9, 1e-5, True,
-                "relu", self.keep_prob, key)
-            cache.append((A, act, x_hat, inv_std, key))
-            A = out
-        Z, _ = fc.dense_forward(A, self.p["W", L - 1], self.p["b", L - 1])
-        loss, dZ = fc.softmax_cross_entropy_on_device(Z, y)
-        dA, _, _ = fc.dense_backward(dZ, A, self.p["W", L - 1], Z, dW_out=self.g["W", L - 1],
-                                     db_out=self.g["b", L - 1])
-        for i in reversed(range(L - 1)):
-            A_in, act, x_hat, inv_std, key = cache[i]
-            dZ, _, _ = fc.batchnorm_activation_backward(
-                dA, act, x_hat, inv_std, self.p["gamma", i], "relu", self.keep_prob, key,
-                dgamma_out=self.g["gamma", i], dbeta_out=self.g["beta", i])
-            dA, _, _ = fc.dense_backward(dZ, A_in, self.p["W", i], dZ, with_bias=False,
-                                         need_dX=i > 0, dW_out=self.g["W", i])
-        fc.adam_update(self.flat_p, self.flat_g, self.m, self.v, self.t, 1e-3)
-        return loss
-
-
 def training_step(batches, repeat, sizes=(784, 512, 256, 10)):
-    from numba import cuda
-    rng = np.random.default_rng(1)
     name = "-".join(map(str, sizes))
     print(f"\n{name} BatchNorm + ReLU + dropout(0.8) + Adam, float32, one training step")
     print(f"{'what':44s} {'batch':>6s} {'ms':>9s} {'samples/s':>11s}")
     for m in batches:
-        X = cuda.to_device(rng.standard_normal((m, sizes[0]), dtype=np.float32))
-        y = cuda.to_device(rng.integers(0, sizes[-1], m))
-        net = KernelMLP(sizes)
-        t = timed(lambda: net.step(X, y), repeat, cuda.synchronize)
-        print(f"{'fastdnn.cuda kernels (flat Adam buffer)':44s} {m:6d} {t * 1e3:9.3f} "
-              f"{m / t:11.0f}")
         model_step(m, repeat, sizes)
         torch_step(m, repeat, sizes)
 

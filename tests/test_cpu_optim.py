@@ -78,21 +78,28 @@ def test_optimizer_errors(rng):
         C.momentum_update([p], [p], p, 0.1)
 
 
-@pytest.mark.parametrize("name", ["adam_update", "adamw_update"])
+@pytest.mark.parametrize("name", ["adam_update", "adamw_update", "sgd_update",
+                                  "momentum_update", "rmsprop_update"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tensors_across_block_boundaries_update_as_one_flat_buffer(rng, name, dtype):
-    """Adam's one-call list path cuts tensors in blocks of TENSOR_BLOCK elements: tensors
-    smaller, larger, exactly one block and empty all update as the flat buffer does."""
-    from fastdnn.cpu.optim import TENSOR_BLOCK
-    shapes = [(150, 130), (7,), (TENSOR_BLOCK,), (0, 3), (2 * TENSOR_BLOCK + 1,)]
+    """The list path cuts tensors in blocks of BLOCK elements handed to the threads:
+    tensors smaller, larger, exactly one block and empty all update as the flat buffer
+    does, on 1, 2 and 3 threads alike."""
+    from fastdnn.cpu.optim import BLOCK
+    from fastdnn.engine.pool import threads
+    shapes = [(150, 130), (7,), (BLOCK,), (0, 3), (2 * BLOCK + 1,)]
     sizes = [int(np.prod(s)) for s in shapes]
     flat = [rng.standard_normal(sum(sizes)).astype(dtype) for _ in range(4)]
     flat[3] = np.abs(flat[3])
     views = [[q.reshape(s) for q, s in zip(np.split(a.copy(), np.cumsum(sizes)[:-1]), shapes)]
              for a in flat]
     fn = getattr(C, name)
-    for step in (1, 2):
-        fn(*flat, step, 1e-2, weight_decay=0.1)
-        fn(*views, step, 1e-2, weight_decay=0.1)
+    states = {"adam_update": 2, "adamw_update": 2, "sgd_update": 0}.get(name, 1)
+    flat, views = flat[:2 + states], views[:2 + states]
+    for step, n in ((1, 1), (2, 2), (3, 3)):
+        with threads(n):
+            extra = (step,) if "adam" in name else ()
+            fn(*flat, *extra, 1e-2, weight_decay=0.1)
+            fn(*views, *extra, 1e-2, weight_decay=0.1)
     for a, v in zip(flat, views):
         np.testing.assert_array_equal(np.concatenate([q.ravel() for q in v]), a)

@@ -47,20 +47,7 @@ def test_optimizer_tensors_section_on_cpu(capsys):
     out = capsys.readouterr().out
     assert ("the tensors of layers 12-7-5-3 as lists (6 tensors, 149 parameters; fastdnn "
             "rows: opt.step(params, grads))") in out
-    assert "fastdnn cpu, owned threads" in out
-
-
-def test_kernel_step_learns():
-    import numpy as np
-    from fastdnn import reference as R
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((32, 5)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
-    step = profile.KernelStep(R, [5, 8, 2], X, y, keep_prob=1.0, lr=0.02)
-    first = step()
-    for _ in range(60):
-        last = step()
-    assert last < 0.3 * first
+    assert "fastdnn cpu" in out
 
 
 @pytest.mark.parametrize("argv, name", [(["--layers", "784"], "--layers"),

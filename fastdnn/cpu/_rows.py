@@ -17,7 +17,7 @@ sigmoid's and Adam's vectorisable (with Python's error model Adam ran 11x slower
 import numpy as np
 from numba import njit
 
-from ..config import INTERNAL
+from ..config import CACHE, INTERNAL
 from ..formulas import (activate, activation_grad, adam_step, dropout, is_kept,
                         momentum_step, rmsprop_step, sgd_step)
 
@@ -233,3 +233,41 @@ def adam_range(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_b
                                      one_minus_beta1, beta2, one_minus_beta2,
                                      inv_sqrt_bc2, eps, wd, decay)
 
+
+
+@njit(**_JIT)
+def update_range(kind, p, g, s1, s2, h):
+    """One update of parameters p (gradients g, state s1, s2) with the optimizer
+    ``kind`` (formulas.OPTIMIZER_CODES) and its scalars h (``update_scalars``)."""
+    dt = p.dtype.type
+    if kind == 0:
+        sgd_range(p, g, dt(h[0]), dt(h[6]))
+    elif kind == 1 or kind == 2:
+        momentum_range(p, g, s1, dt(h[0]), dt(h[1]), dt(h[2]), dt(h[6]), dt(h[7]), dt(h[8]))
+    elif kind == 3:
+        rmsprop_range(p, g, s1, dt(h[0]), dt(h[3]), dt(h[4]), dt(h[5]), dt(h[6]))
+    else:
+        adam_range(p, g, s1, s2, dt(h[0]), dt(h[1]), dt(h[2]), dt(h[3]), dt(h[4]),
+                   dt(h[7]), dt(h[5]), dt(h[6]), dt(h[8]))
+
+
+@njit(cache=CACHE, error_model="numpy", nogil=True)
+def update_scalars(kind, lr, t, beta1, beta2, eps, weight_decay, eps_scaled):
+    """The per-step scalars of an update, computed once (in float64) for all elements:
+    (rate, beta1, 1 - beta1, beta2, 1 - beta2, eps, coupled decay, a, c) where, for Adam,
+    rate = lr / (1 - beta1^t), a = 1 / sqrt(1 - beta2^t) and c = the decoupled decay
+    factor (AdamW: 1 - lr weight_decay, coupled decay then 0); for Nesterov a, c =
+    beta, 1 - beta and for momentum 1, 0 (p -= lr (a v + c g)). t counts this update.
+    eps_scaled puts Adam's eps after the bias correction, as scikit-learn does."""
+    rate, a, c, wd = lr, 1.0, 0.0, weight_decay
+    if kind == 2:
+        a, c = beta1, 1.0 - beta1
+    elif kind >= 4:
+        rate = lr / (1.0 - beta1 ** t)
+        a = 1.0 / np.sqrt(1.0 - beta2 ** t)
+        if eps_scaled:
+            eps = eps * a
+        c = 1.0
+        if kind == 5:
+            c, wd = 1.0 - lr * weight_decay, 0.0
+    return (rate, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, wd, a, c)

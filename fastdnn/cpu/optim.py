@@ -1,107 +1,100 @@
-"""Optimizer updates in place, each one parallel Numba loop over a flat buffer.
+"""Optimizer updates in place, on the engine's threads.
 
 N = number of parameters. param, grad and the state arrays are contiguous arrays of one
 dtype and shape (a model's single flat parameter buffer, or any one tensor), or matching
-lists of such arrays (one kernel call per tensor; Adam and AdamW update every tensor of the
-list in one call, parallel over blocks of all of them). Scalars, bias corrections included, are
-computed on the host in the parameters' dtype, so float32 updates run in float32.
-``weight_decay`` is coupled L2 (g + weight_decay * param) except in adamw_update, where
-it is decoupled (param -= lr * weight_decay * param before the Adam step).
+lists of such arrays. Each element is updated by the formulas of fastdnn.formulas through
+fastdnn.cpu._rows.update_range, the very call the training engine makes, with the
+per-step scalars (bias corrections included) of _rows.update_scalars computed once, so
+float32 updates run in float32. ``weight_decay`` is coupled L2 (g + weight_decay * param)
+except in adamw_update, where it is decoupled (param -= lr * weight_decay * param first).
+
+A call hands its elements out in blocks of BLOCK (of one array, or across all tensors of
+matching lists) as tickets to the pool's threads (fastdnn.engine.pool), the caller's
+thread among them, so no thread waits for another that is descheduled or stalled by a
+BLAS library's spinning workers; an update of fewer than SMALL elements runs on the
+calling thread alone.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from numba.typed import List
 
 from .._validation import check_update
 from ..config import CACHE
-from ._common import launch
+from ..engine.pool import claim, close, current_threads, default_pool, finish
+from ..formulas import OPTIMIZER_CODES
+from ._rows import update_range, update_scalars
+
+# Elements per ticket: the threads' shares of a model's blocks come out even
+# (kernels/optim_tensors.py, a 784-512-256-10 model's six tensors: 4096 at or ahead of
+# 16384 in three runs of four, 65536 15-30% slower).
+BLOCK = 4096
+SMALL = 2**15
 
 
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _sgd(p, g, lr, wd):
-    for i in prange(p.shape[0]):
-        gi = g[i] + wd * p[i]
-        p[i] -= lr * gi
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _update_array(ctl, gen, kind, p, g, s1, s2, h, tid):
+    # tickets: blocks of BLOCK elements of one flat array
+    n = p.shape[0]
+    while True:
+        t = claim(ctl, gen)
+        if t < 0:
+            break
+        lo = t * BLOCK
+        hi = min(n, lo + BLOCK)
+        update_range(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], h)
+        finish(ctl)
+    if tid == 0:
+        close(ctl, gen)
 
 
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
-    # param -= lr * (a v + c g): (1, 0) for momentum, (beta, 1 - beta) for Nesterov.
-    # Branch-free: a branch in the loop kept it scalar (kernels/adam.py).
-    for i in prange(p.shape[0]):
-        gi = g[i] + wd * p[i]
-        vi = beta * v[i] + one_minus_beta * gi
-        v[i] = vi
-        p[i] -= lr * (a * vi + c * gi)
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, h, tid):
+    # tickets: rows of blocks (tensor, first, end) across all tensors of the lists
+    while True:
+        t = claim(ctl, gen)
+        if t < 0:
+            break
+        i, lo, hi = blocks[t, 0], blocks[t, 1], blocks[t, 2]
+        update_range(kind, P[i][lo:hi], G[i][lo:hi], S1[i][lo:hi], S2[i][lo:hi], h)
+        finish(ctl)
+    if tid == 0:
+        close(ctl, gen)
 
 
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
-    for i in prange(p.shape[0]):
-        gi = g[i] + wd * p[i]
-        si = beta2 * s[i] + one_minus_beta2 * gi * gi
-        s[i] = si
-        p[i] -= lr * gi / (np.sqrt(si) + eps)
+def _run(name, groups, scalars, lists=None):
+    """Update every group [param, grad, state...] of ``groups`` (flat arrays)."""
+    kind = OPTIMIZER_CODES[name]
+    h = update_scalars(kind, *scalars)
+    if lists is None and len(groups) > 1 and len({grp[0].dtype for grp in groups}) == 1:
+        lists = _Lists(groups)
+    if lists is not None:
+        threads = current_threads() if lists.size >= SMALL else 1
+        default_pool().run(_update_lists, (kind, *lists.typed, lists.blocks, h),
+                           len(lists.blocks), threads)
+        return
+    for group in groups:
+        p, g = group[0], group[1]
+        s1 = group[2] if len(group) > 2 else p[:0]
+        s2 = group[3] if len(group) > 3 else p[:0]
+        threads = current_threads() if p.shape[0] >= SMALL else 1
+        default_pool().run(_update_array, (kind, p, g, s1, s2, h), -(-p.shape[0] // BLOCK),
+                           threads)
 
 
-@njit(inline="always", cache=CACHE)
-def _adam_one(pi, gi, mi, vi, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
-              inv_sqrt_bc2, eps, wd, decay):
-    # step_size = lr / (1 - beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t) from the
-    # host (one division and one sqrt per element, as in PyTorch); wd: coupled L2 (0 for
-    # AdamW); decay = 1 - lr * weight_decay for AdamW's decoupled decay, 1 for Adam.
-    # Branch-free so the loop vectorises (kernels/adam.py v1 vs v4).
-    gi = gi + wd * pi
-    mi = beta1 * mi + one_minus_beta1 * gi
-    vi = beta2 * vi + one_minus_beta2 * gi * gi
-    return decay * pi - step_size * mi / (np.sqrt(vi) * inv_sqrt_bc2 + eps), mi, vi
+class _Lists:
+    """Groups of flat tensors as Numba lists (param, grad, state 1, state 2) and the table
+    of their blocks: made once per set of arrays (making the lists costs ~50 us)."""
 
-
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
-          inv_sqrt_bc2, eps, wd, decay):
-    # parallel over elements of one flat buffer
-    for i in prange(p.shape[0]):
-        p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
-                                     one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
-                                     eps, wd, decay)
-
-
-# Elements per work item when a list of tensors is updated in one call: small enough that
-# the threads' shares of a model's blocks come out even (kernels/optim_tensors.py, a
-# 784-512-256-10 model's six tensors: 4096 at or ahead of 16384 in three runs of four,
-# 65536 15-30% slower).
-TENSOR_BLOCK = 4096
-
-
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _adam_tensors(P, G, M, V, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                  inv_sqrt_bc2, eps, wd, decay):
-    # P, G, M, V: tuples of flat tensors; parallel over blocks of TENSOR_BLOCK elements of
-    # all of them, so one call (one thread hand-off) updates a whole model's tensors
-    n = len(P)
-    first = np.zeros(n + 1, np.int64)   # first[t]: index of tensor t's first block
-    for t in range(n):
-        first[t + 1] = first[t] + (P[t].shape[0] + TENSOR_BLOCK - 1) // TENSOR_BLOCK
-    for block in prange(first[n]):
-        t = 0
-        while first[t + 1] <= block:
-            t += 1
-        lo = (block - first[t]) * TENSOR_BLOCK
-        hi = min(P[t].shape[0], lo + TENSOR_BLOCK)
-        _adam_range(P[t][lo:hi], G[t][lo:hi], M[t][lo:hi], V[t][lo:hi], step_size, beta1,
-                    one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2, eps, wd, decay)
-
-
-@njit(cache=CACHE, error_model="numpy")
-def _adam_range(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                inv_sqrt_bc2, eps, wd, decay):
-    # one block of one tensor. error_model="numpy" (IEEE division, no ZeroDivisionError
-    # check, as in prange loops) lets the loop vectorise: with Python's error model it
-    # ran 11x slower.
-    for i in range(p.shape[0]):
-        p[i], m[i], v[i] = _adam_one(p[i], g[i], m[i], v[i], step_size, beta1,
-                                     one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
-                                     eps, wd, decay)
+    def __init__(self, groups):
+        columns = list(zip(*groups))
+        while len(columns) < 4:
+            columns.append(columns[0])   # no such state: never touched by the update
+        self.typed = tuple(List(c) for c in columns)
+        self.blocks = np.array([(i, lo, min(lo + BLOCK, grp[0].shape[0]))
+                                for i, grp in enumerate(groups)
+                                for lo in range(0, grp[0].shape[0], BLOCK)],
+                               np.int64).reshape(-1, 3)
+        self.size = sum(grp[0].shape[0] for grp in groups)
 
 
 class TensorLists:
@@ -118,6 +111,8 @@ class TensorLists:
         names = {f"state{i}": s for i, s in enumerate(state)}
         self.groups = _groups(param, grad=grad, **names)
         self.arrays = [a for arrays in (param, grad, *state) for a in arrays]
+        same = len({grp[0].dtype for grp in self.groups}) == 1
+        self.lists = _Lists(self.groups) if same and len(self.groups) > 1 else None
 
     def holds(self, *lists):
         """True when ``lists`` (param, grad, state...) are the arrays this was made from."""
@@ -184,38 +179,35 @@ def _check_group(group, names):
 def sgd_update(param, grad, lr, weight_decay=0.0):
     """param -= lr * (grad + weight_decay * param), in place.
 
-    ``param``, ``grad``: one contiguous array, or matching lists of them.
+    ``param``, ``grad``: one contiguous array, or matching lists of them (or a
+    TensorLists made of them, with None for the others).
     """
     lr, wd = check_update(lr, weight_decay)
-    for p, g in _groups(param, grad=grad):
-        t = p.dtype.type
-        launch(_sgd, p, g, t(lr), t(wd))
+    _run("sgd", _groups(param, grad=grad), (lr, 1.0, 0.0, 0.0, 1.0, wd, False),
+         _lists_of(param))
 
 
 def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     """v = beta * v + (1 - beta) * g; param -= lr * v (in place)."""
-    _momentum_like(param, grad, velocity, lr, beta, weight_decay, False)
+    _momentum_like(param, grad, velocity, lr, beta, weight_decay, "momentum")
 
 
 def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g)."""
-    _momentum_like(param, grad, velocity, lr, beta, weight_decay, True)
+    _momentum_like(param, grad, velocity, lr, beta, weight_decay, "nesterov")
 
 
-def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
+def _momentum_like(param, grad, velocity, lr, beta, weight_decay, name):
     lr, wd, beta = check_update(lr, weight_decay, beta=beta)
-    for p, g, v in _groups(param, grad=grad, velocity=velocity):
-        t = p.dtype.type
-        a, c = (beta, 1 - beta) if nesterov else (1.0, 0.0)
-        launch(_momentum, p, g, v, t(lr), t(beta), t(1 - beta), t(wd), t(a), t(c))
+    _run(name, _groups(param, grad=grad, velocity=velocity),
+         (lr, 1.0, beta, 0.0, 1.0, wd, False), _lists_of(param))
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
     """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
     lr, wd, beta2, eps = check_update(lr, weight_decay, beta2=beta2, eps=eps)
-    for p, g, s in _groups(param, grad=grad, sq_avg=sq_avg):
-        t = p.dtype.type
-        launch(_rmsprop, p, g, s, t(lr), t(beta2), t(1 - beta2), t(eps), t(wd))
+    _run("rmsprop", _groups(param, grad=grad, sq_avg=sq_avg),
+         (lr, 1.0, 0.0, beta2, eps, wd, False), _lists_of(param))
 
 
 def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -225,30 +217,21 @@ def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
     param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
     """
-    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, False)
+    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, "adam")
 
 
 def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
                  weight_decay=0.01):
     """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
-    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, True)
+    _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, "adamw")
 
 
-def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, name):
     lr, wd, step, beta1, beta2, eps = check_update(lr, weight_decay, step=step, beta1=beta1,
                                                     beta2=beta2, eps=eps)
-    coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
-    step_size = lr / (1 - beta1**step)
-    inv_sqrt_bc2 = 1 / np.sqrt(1 - beta2**step)
-    groups = _groups(param, grad=grad, m=m, v=v)
+    _run(name, _groups(param, grad=grad, m=m, v=v),
+         (lr, float(step), beta1, beta2, eps, wd, False), _lists_of(param))
 
-    def scalars(t):   # in the parameters' dtype
-        return (t(step_size), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-                t(inv_sqrt_bc2), t(eps), t(coupled), t(decay))
 
-    if len(groups) > 1 and len({p.dtype for p, *_ in groups}) == 1:
-        launch(_adam_tensors, *(tuple(arrays) for arrays in zip(*groups)),
-               *scalars(groups[0][0].dtype.type))
-        return
-    for p, g, m_, v_ in groups:
-        launch(_adam, p, g, m_, v_, *scalars(p.dtype.type))
+def _lists_of(param):
+    return param.lists if isinstance(param, TensorLists) else None

@@ -17,9 +17,9 @@ import numpy as np
 from numba import njit
 
 from ..config import INTERNAL
-from ..cpu._rows import (activate_inplace, adam_range, add_scaled, bias_activate_inplace,
-                         copy_row, dropout_inplace, dropout_row, grad_inplace,
-                         momentum_range, rmsprop_range, sgd_range, sum_squares)
+from ..cpu._rows import (activate_inplace, add_scaled, bias_activate_inplace, copy_row,
+                         dropout_inplace, dropout_row, grad_inplace, sum_squares,
+                         update_range, update_scalars)
 from ..formulas import (batchnorm_grad, dropout_key, inverse_std, running_average,
                         sigmoid, sigmoid_cross_entropy, softmax_cross_entropy_row,
                         squared_error)
@@ -423,30 +423,11 @@ def optimize(span, net, run, lr, state):
     """One update of parameters lo .. hi of model k at step s: span = (s, k, lo, hi)."""
     s, k, lo, hi = span
     model_f = net[2]
-    P, grads, s1, s2 = state[0], state[1], state[2], state[3]
-    dt = P.dtype.type
-    p, g = P[lo:hi], grads[lo:hi]
-    rate, wd, kind = lr[s, k], model_f[DECAY, k], run[OPT_KIND]
-    if kind == 0:
-        sgd_range(p, g, dt(rate), dt(wd))
-    elif kind == 1 or kind == 2:
-        beta = model_f[BETA1, k]
-        a, c = (beta, 1.0 - beta) if kind == 2 else (1.0, 0.0)
-        momentum_range(p, g, s1[lo:hi], dt(rate), dt(beta), dt(1.0 - beta), dt(wd),
-                       dt(a), dt(c))
-    elif kind == 3:
-        b2 = model_f[BETA2, k]
-        rmsprop_range(p, g, s1[lo:hi], dt(rate), dt(b2), dt(1.0 - b2),
-                      dt(model_f[OPT_EPS, k]), dt(wd))
-    else:
-        t = np.float64(run[T0] + s + 1)
-        b1, b2, eps = model_f[BETA1, k], model_f[BETA2, k], model_f[OPT_EPS, k]
-        if run[EPS_SCALED]:
-            eps = eps / np.sqrt(1.0 - b2 ** t)
-        coupled, decay = (0.0, 1.0 - rate * wd) if kind == 5 else (wd, 1.0)
-        adam_range(p, g, s1[lo:hi], s2[lo:hi], dt(rate / (1.0 - b1 ** t)), dt(b1),
-                   dt(1.0 - b1), dt(b2), dt(1.0 - b2), dt(1.0 / np.sqrt(1.0 - b2 ** t)),
-                   dt(eps), dt(coupled), dt(decay))
+    h = update_scalars(run[OPT_KIND], lr[s, k], np.float64(run[T0] + s + 1),
+                       model_f[BETA1, k], model_f[BETA2, k], model_f[OPT_EPS, k],
+                       model_f[DECAY, k], run[EPS_SCALED])
+    update_range(run[OPT_KIND], state[0][lo:hi], state[1][lo:hi], state[2][lo:hi],
+                 state[3][lo:hi], h)
 
 
 optimize = separate(optimize)
