@@ -142,7 +142,7 @@ def child_step(a):
 
     import fastdnn
     from fastdnn.engine import blas
-    from fastdnn.engine.pool import threads
+    from fastdnn.engine.threads import threads
     out = {}
     steps = 20
     for m in (128, 256, 1024):
@@ -163,7 +163,8 @@ def _gemm_floor(m, blas, np):
     split in the engine's column blocks and run on the engine's threads."""
     from numba import njit
 
-    from fastdnn.engine.pool import claim, close, current_threads, default_pool, finish
+    from fastdnn.engine.pool import claim, close, default_pool, finish
+    from fastdnn.engine.threads import current_threads
 
     @njit(nogil=True)
     def products(ctl, gen, shapes, A, B, C, tid):

@@ -7,6 +7,7 @@ from .backend import kernels, resolve as resolve_backend
 from .callbacks import Callback, EarlyStopping, History
 from .data import Standardizer, minibatches, one_hot, train_dev_test_split
 from .diagnose import diagnose
+from .engine.threads import threads
 from .gradcheck import gradient_check
 from .io import load, save
 from .layers import Activation, BatchNorm, Dense, Dropout
@@ -19,6 +20,6 @@ __version__ = "0.1.0"
 __all__ = ["reference", "kernels", "resolve_backend", "__version__",
            "MLP", "Sequential", "Dense", "BatchNorm", "Activation", "Dropout",
            "Optimizer", "SGD", "Momentum", "Nesterov", "RMSprop", "Adam", "AdamW",
-           "schedules", "Callback", "EarlyStopping", "History",
+           "schedules", "Callback", "EarlyStopping", "History", "threads",
            "gradient_check", "diagnose", "load", "save",
            "train_dev_test_split", "Standardizer", "one_hot", "minibatches"]

@@ -86,7 +86,7 @@ def test_tensors_across_block_boundaries_update_as_one_flat_buffer(rng, name, dt
     tensors smaller, larger, exactly one block and empty all update as the flat buffer
     does, on 1, 2 and 3 threads alike."""
     from fastdnn.cpu.optim import BLOCK
-    from fastdnn.engine.pool import threads
+    from fastdnn.engine.threads import threads
     shapes = [(150, 130), (7,), (BLOCK,), (0, 3), (2 * BLOCK + 1,)]
     sizes = [int(np.prod(s)) for s in shapes]
     flat = [rng.standard_normal(sum(sizes)).astype(dtype) for _ in range(4)]

@@ -113,6 +113,25 @@ def test_optimizers_large(fc, rng, dtype, name):
         close(s, e, dtype, "state")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_agree_with_the_cpu_formulas(fc, dtype):
+    """Every activation code compiled for the device (leaky_relu through formulas'
+    @overload leaky_slope) against fastdnn.formulas on the CPU, zeros and negatives
+    included: the device's exp and tanh may differ in the last bits only."""
+    from fastdnn import formulas
+    z = np.array([-40.0, -3.0, -1.0, -1e-3, -1e-30, -0.0, 0.0, 1e-30, 1e-3, 1.0, 3.0, 40.0],
+                 dtype)
+    tol = dict(rtol=2e-6, atol=1e-37) if dtype == np.float32 else dict(rtol=1e-14,
+                                                                         atol=1e-300)
+    for name, code in formulas.ACTIVATION_CODES.items():
+        A = fc.activation_forward(z, name)
+        want = np.array([formulas.activate(x, code) for x in z], dtype)
+        assert_close(A, want, dtype=dtype, name=name, **tol)
+        dZ = fc.activation_backward(np.ones_like(z), A, name)
+        want = np.array([formulas.activation_grad(a, code) for a in A], dtype)
+        assert_close(dZ, want, dtype=dtype, name=f"{name} grad", **tol)
+
+
 def test_dropout_mask_bit_for_bit_large(fc):
     key = dropout_key(9, 99, 2)
     assert np.array_equal(fc.dropout_mask((1000, 257), 0.8, key),

@@ -9,7 +9,7 @@ import pytest
 
 import fastdnn
 from fastdnn import MLP, Activation, BatchNorm, Dense, Dropout, Sequential, config
-from fastdnn.engine.pool import threads
+from fastdnn.engine.threads import threads
 from helpers import assert_close
 
 pytest.importorskip("fastdnn.cpu")
@@ -238,3 +238,26 @@ def test_sequential_layers_on_the_compiled_engine(layers):
         m.fit(X, y, epochs=2, batch_size=8, verbose=0)
     for k, v in ref.get_params().items():
         assert_close(fast.get_params()[k], v, rtol=1e-10, atol=1e-12, name=k)
+
+
+def test_sklearn_estimator_predicts_right_from_several_threads_at_once():
+    pytest.importorskip("sklearn")
+    from fastdnn.sklearn import MLPClassifier
+    X, y = data(500, 6, 3, "softmax")
+    clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
+    rows = [X[i::5] for i in range(5)]
+    want = [clf.predict_proba(r) for r in rows]
+    wrong = []
+
+    def work(t):
+        for i in range(30):
+            r = (t + i) % len(rows)
+            if not np.array_equal(clf.predict_proba(rows[r]), want[r]):
+                wrong.append((t, i))
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not wrong, f"{len(wrong)} wrong answers of 120"

@@ -197,7 +197,7 @@ def test_compiled_engine_one_model_equals_the_same_model_in_a_group(data):
 
 def test_compiled_engine_bits_do_not_depend_on_the_thread_count(data, monkeypatch):
     import fastdnn.search.caviar as C
-    from fastdnn.engine.pool import threads
+    from fastdnn.engine.threads import threads
     monkeypatch.setattr(C, "CHUNK_MODELS", 2)   # 3 groups of models
     X, y, Xd, yd = data
     runs = []

@@ -20,7 +20,8 @@ from numba.typed import List
 
 from .._validation import check_update
 from ..config import CACHE
-from ..engine.pool import claim, close, current_threads, default_pool, finish
+from ..engine.pool import claim, close, default_pool, finish
+from ..engine.threads import current_threads
 from ..formulas import OPTIMIZER_CODES
 from ._rows import update_range, update_scalars
 

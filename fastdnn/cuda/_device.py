@@ -1,5 +1,5 @@
 """Shared machinery of the CUDA backend: arrays in and out, launch sizes, matrix
-products, device formulas and the order-fixed column reductions.
+products, the dropout switch and the order-fixed column reductions.
 
 m = batch size (rows), n = features (columns), c = row chunks of REDUCTION_CHUNK rows.
 
@@ -8,7 +8,6 @@ returns NumPy arrays; given device arrays (numba, or anything with
 ``__cuda_array_interface__`` such as CuPy) it returns numba device arrays and never
 leaves the device.
 """
-import math
 import os
 import threading
 import warnings
@@ -18,10 +17,10 @@ from numba import cuda, uint64
 
 from .. import config
 from .._validation import check_keep_prob
-# is_kept is a scalar @njit function: the CUDA target compiles it too, so the dropout
-# hash is written once for every backend (np.exp / np.tanh are not, hence the twins below)
-from ..formulas import ACTIVATION_CODES, is_kept
-from ..reference.activations import LEAKY_RELU_SLOPE, check_activation
+# The formulas are scalar @njit(inline="always") functions written with math.*: the CUDA
+# target compiles them too, so every backend computes each element the same way.
+from ..formulas import ACTIVATION_CODES, dropout, is_kept
+from ..reference.activations import check_activation
 from ..rng import keep_threshold
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -225,38 +224,11 @@ def gemm(A, B, out, transA=False, transB=False, alpha=1.0, beta=0.0):
     return out
 
 
-# ----------------------------------------------------------------------------- formulas
-# Twins of fastdnn.formulas.activate / activation_grad with math.* calls, which the
-# CUDA target compiles (np.exp / np.tanh on scalars do not); tests check they agree.
-
-@cuda.jit(device=True, inline=True)
-def activate(z, code):
-    if code == 1:
-        return z if z > 0 else z * 0
-    if code == 2:
-        return z if z > 0 else z * LEAKY_RELU_SLOPE
-    if code == 3:
-        return math.tanh(z)
-    if code == 4:
-        if z >= 0:
-            return 1 / (1 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1 + e)
-    return z
-
-
-@cuda.jit(device=True, inline=True)
-def activation_grad(a, code):
-    if code == 1:
-        return 1.0 if a > 0 else 0.0
-    if code == 2:
-        return 1.0 if a > 0 else LEAKY_RELU_SLOPE
-    if code == 3:
-        return 1 - a * a
-    if code == 4:
-        return a * (1 - a)
-    return 1.0
-
+# ----------------------------------------------------------------------------- dropout
+# The kernels' dropout arguments switch it off as a whole (use_dropout False) rather
+# than with keep_prob 1, so a layer without dropout hashes nothing. The formulas
+# themselves (activate, activation_grad, ...) are imported from fastdnn.formulas by the
+# kernel modules: there are no CUDA twins of them.
 
 @cuda.jit(device=True, inline=True)
 def kept(use_dropout, key, index, threshold):
@@ -268,12 +240,11 @@ def kept(use_dropout, key, index, threshold):
 
 @cuda.jit(device=True, inline=True)
 def apply_dropout(x, use_dropout, key, index, threshold, keep_prob):
-    """Inverted dropout of one element: x / keep_prob if kept, else 0 (as the reference)."""
+    """formulas.dropout of element ``index``: x / keep_prob if kept, else x * 0 (as the
+    reference); x itself when dropout is off."""
     if not use_dropout:
         return x
-    if is_kept(key, uint64(index), threshold):
-        return x / keep_prob
-    return x * 0
+    return dropout(x, is_kept(key, uint64(index), threshold), keep_prob)
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -1,14 +1,16 @@
 """Activations and inverted dropout on the GPU, element-wise kernels.
 
 Z, A: (m, n) pre-activation and activation; m = batch size, n = layer width.
-Dropout masks come from the counter-based hash of fastdnn.rng, bit for bit the
-reference's: element (i, j) is kept when is_kept(key, i * n + j, threshold).
+The element-wise arithmetic is fastdnn.formulas' (activate, activation_grad, dropout),
+the CPU backend's own. Dropout masks come from the counter-based hash of fastdnn.rng, bit
+for bit the reference's: element (i, j) is kept when is_kept(key, i * n + j, threshold).
 """
 import numpy as np
 from numba import cuda
 
+from ..formulas import activate, activation_grad
 from . import _device as dev
-from ._device import activate, activation_grad, apply_dropout, kept
+from ._device import apply_dropout, kept
 
 
 @cuda.jit

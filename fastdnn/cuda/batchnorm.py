@@ -4,7 +4,9 @@ m = batch size, n = features. Z: (m, n); gamma, beta, running_mean, running_var,
 inv_std: (n,). Batch statistics come from order-fixed column reductions (chunks of
 config.REDUCTION_CHUNK rows merged in order), so results are deterministic and
 independent of the launch geometry. Running averages:
-running = momentum * running + (1 - momentum) * batch statistic.
+running = momentum * running + (1 - momentum) * batch statistic. The element-wise
+arithmetic is fastdnn.formulas' (inverse_std, running_average, batchnorm_grad, activate,
+dropout), the CPU engine's own.
 """
 import math
 
@@ -12,14 +14,16 @@ from numba import cuda
 
 from .. import config
 from .._validation import check_real
+from ..formulas import (activate, activation_grad, batchnorm_grad, inverse_std,
+                        running_average)
 from . import _device as dev
-from ._device import activate, activation_grad, apply_dropout
+from ._device import apply_dropout
 
 
 @cuda.jit
-def _forward_training(Z, mean, var, gamma, beta, eps, momentum, one_minus_momentum,
-                      running_mean, running_var, code, use_dropout, key, threshold,
-                      keep_prob, x_hat, inv_std, act, out):
+def _forward_training(Z, mean, var, gamma, beta, eps, momentum, running_mean, running_var,
+                      code, use_dropout, key, threshold, keep_prob, x_hat, inv_std, act,
+                      out):
     """Normalise, scale, shift, activate and drop out; row 0's threads also write
     inv_std and update the running statistics. Grid-stride over the m * n elements."""
     m, n = Z.shape
@@ -28,7 +32,7 @@ def _forward_training(Z, mean, var, gamma, beta, eps, momentum, one_minus_moment
     for t in range(start, m * n, stride):
         i = t // n
         j = t - i * n
-        inv = 1 / math.sqrt(var[j] + eps)
+        inv = inverse_std(var[j], eps)
         x = (Z[i, j] - mean[j]) * inv
         x_hat[i, j] = x
         a = activate(gamma[j] * x + beta[j], code)
@@ -36,8 +40,8 @@ def _forward_training(Z, mean, var, gamma, beta, eps, momentum, one_minus_moment
         out[i, j] = apply_dropout(a, use_dropout, key, t, threshold, keep_prob)
         if i == 0:
             inv_std[j] = inv
-            running_mean[j] = momentum * running_mean[j] + one_minus_momentum * mean[j]
-            running_var[j] = momentum * running_var[j] + one_minus_momentum * var[j]
+            running_mean[j] = running_average(running_mean[j], mean[j], momentum)
+            running_var[j] = running_average(running_var[j], var[j], momentum)
 
 
 @cuda.jit
@@ -93,8 +97,8 @@ def _backward_dz(d, x_hat, inv_std, gamma, dbeta, dgamma, m, dZ):
     for t in range(start, rows * n, stride):
         i = t // n
         j = t - i * n
-        dZ[i, j] = (gamma[j] * inv_std[j] / m) * (m * d[i, j] - dbeta[j]
-                                                  - x_hat[i, j] * dgamma[j])
+        dZ[i, j] = batchnorm_grad(d[i, j], x_hat[i, j], gamma[j] * inv_std[j] / m, m,
+                                  dbeta[j], dgamma[j])
 
 
 def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
@@ -134,8 +138,8 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     x_hat = call.buffer(x_hat_out, (m, n), dt, "x_hat_out")
     inv_std = call.buffer(inv_std_out, (n,), dt, "inv_std_out")
     _forward_training[dev.launch(m * n)](
-        Zd, mean, var, g, b, dev.scalar(eps, dt), dev.scalar(momentum, dt),
-        dev.scalar(1 - momentum, dt), rm, rv, code, *drop, x_hat, inv_std, act, res)
+        Zd, mean, var, g, b, dev.scalar(eps, dt), dev.scalar(momentum, dt), rm, rv, code,
+        *drop, x_hat, inv_std, act, res)
     call.write_back(running_mean, rm)
     call.write_back(running_var, rv)
     return (call.result(res, out), call.result(act, act_out), call.result(x_hat, x_hat_out),

@@ -15,24 +15,30 @@ all through ``fastdnn.cuda._device.gemm`` / CuPy (cuBLAS; NumPy under the simula
 Everything element-wise is a grid-stride numba-cuda kernel over all K models at once
 (bias + activation + dropout, softmax cross-entropy and dZ, activation backward, the
 bias sums, the L2 sums of squares and Adam with per-model hyperparameter arrays), so a
-training step is a fixed handful of launches whatever K is. Every reduction sums in a
-fixed order (one thread per output, or fixed chunks merged in order): results do not
-depend on the launch geometry. They match the CPU engines to rounding (cuBLAS sums in
-its own order; exp, log and pow are the device's).
+training step is a fixed handful of launches whatever K is. The activation, dropout and
+Adam are fastdnn.formulas', as in the CPU engine (Adam with the same host-side scalars,
+here computed per model on the device). Every reduction sums in a fixed order (one
+thread per output, or fixed chunks merged in order): results do not depend on the
+launch geometry. They match the CPU engines to rounding (cuBLAS sums in its own order;
+exp, log and pow are the device's).
 """
 import math
 
 import numpy as np
 from numba import cuda, uint64
 
-from ..formulas import is_kept
+from ..formulas import activate, activation_grad, adam_step, dropout, is_kept
 from . import _device
-from ._device import activate, activation_grad, launch, to_host
+from ._device import launch, to_host
 
 # Rows of the dev set evaluated per forward pass (bounds the scratch memory).
 EVAL_ROWS = 4096
 # Weights per partial sum of squares (the L2 term of the loss), merged in order.
 SQ_CHUNK = 1024
+# Adam's coupled decay on the biases (no L2) and its decoupled factor (plain Adam);
+# float32, so that a float32 kernel stays float32 (as fastdnn.formulas' constants)
+_ZERO = np.float32(0.0)
+_ONE = np.float32(1.0)
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -62,10 +68,8 @@ def _bias_activate(Z, params, b0, n, m, code, acts, outs, drop, keys, s, layer, 
         a = activate(Z[t] + params[b0 + kj], code)
         acts[t] = a
         if drop[k]:
-            if is_kept(keys[k, s, layer], uint64(i * n + (kj - k * n)), th[k]):
-                a = a / keep[k]
-            else:
-                a = a * 0
+            a = dropout(a, is_kept(keys[k, s, layer], uint64(i * n + (kj - k * n)), th[k]),
+                        keep[k])
         outs[t] = a
 
 
@@ -162,44 +166,39 @@ def _hidden_backward(dA, acts, n, m, code, drop, keys, s, layer, th, keep):
         k = kj // n
         d = dA[t]
         if drop[k]:
-            if is_kept(keys[k, s, layer], uint64(i * n + (kj - k * n)), th[k]):
-                d = d / keep[k]
-            else:
-                d = d * 0
+            d = dropout(d, is_kept(keys[k, s, layer], uint64(i * n + (kj - k * n)), th[k]),
+                        keep[k])
         dA[t] = d * activation_grad(acts[t], code)
 
 
 @cuda.jit
-def _adam_scalars(beta1, beta2, l2, step, m, c1, c2, lam):
-    """Per model: the bias corrections 1 - beta^t and the L2 factor l2 / m (dtype)."""
-    for k in range(cuda.grid(1), c1.shape[0], cuda.gridsize(1)):
-        c1[k] = 1.0 - beta1[k] ** step
-        c2[k] = 1.0 - beta2[k] ** step
+def _adam_scalars(beta1, beta2, l2, lr, step, m, step_size, inv_sqrt_bc2, lam):
+    """Per model, in float64 and stored in the dtype: Adam's step_size = lr / (1 -
+    beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t) (the CPU engine's scalars), and the
+    L2 factor l2 / m."""
+    for k in range(cuda.grid(1), step_size.shape[0], cuda.gridsize(1)):
+        step_size[k] = lr[k] / (1.0 - beta1[k] ** step)
+        inv_sqrt_bc2[k] = 1.0 / math.sqrt(1.0 - beta2[k] ** step)
         lam[k] = l2[k] / m
 
 
 @cuda.jit
-def _adam(params, grads, m1, v1, seg_start, seg_size, b1, omb1, b2, omb2, c1, c2, lr,
-          eps, lam):
-    """adam_update's operations on the whole flat buffer, each element with its model's
+def _adam(params, grads, m1, v1, seg_start, seg_size, b1, omb1, b2, omb2, step_size,
+          inv_sqrt_bc2, eps, lam):
+    """formulas.adam_step on the whole flat buffer, each element with its model's
     hyperparameters: segment q (W1, b1, W2, ...) holds K blocks of seg_size[q]; weight
-    segments (even q) get the L2 gradient lam * p first. One thread per element."""
+    segments (even q) get the L2 gradient lam * p (adam_step's coupled decay). One
+    thread per element."""
     n_seg = seg_size.shape[0]
     for t in range(cuda.grid(1), params.shape[0], cuda.gridsize(1)):
         q = 0
         while q + 1 < n_seg and t >= seg_start[q + 1]:
             q += 1
         k = (t - seg_start[q]) // seg_size[q]
-        g = grads[t]
-        if q % 2 == 0:
-            g = g + lam[k] * params[t]
-        mj = m1[t] * b1[k]
-        mj = mj + omb1[k] * g
-        vj = v1[t] * b2[k]
-        vj = vj + omb2[k] * g * g
-        m1[t] = mj
-        v1[t] = vj
-        params[t] = params[t] - lr[k] * (mj / c1[k]) / (math.sqrt(vj / c2[k]) + eps[k])
+        wd = lam[k] if q % 2 == 0 else _ZERO
+        params[t], m1[t], v1[t] = adam_step(params[t], grads[t], m1[t], v1[t], step_size[k],
+                                            b1[k], omb1[k], b2[k], omb2[k],
+                                            inv_sqrt_bc2[k], eps[k], wd, _ONE)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -266,7 +265,7 @@ def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
     drop_host = (net.th < 2**32).astype(np.uint8)
     drop = d(drop_host)
     keys = d(net.dropout_keys(epochs * n_steps))
-    c1, c2, lam = (cuda.device_array(K, dt) for _ in range(3))
+    step_size, inv_sqrt_bc2, lam = (cuda.device_array(K, dt) for _ in range(3))
     seg_start = d(np.array([o for l in range(L) for o in (net.woff[l], net.boff[l])],
                            np.int64))
     seg_size = d(np.array([s for l in range(1, L + 1)
@@ -318,7 +317,7 @@ def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
     loss_acc, right_acc = cuda.device_array(K, np.float64), cuda.device_array(K, np.int64)
     for e in range(epochs):
         order = d(np.ascontiguousarray(orders[e], np.int64))
-        lr = cast(lrs[e])
+        lr = d(np.ascontiguousarray(lrs[e], np.float64))   # step_size is formed in float64
         loss_acc.copy_to_device(np.zeros(K))
         right_acc.copy_to_device(np.zeros(K, np.int64))
         for s0 in range(n_steps):
@@ -351,9 +350,10 @@ def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
                     _run(_hidden_backward, K * nin * m, view(da, K * nin * m),
                          view(acts[l - 1], K * nin * m), nin, m, code, drop, keys, s,
                          l - 2, th, keep)
-            _run(_adam_scalars, K, beta1, beta2, l2, float(s + 1), float(m), c1, c2, lam)
+            _run(_adam_scalars, K, beta1, beta2, l2, lr, float(s + 1), float(m), step_size,
+                 inv_sqrt_bc2, lam)
             _run(_adam, params.size, params, grads, m1, v1, seg_start, seg_size, b1,
-                 omb1, b2, omb2, c1, c2, lr, eps, lam)
+                 omb1, b2, omb2, step_size, inv_sqrt_bc2, eps, lam)
         sums[0][e], sums[1][e] = loss_acc.copy_to_host(), right_acc.copy_to_host()
         if n_dev:
             loss_acc.copy_to_device(np.zeros(K))

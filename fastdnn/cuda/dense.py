@@ -7,8 +7,9 @@ from numba import cuda
 
 from .. import config
 from .._validation import check_real
+from ..formulas import activate, activation_grad
 from . import _device as dev
-from ._device import activate, activation_grad, apply_dropout
+from ._device import apply_dropout
 
 
 @cuda.jit

@@ -2,30 +2,33 @@
 
 m = batch size, k = outputs. Z: (m, k) output pre-activations.
 Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for softmax.
-One kernel writes each row's loss and the row's gradient dZ = (y_hat - Y) / m; the
-batch loss is reduced on the device in a fixed order. The ``*_on_device`` variants
-return it as a (1,) device array, so a training loop need not wait for it.
+One kernel writes each row's loss (float64, as the CPU engine sums it) and the row's
+gradient dZ = (y_hat - Y) / m; the batch loss is reduced on the device in a fixed order.
+The ``*_on_device`` variants return it as a (1,) device array (of Z's dtype), so a
+training loop need not wait for it. The per-element sigmoid, sigmoid cross-entropy and
+squared error are fastdnn.formulas', the CPU engine's own.
 """
 import math
 
 import numpy as np
 from numba import cuda
 
+from .. import formulas, reference
 from ..reference.losses import one_hot
-from .. import reference
 from . import _device as dev
-from ._device import activate
 
 _SOFTMAX, _SIGMOID, _MSE = 0, 1, 2
 
 
 @cuda.jit
 def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
-    """Loss of row i and its gradient dZ[i, :]; grid-stride over rows."""
+    """Loss of row i (float64, into row_loss[i, 0]) and its gradient dZ[i, :]; grid-stride
+    over rows. The squared error's loss is already halved (formulas.squared_error)."""
     rows, k = Z.shape
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, rows, stride):
+        loss = 0.0
         if kind == 0:  # softmax cross-entropy
             mx = Z[i, 0]
             for j in range(1, k):
@@ -34,7 +37,6 @@ def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
             for j in range(k):
                 s += math.exp(Z[i, j] - mx)
             lse = math.log(s)
-            loss = s * 0
             for j in range(k):
                 if use_labels:
                     y = 1 if labels[i] == j else 0
@@ -43,17 +45,14 @@ def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
                 loss -= y * (Z[i, j] - mx - lse)
                 dZ[i, j] = (math.exp(Z[i, j] - mx) / s - y) / m
         elif kind == 1:  # sigmoid cross-entropy
-            loss = Z[i, 0] * 0
             for j in range(k):
-                z = Z[i, j]
-                y = Y[i, j]
-                loss += max(z, 0) - z * y + math.log1p(math.exp(-abs(z)))
-                dZ[i, j] = (activate(z, 4) - y) / m
+                z, y = Z[i, j], Y[i, j]
+                loss += formulas.sigmoid_cross_entropy(z, y)
+                dZ[i, j] = (formulas.sigmoid(z) - y) / m
         else:  # half squared error
-            loss = Z[i, 0] * 0
             for j in range(k):
-                diff = Z[i, j] - Y[i, j]
-                loss += diff * diff
+                half_sq, diff = formulas.squared_error(Z[i, j], Y[i, j])
+                loss += half_sq
                 dZ[i, j] = diff / m
         row_loss[i, 0] = loss
 
@@ -84,11 +83,11 @@ def _loss(kind, Z, Y, dZ_out, allow_labels=False, loss_out=None):
     if labels is None:
         labels = dev.scratch("labels", 1, np.int64)
     dZ = call.buffer(dZ_out, (m, k), dt, "dZ_out")
-    row_loss = dev.scratch("row_loss", (m, 1), dt)
+    row_loss = dev.scratch("row_loss", (m, 1), np.float64)
     _row_loss[dev.launch(m)](kind, Zd, Yd, labels, use_labels, dev.scalar(m, dt), dZ,
                              row_loss)
     loss = call.buffer(loss_out, (1,), dt, "loss_out")
-    dev.column_sums(row_loss, loss, divisor=2 * m if kind == _MSE else m)
+    dev.column_sums(row_loss, loss, divisor=m)   # summed in float64, rounded once
     return loss, call.result(dZ, dZ_out)
 
 
@@ -172,7 +171,7 @@ def _softmax(Z, log, out):
 
 
 def sigmoid(Z, *, out=None):
-    """Element-wise logistic function."""
+    """Element-wise logistic function (formulas.sigmoid)."""
     from .activations import activation_forward
     return activation_forward(Z, "sigmoid", out=out)
 

@@ -1,14 +1,19 @@
 """Optimizer updates on the GPU: each one grid-stride kernel over the flat buffer.
 
-Work in place like the reference, with its argument order. Bias corrections and the
-other scalars are computed on the host in float64 and passed in the arrays' dtype.
-Host arrays are updated too (copied to the device and back), for tests.
+Work in place like the reference, with its argument order. Each element is updated by
+fastdnn.formulas' sgd_step, momentum_step, rmsprop_step or adam_step, the CPU backend's
+own arithmetic, with the same scalars: computed on the host in float64 (Adam's bias
+corrections as step_size = lr / (1 - beta1^t) and inv_sqrt_bc2 = 1 / sqrt(1 - beta2^t),
+AdamW's decoupled decay as decay = 1 - lr * weight_decay, Nesterov's look-ahead as
+a, c = beta, 1 - beta) and passed in the arrays' dtype, so float32 updates run in
+float32. Host arrays are updated too (copied to the device and back), for tests.
 """
 import math
 
 from numba import cuda
 
 from .._validation import check_update
+from ..formulas import adam_step, momentum_step, rmsprop_step, sgd_step
 from . import _device as dev
 
 
@@ -17,21 +22,16 @@ def _sgd(p, g, lr, wd):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, p.shape[0], stride):
-        p[i] -= lr * (g[i] + wd * p[i])
+        p[i] = sgd_step(p[i], g[i], lr, wd)
 
 
 @cuda.jit
-def _momentum(p, g, v, lr, beta, one_minus_beta, wd, nesterov):
+def _momentum(p, g, v, lr, beta, one_minus_beta, wd, a, c):
+    """p -= lr (a v + c g): (a, c) = (1, 0) for momentum, (beta, 1 - beta) for Nesterov."""
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, p.shape[0], stride):
-        gi = g[i] + wd * p[i]
-        vi = beta * v[i] + one_minus_beta * gi
-        v[i] = vi
-        if nesterov:
-            p[i] -= lr * (beta * vi + one_minus_beta * gi)
-        else:
-            p[i] -= lr * vi
+        p[i], v[i] = momentum_step(p[i], g[i], v[i], lr, beta, one_minus_beta, wd, a, c)
 
 
 @cuda.jit
@@ -39,31 +39,19 @@ def _rmsprop(p, g, s, lr, beta2, one_minus_beta2, eps, wd):
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, p.shape[0], stride):
-        gi = g[i] + wd * p[i]
-        si = beta2 * s[i] + one_minus_beta2 * gi * gi
-        s[i] = si
-        p[i] -= lr * gi / (math.sqrt(si) + eps)
+        p[i], s[i] = rmsprop_step(p[i], g[i], s[i], lr, beta2, one_minus_beta2, eps, wd)
 
 
 @cuda.jit
-def _adam(p, g, m, v, lr, beta1, one_minus_beta1, beta2, one_minus_beta2, bc1, bc2, eps,
-          wd, decoupled):
-    """Adam (decoupled=False: coupled L2 wd) or AdamW (decoupled: p -= wd p first, with
-    wd = lr * weight_decay)."""
+def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
+          inv_sqrt_bc2, eps, wd, decay):
+    """Adam (wd: coupled L2, decay 1) or AdamW (wd 0, decay = 1 - lr weight_decay)."""
     start = cuda.grid(1)
     stride = cuda.gridsize(1)
     for i in range(start, p.shape[0], stride):
-        pi = p[i]
-        gi = g[i]
-        if decoupled:
-            pi -= wd * pi
-        else:
-            gi = gi + wd * pi
-        mi = beta1 * m[i] + one_minus_beta1 * gi
-        vi = beta2 * v[i] + one_minus_beta2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        p[i] = pi - lr * (mi / bc1) / (math.sqrt(vi / bc2) + eps)
+        p[i], m[i], v[i] = adam_step(p[i], g[i], m[i], v[i], step_size, beta1,
+                                     one_minus_beta1, beta2, one_minus_beta2,
+                                     inv_sqrt_bc2, eps, wd, decay)
 
 
 def _run(kernel, param, grad, states, *scalars):
@@ -78,8 +66,7 @@ def _run(kernel, param, grad, states, *scalars):
     arrays = [param, grad] + [a for _, a in states]
     devs = [dev.to_device(a) for a in arrays]
     dt = param.dtype
-    args = [dev.flat(d) for d in devs] + [s if isinstance(s, bool) else dev.scalar(s, dt)
-                                          for s in scalars]
+    args = [dev.flat(d) for d in devs] + [dev.scalar(s, dt) for s in scalars]
     kernel[dev.launch(param.size)](*args)
     call = dev.Call(param)
     for a, d in zip(arrays, devs):
@@ -105,8 +92,8 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
 
 def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
     lr, wd, beta = check_update(lr, weight_decay, beta=beta)
-    _run(_momentum, param, grad, [("velocity", velocity)], lr, beta, 1 - beta, wd,
-         nesterov)
+    a, c = (beta, 1 - beta) if nesterov else (1.0, 0.0)
+    _run(_momentum, param, grad, [("velocity", velocity)], lr, beta, 1 - beta, wd, a, c)
 
 
 def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
@@ -134,5 +121,6 @@ def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
 def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     lr, wd, step, beta1, beta2, eps = check_update(lr, weight_decay, step=step, beta1=beta1,
                                                     beta2=beta2, eps=eps)
-    _run(_adam, param, grad, [("m", m), ("v", v)], lr, beta1, 1 - beta1, beta2, 1 - beta2,
-         1 - beta1**step, 1 - beta2**step, eps, lr * wd if decoupled else wd, decoupled)
+    coupled, decay = (0.0, 1.0 - lr * wd) if decoupled else (wd, 1.0)
+    _run(_adam, param, grad, [("m", m), ("v", v)], lr / (1 - beta1**step), beta1,
+         1 - beta1, beta2, 1 - beta2, 1 / math.sqrt(1 - beta2**step), eps, coupled, decay)

@@ -16,7 +16,8 @@ from collections import namedtuple
 import numpy as np
 
 from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
-from .pool import current_threads, default_pool
+from .pool import default_pool
+from .threads import current_threads
 from .program import training_program, workspace
 from .runs import infer, train_private, train_shared
 from .structs import (ACT_BUF, BETA1, BN, DROP, BETA2, CORRECT, DECAY, EPS_SCALED, KEEP, L2, LOSS,

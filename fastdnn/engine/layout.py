@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..formulas import ACTIVATION_CODES
 from ..rng import keep_threshold
 from .structs import (ACT, B_AT, BETA_AT, BIAS, BN, DROP, GAMMA_AT, LAYER_ROWS, MEAN_AT,
                       N_IN, N_OUT, SEED, THRESHOLD, VAR_AT, W_AT)
@@ -112,6 +111,7 @@ class Parameters:
         (layer, layer_f, model_u, keep). ``layer`` has no workspace offsets yet (-1);
         ``seeds`` are per model (K,), ``keep`` (L, K) keep probabilities (default: each
         block's keep_prob for every model)."""
+        from ..formulas import ACTIVATION_CODES
         blocks, K = self.blocks, self.models
         L = len(blocks)
         layer = np.full((LAYER_ROWS, L), -1, np.int64)

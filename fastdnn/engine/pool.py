@@ -175,35 +175,10 @@ class Pool:
 
 
 _POOL = Pool()
-_local = threading.local()
 
 
 def default_pool():
     return _POOL
-
-
-def current_threads():
-    """Threads a run started now may use (see ``threads``)."""
-    return getattr(_local, "threads", None) or config.NUM_THREADS
-
-
-class threads:
-    """Run fastdnn's training and inference on ``n`` threads inside the block (this
-    thread only; the default is ``config.NUM_THREADS``). Results do not depend on it."""
-
-    def __init__(self, n):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
-        self.n = n
-
-    def __enter__(self):
-        self._saved = getattr(_local, "threads", None)
-        _local.threads = self.n
-        return self
-
-    def __exit__(self, *exc):
-        _local.threads = self._saved
-        return False
 
 
 def _after_fork_in_child():

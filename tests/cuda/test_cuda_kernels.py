@@ -37,27 +37,8 @@ def close(actual, expected, dtype, name, rtol=None, atol=None):
     assert_close(actual, expected, dtype=dtype, rtol=rtol, atol=atol, name=name)
 
 
-# ------------------------------------------------------------------ formulas and masks
-
-def test_device_activation_twins_match_cpu_formulas():
-    z = np.array([-30.0, -2.5, -1e-3, 0.0, 1e-3, 0.7, 3.0, 40.0])
-    for name, code in formulas.ACTIVATION_CODES.items():
-        out = cuda.device_array(z.size)
-        grad = cuda.device_array(z.size)
-
-        @cuda.jit
-        def k(z, code, out, grad):
-            i = cuda.grid(1)
-            if i < z.size:
-                out[i] = _device.activate(z[i], code)
-                grad[i] = _device.activation_grad(out[i], code)
-
-        k[1, 32](cuda.to_device(z), code, out, grad)
-        want = np.array([formulas.activate(x, code) for x in z])
-        want_grad = np.array([formulas.activation_grad(a, code) for a in want])
-        assert_close(out.copy_to_host(), want, rtol=1e-15, atol=0, name=name)
-        assert_close(grad.copy_to_host(), want_grad, rtol=1e-15, atol=0, name=name)
-
+# ------------------------------------------------------------------ masks
+# (the kernels' element-wise formulas against fastdnn.formulas: test_cuda_formulas.py)
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 5), (3, 13)])
 @pytest.mark.parametrize("keep_prob", [0.5, 0.8, 1.0])
