@@ -173,8 +173,8 @@ def _gemm_floor(m, blas, np):
             if t < 0:
                 break
             M, N, K, ta, tb = shapes[t]
-            blas.gemm(ta == 1, tb == 1, M, N, K, A, 0, M if ta else K, B, 0,
-                      K if tb else N, C, 0, N, 0.0)
+            blas.gemm((ta == 1, tb == 1, M, N, K), (A, 0, M if ta else K),
+                      (B, 0, K if tb else N), (C, 0, N), 0.0)
             finish(ctl)
         if tid == 0:
             close(ctl, gen)

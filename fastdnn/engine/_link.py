@@ -35,7 +35,8 @@ _SUFFIX = ".fastdnn-link"
 
 def _symbol(dispatcher, argtys):
     key = f"{dispatcher.py_func.__module__}.{dispatcher.py_func.__qualname__}{argtys}"
-    return f"fastdnn_{dispatcher.py_func.__name__}_{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+    return f"fastdnn_{dispatcher.py_func.__name__}_{digest}"
 
 
 def _cache_folder(dispatcher):

@@ -95,8 +95,10 @@ def _loop_gemm(real):
 
     @cfunc(sig, cache=config.CACHE, error_model="numpy")
     def gemm(order, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc):
-        A = carray(a, (lda * ((K if ta == _TRANS else M) - 1) + (M if ta == _TRANS else K),))
-        B = carray(b, (ldb * ((N if tb == _TRANS else K) - 1) + (K if tb == _TRANS else N),))
+        rows_a, cols_a = (K, M) if ta == _TRANS else (M, K)   # A as stored
+        rows_b, cols_b = (N, K) if tb == _TRANS else (K, N)
+        A = carray(a, (lda * (rows_a - 1) + cols_a,))
+        B = carray(b, (ldb * (rows_b - 1) + cols_b,))
         C = carray(c, (ldc * (M - 1) + N,))
         for i in range(M):
             row = i * ldc
@@ -154,13 +156,19 @@ def _gemm_of_typed(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc):
 
 
 @njit(**config.INTERNAL)
-def gemm(transpose_a, transpose_b, M, N, K, A, a0, lda, B, b0, ldb, C, c0, ldc, beta):
-    """C[c0:] (M, N, row stride ldc) = op(A[a0:]) @ op(B[b0:]) (+ beta C), one thread.
+def gemm(shape, a, b, c, beta):
+    """C = op(A) @ op(B) (+ beta C) on one thread, on blocks of flat storage.
 
-    A, B, C are contiguous arrays of one dtype (any shape: the offsets a0, b0, c0 count
-    elements of their flat storage); op transposes when asked; lda, ldb are the row
-    strides of A and B as stored. ``beta`` is 0 (overwrite) or 1 (accumulate).
+    shape = (transpose_a, transpose_b, M, N, K): C is M x N, op(A) M x K, op(B) K x N, op
+    transposing when asked. a, b, c = (array, offset, row stride): the block starts at
+    element ``offset`` of the array's flat storage and its rows (as stored) are ``row
+    stride`` elements apart; the three arrays are contiguous and of one dtype. ``beta``
+    is 0 (overwrite) or 1 (accumulate).
     """
+    transpose_a, transpose_b, M, N, K = shape
+    A, a0, lda = a
+    B, b0, ldb = b
+    C, c0, ldc = c
     if M == 0 or N == 0:
         return
     item = C.itemsize

@@ -17,12 +17,12 @@ import numpy as np
 
 from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
 from .pool import default_pool
-from .threads import current_threads
 from .program import training_program, workspace
 from .runs import infer, train_private, train_shared
-from .structs import (ACT_BUF, BETA1, BN, DROP, BETA2, CORRECT, DECAY, EPS_SCALED, KEEP, L2, LOSS,
-                      M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START, RUN_FIELDS,
-                      SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, X_AT, Y_AT)
+from .structs import (ACT_BUF, BETA1, BETA2, BN, CORRECT, DECAY, DROP, EPS_SCALED, KEEP,
+                      L2, LOSS, M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START,
+                      RUN_FIELDS, SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, X_AT, Y_AT)
+from .threads import current_threads
 
 RUN_SECONDS = 0.05    # target length of one run of steps
 MAX_RUN_STEPS = 256   # steps per run at most (the size of the per-step sums)
@@ -149,8 +149,8 @@ class CpuEngine:
                 steps = min(count - first, self._run_length(m))
                 start = time.perf_counter()
                 lrs = [lr_of_step(done + s) for s in range(steps)]
-                applied, bad = self._run(data, row, m, steps, step0 + done, optimizer,
-                                         lrs, l2, update, stop_on_nan, loss, correct)
+                applied, bad = self._run(data, (row, m, steps, step0 + done), optimizer,
+                                         lrs, l2, (update, stop_on_nan), (loss, correct))
                 self._step_seconds[m] = (time.perf_counter() - start) / steps
                 done += applied
                 if on_run is not None:
@@ -174,10 +174,13 @@ class CpuEngine:
             return 1
         return int(max(1, min(MAX_RUN_STEPS, RUN_SECONDS / max(seconds, 1e-7))))
 
-    def _run(self, data, row_start, m, steps, step0, optimizer, lrs, l2, update,
-             stop_on_nan, loss, correct):
-        """One run of ``steps`` steps of ``m`` rows; adds to loss and correct. Returns
+    def _run(self, data, span, optimizer, lrs, l2, flags, sums):
+        """One run: span = (first row in the order, m rows a step, steps, steps done
+        before); flags = (update, stop_on_nan); adds to sums = (loss, correct). Returns
         (steps applied, whether a non-finite loss stopped it)."""
+        row_start, m, steps, step0 = span
+        update, stop_on_nan = flags
+        loss, correct = sums
         p = self.params
         K, G = p.models, self.group
         shared = G == K

@@ -118,13 +118,14 @@ def infer_rows(span, net, P, running, run, X, Y, out, parts, buf):
         n_in, n = layer[N_IN, l], layer[N_OUT, l]
         w0 = layer[W_AT, l] + k0 * n * n_in
         if l == 0:
-            blas.gemm(False, True, rows, G * n, n_in, X, r0 * n_in, n_in, P, w0, n_in, buf,
-                      layer[ACT_BUF, l], G * n, 0.0)
+            blas.gemm((False, True, rows, G * n, n_in), (X, r0 * n_in, n_in), (P, w0, n_in),
+                      (buf, layer[ACT_BUF, l], G * n), 0.0)
         else:
             for g in range(G):
-                blas.gemm(False, True, rows, n, n_in, buf, layer[ACT_BUF, l - 1] + g * n_in,
-                          G * n_in, P, w0 + g * n * n_in, n_in, buf,
-                          layer[ACT_BUF, l] + g * n, G * n, 0.0)
+                blas.gemm((False, True, rows, n, n_in),
+                          (buf, layer[ACT_BUF, l - 1] + g * n_in, G * n_in),
+                          (P, w0 + g * n * n_in, n_in),
+                          (buf, layer[ACT_BUF, l] + g * n, G * n), 0.0)
         for g in range(G):
             _inference_epilogue((k0 + g, g, G, l, rows), net, P, running, buf)
     l = L - 1
@@ -134,11 +135,12 @@ def infer_rows(span, net, P, running, run, X, Y, out, parts, buf):
         w0 = layer[W_AT, l] + k * nk * n_in
         c0 = r0 * K * nk + k * nk
         if l == 0:
-            blas.gemm(False, True, rows, nk, n_in, X, r0 * n_in, n_in, P, w0, n_in, out, c0,
-                      K * nk, 0.0)
+            blas.gemm((False, True, rows, nk, n_in), (X, r0 * n_in, n_in), (P, w0, n_in),
+                      (out, c0, K * nk), 0.0)
         else:
-            blas.gemm(False, True, rows, nk, n_in, buf, layer[ACT_BUF, l - 1] + g * n_in,
-                      G * n_in, P, w0, n_in, out, c0, K * nk, 0.0)
+            blas.gemm((False, True, rows, nk, n_in),
+                      (buf, layer[ACT_BUF, l - 1] + g * n_in, G * n_in), (P, w0, n_in),
+                      (out, c0, K * nk), 0.0)
         _score_rows((k, r0, r1, block), net, P, run, Y, out, parts, buf)
 
 

@@ -77,8 +77,8 @@ def forward_hidden(where, net, run, state, buf, tmp, parts):
         a_at, lda = run[X_AT], n_in
     else:
         a_at, lda = layer[OUT_BUF, l - 1] + (lo // n) * n_in, G * n_in
-    blas.gemm(False, True, run[M], hi - lo, n_in, buf, a_at, lda, P, w0, n_in, buf,
-              z_at + lo, G * n, 0.0)
+    blas.gemm((False, True, run[M], hi - lo, n_in), (buf, a_at, lda), (P, w0, n_in),
+              (buf, z_at + lo, G * n), 0.0)
     for g in range(lo // n, (hi - 1) // n + 1):   # per model: its own hyperparameters
         block = (s, k0 + g, G, l, max(lo, g * n), min(hi, (g + 1) * n), g)
         if layer[BN, l]:
@@ -197,8 +197,8 @@ def forward_output(where, net, run, P, buf, parts):
     else:
         a_at, lda = layer[OUT_BUF, l - 1] + lo * G * n_in + g * n_in, G * n_in
     w0 = layer[W_AT, l] + k * nk * n_in
-    blas.gemm(False, True, hi - lo, nk, n_in, buf, a_at, lda, P, w0, n_in, buf,
-              layer[ACT_BUF, l] + lo * G * nk + g * nk, G * nk, 0.0)
+    blas.gemm((False, True, hi - lo, nk, n_in), (buf, a_at, lda), (P, w0, n_in),
+              (buf, layer[ACT_BUF, l] + lo * G * nk + g * nk, G * nk), 0.0)
     loss, right = 0.0, 0
     for i in range(lo, hi):
         loss_i, right_i = _output_row(i, k, g, G, net, run, P, buf)
@@ -272,8 +272,8 @@ def weight_grad(where, net, run, lr, state, buf, tmp):
         a_at, lda = run[X_AT], n_in
     else:
         a_at, lda = layer[OUT_BUF, l - 1] + (lo // n) * n_in, G * n_in
-    blas.gemm(True, False, hi - lo, n_in, m, buf, layer[D_BUF, l] + lo, G * n, buf, a_at,
-              lda, grads, layer[W_AT, l] + (k0 * n + lo) * n_in, n_in, 0.0)
+    blas.gemm((True, False, hi - lo, n_in, m), (buf, layer[D_BUF, l] + lo, G * n),
+              (buf, a_at, lda), (grads, layer[W_AT, l] + (k0 * n + lo) * n_in, n_in), 0.0)
     dt = P.dtype.type
     for g in range(lo // n, (hi - 1) // n + 1):
         c0, c1 = max(lo, g * n), min(hi, (g + 1) * n)
@@ -320,8 +320,8 @@ def input_grad(where, net, run, lr, state, buf, tmp):
     if g >= G:
         return
     w0 = layer[W_AT, l] + (k0 + g) * n * n_prev + lo - g * n_prev
-    blas.gemm(False, False, run[M], hi - lo, n, buf, layer[D_BUF, l] + g * n, G * n,
-              state[0], w0, n_prev, buf, layer[D_BUF, l - 1] + lo, G * n_prev, 0.0)
+    blas.gemm((False, False, run[M], hi - lo, n), (buf, layer[D_BUF, l] + g * n, G * n),
+              (state[0], w0, n_prev), (buf, layer[D_BUF, l - 1] + lo, G * n_prev), 0.0)
     _backward_epilogue((s, k0 + g, G, l - 1, lo, hi, g), net, run, lr, state, buf, tmp)
 
 

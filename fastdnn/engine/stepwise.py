@@ -227,7 +227,8 @@ class HostTraining:
         return loss
 
     def batch_loss(self, engine, Z, ws, l2):
-        return engine.data_loss(Z, ws["Y"], ws["dout"]) + engine.l2_term(ws["X"].shape[0], l2)
+        loss = engine.data_loss(Z, ws["Y"], ws["dout"])
+        return loss + engine.l2_term(ws["X"].shape[0], l2)
 
     def feeder(self, X, Y):
         return _HostFeeder(X, Y)

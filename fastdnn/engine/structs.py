@@ -19,7 +19,7 @@ whose rows are named by the constants below, and functions take small tuples:
 """
 # layer: int64 (LAYER_ROWS, L)
 (N_IN, N_OUT, ACT, BIAS, BN, DROP,          # widths; activation code; flags
- W_AT, B_AT, GAMMA_AT, BETA_AT,             # offsets in params (K stacked models), -1 = none
+ W_AT, B_AT, GAMMA_AT, BETA_AT,             # offsets in params (K stacked), -1 = none
  MEAN_AT, VAR_AT,                           # offsets in running (K stacked), -1 = none
  ACT_BUF, OUT_BUF, XHAT_BUF, D_BUF, STD_BUF, MU_BUF,   # offsets in a workspace row
  ) = range(18)
