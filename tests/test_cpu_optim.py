@@ -82,10 +82,10 @@ def test_optimizer_errors(rng):
                                   "momentum_update", "rmsprop_update"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tensors_across_block_boundaries_update_as_one_flat_buffer(rng, name, dtype):
-    """The list path cuts tensors in blocks of BLOCK elements handed to the threads:
+    """The list path cuts tensors in blocks of LIST_BLOCK elements handed to the threads:
     tensors smaller, larger, exactly one block and empty all update as the flat buffer
     does, on 1, 2 and 3 threads alike."""
-    from fastdnn.cpu.optim import BLOCK
+    from fastdnn.cpu.optim import LIST_BLOCK as BLOCK
     from fastdnn.engine.threads import threads
     shapes = [(150, 130), (7,), (BLOCK,), (0, 3), (2 * BLOCK + 1,)]
     sizes = [int(np.prod(s)) for s in shapes]
@@ -103,3 +103,27 @@ def test_tensors_across_block_boundaries_update_as_one_flat_buffer(rng, name, dt
             fn(*views, *extra, 1e-2, weight_decay=0.1)
     for a, v in zip(flat, views):
         np.testing.assert_array_equal(np.concatenate([q.ravel() for q in v]), a)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_array_in_several_blocks_gives_the_same_bits_on_any_thread_count(rng, dtype):
+    from fastdnn.cpu.optim import BLOCK
+    from fastdnn.engine.threads import threads
+    n = 3 * BLOCK + 17
+    start = [rng.standard_normal(n).astype(dtype) for _ in range(4)]
+    start[3] = np.abs(start[3])
+    results = []
+    for count in (1, 2, 3):
+        arrays = [a.copy() for a in start]
+        with threads(count):
+            for step in (1, 2):
+                C.adam_update(*arrays, step, 1e-2, weight_decay=0.1)
+        results.append(arrays)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    ref = [a.copy() for a in start]
+    for step in (1, 2):
+        R.adam_update(*ref, step, 1e-2, weight_decay=0.1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(results[0][0], ref[0], rtol=tol, atol=tol)

@@ -8,8 +8,8 @@ per-step scalars (bias corrections included) of _rows.update_scalars computed on
 float32 updates run in float32. ``weight_decay`` is coupled L2 (g + weight_decay * param)
 except in adamw_update, where it is decoupled (param -= lr * weight_decay * param first).
 
-A call hands its elements out in blocks of BLOCK (of one array, or across all tensors of
-matching lists) as tickets to the pool's threads (fastdnn.engine.pool), the caller's
+A call hands its elements out in blocks (of one array, or across all tensors of matching
+lists) as tickets to the pool's threads (fastdnn.engine.pool), the caller's
 thread among them, so no thread waits for another that is descheduled or stalled by a
 BLAS library's spinning workers; an update of fewer than SMALL elements runs on the
 calling thread alone.
@@ -25,23 +25,30 @@ from ..engine.threads import current_threads
 from ..formulas import OPTIMIZER_CODES
 from ._rows import update_range, update_scalars
 
-# Elements per ticket: the threads' shares of a model's blocks come out even
+# Elements per ticket. One array: large blocks keep each thread streaming through memory
+# (1e6 float32 Adam on 2 threads, medians of 7 interleaved rounds: blocks of 4096 took
+# 676 us, 16384 518 us, 65536 408 us; 1.6e7: 16.4, 14.5, 15.0 ms). Lists of tensors:
+# small enough that the threads' shares of a model's tensors come out even
 # (kernels/optim_tensors.py, a 784-512-256-10 model's six tensors: 4096 at or ahead of
 # 16384 in three runs of four, 65536 15-30% slower).
-BLOCK = 4096
-SMALL = 2**15
+BLOCK = 65536
+LIST_BLOCK = 4096
+# Fewer elements than this run on the calling thread alone: waking a worker costs about
+# 20 us, the update of 2^17 float32 parameters about 90 us of one core.
+SMALL = 2**17
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _update_array(ctl, gen, kind, p, g, s1, s2, h, tid):
-    # tickets: blocks of BLOCK elements of one flat array
+def _update_array(ctl, gen, kind, p, g, s1, s2, hyper, block, tid):
+    # tickets: blocks of ``block`` elements of one flat array; hyper: update_scalars' inputs
+    h = update_scalars(kind, *hyper)
     n = p.shape[0]
     while True:
         t = claim(ctl, gen)
         if t < 0:
             break
-        lo = t * BLOCK
-        hi = min(n, lo + BLOCK)
+        lo = t * block
+        hi = min(n, lo + block)
         update_range(kind, p[lo:hi], g[lo:hi], s1[lo:hi], s2[lo:hi], h)
         finish(ctl)
     if tid == 0:
@@ -49,8 +56,10 @@ def _update_array(ctl, gen, kind, p, g, s1, s2, h, tid):
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
-def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, h, tid):
-    # tickets: rows of blocks (tensor, first, end) across all tensors of the lists
+def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, hyper, tid):
+    # tickets: rows of blocks (tensor, first, end) of LIST_BLOCK elements across all
+    # tensors of the lists
+    h = update_scalars(kind, *hyper)
     while True:
         t = claim(ctl, gen)
         if t < 0:
@@ -65,7 +74,7 @@ def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, h, tid):
 def _run(name, groups, scalars, lists=None):
     """Update every group [param, grad, state...] of ``groups`` (flat arrays)."""
     kind = OPTIMIZER_CODES[name]
-    h = update_scalars(kind, *scalars)
+    h = scalars   # floats, then a bool: update_scalars' inputs after kind
     if lists is None and len(groups) > 1 and len({grp[0].dtype for grp in groups}) == 1:
         lists = _Lists(groups)
     if lists is not None:
@@ -78,8 +87,8 @@ def _run(name, groups, scalars, lists=None):
         s1 = group[2] if len(group) > 2 else p[:0]
         s2 = group[3] if len(group) > 3 else p[:0]
         threads = current_threads() if p.shape[0] >= SMALL else 1
-        default_pool().run(_update_array, (kind, p, g, s1, s2, h), -(-p.shape[0] // BLOCK),
-                           threads)
+        default_pool().run(_update_array, (kind, p, g, s1, s2, h, BLOCK),
+                           -(-p.shape[0] // BLOCK), threads)
 
 
 class _Lists:
@@ -91,9 +100,9 @@ class _Lists:
         while len(columns) < 4:
             columns.append(columns[0])   # no such state: never touched by the update
         self.typed = tuple(List(c) for c in columns)
-        self.blocks = np.array([(i, lo, min(lo + BLOCK, grp[0].shape[0]))
+        self.blocks = np.array([(i, lo, min(lo + LIST_BLOCK, grp[0].shape[0]))
                                 for i, grp in enumerate(groups)
-                                for lo in range(0, grp[0].shape[0], BLOCK)],
+                                for lo in range(0, grp[0].shape[0], LIST_BLOCK)],
                                np.int64).reshape(-1, 3)
         self.size = sum(grp[0].shape[0] for grp in groups)
 

@@ -156,8 +156,11 @@ class Pool:
     def run(self, fn, args, tickets, threads):
         """Run ``fn`` over ``tickets`` work items on up to ``threads`` threads."""
         if threads <= 1 or not self._lock.acquire(blocking=False):
-            ctl = np.zeros(3, np.int64)    # alone (or the pool is busy): a ctl of our own
-            open_run(ctl, 1, tickets)
+            # alone (or the pool is busy): a ctl of this thread's own, no other reader
+            ctl = getattr(_solo, "ctl", None)
+            if ctl is None:
+                ctl = _solo.ctl = np.zeros(3, np.int64)
+            ctl[0], ctl[1], ctl[2] = 1 << 32, 0, tickets
             fn(ctl, 1, *args, 0)
             return
         try:
@@ -175,6 +178,7 @@ class Pool:
 
 
 _POOL = Pool()
+_solo = threading.local()   # each thread's ctl for the runs it does alone
 
 
 def default_pool():
