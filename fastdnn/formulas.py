@@ -140,22 +140,31 @@ def sigmoid_cross_entropy(z, y):
 @njit(inline="always", cache=CACHE, error_model="numpy")
 def softmax_cross_entropy_row(z, y, d, scale):
     """Cross-entropy of softmax(z) against the targets y for one row (1-D arrays of k
-    outputs), in float64; writes d = (softmax(z) - y) / scale. d may be z."""
+    outputs): writes d = (softmax(z) - y) / scale (d may be z) and returns the loss (in
+    float64) and whether the prediction is right (the first maximum of z is that of y,
+    as NumPy's argmax takes it). One exp per output."""
     k = z.shape[0]
-    zmax = z[0]
+    zmax, best, ymax, label = z[0], 0, y[0], 0
     for j in range(1, k):
-        zmax = max(zmax, z[j])
-    total = z[0] * _ZERO
-    for j in range(k):
-        total += math.exp(z[j] - zmax)
-    log_total = np.float64(math.log(total))
+        if z[j] > zmax:
+            zmax, best = z[j], j
+        if y[j] > ymax:
+            ymax, label = y[j], j
     loss = 0.0
     for j in range(k):
-        shifted = np.float64(z[j] - zmax)
         if y[j] != 0:
-            loss -= np.float64(y[j]) * (shifted - log_total)
-        d[j] = (math.exp(z[j] - zmax) / total - y[j]) / scale
-    return loss
+            loss -= np.float64(y[j]) * np.float64(z[j] - zmax)
+    total = z[0] * _ZERO
+    for j in range(k):
+        e = math.exp(z[j] - zmax)
+        d[j] = e
+        total += e
+    log_total = np.float64(math.log(total))
+    ysum = 0.0
+    for j in range(k):
+        ysum += np.float64(y[j])
+        d[j] = (d[j] / total - y[j]) / scale
+    return loss + ysum * log_total, best == label
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")

@@ -47,7 +47,6 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils import shuffle as _sk_shuffle
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
@@ -65,6 +64,15 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's hidden activation names -> fastdnn's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+
+
+def _shuffled(indices, rng):
+    """``sklearn.utils.shuffle(indices, random_state=rng)``: the same draw from ``rng``
+    (a shuffled arange), without its argument validation (about 1.3 ms a call, a
+    quarter of an epoch on digits)."""
+    order = np.arange(len(indices))
+    rng.shuffle(order)
+    return indices[order]
 
 
 def _dense(X):
@@ -355,7 +363,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
-                sample_idx = _sk_shuffle(sample_idx, random_state=rng)
+                sample_idx = _shuffled(sample_idx, rng)
                 Xe, Ye = X_train[sample_idx], Y_train[sample_idx]
             else:
                 Xe, Ye = X_train, Y_train

@@ -263,20 +263,20 @@ def aligned_zeros(shape, dtype, align=64):
 
 
 def _merge(parts, steps, l2, loss, correct, stop_on_nan):
-    """Add each applied step's loss (times m) and right answers, in step order."""
-    step_loss = parts[LOSS, :steps].sum(axis=2) + l2[None, :] / 2 * parts[SQ, :steps].sum(
-        axis=2)                                     # (steps, K), times m
-    right = parts[CORRECT, :steps].sum(axis=2).astype(np.int64)
+    """Add the run's summed losses (times m, L2 term included) and right answers per
+    model; with stop_on_nan, only the steps before the first non-finite loss, which
+    was not applied (returns (steps applied, whether one was not finite))."""
+    data = parts[LOSS, :steps].sum(axis=2)              # (steps, K)
+    sq = parts[SQ, :steps].sum(axis=2)
+    right = parts[CORRECT, :steps].sum(axis=2)
     applied = steps
-    bad = False
     if stop_on_nan:
-        finite = np.isfinite(step_loss).all(axis=1)
+        finite = np.isfinite(data + sq).all(axis=1)
         if not finite.all():
-            applied, bad = int(np.argmin(finite)), True
-    for s in range(applied):
-        loss += step_loss[s]
-        correct += right[s]
-    return applied, bad
+            applied = int(np.argmin(finite))
+    loss += data[:applied].sum(axis=0) + l2 / 2 * sq[:applied].sum(axis=0)
+    correct += right[:applied].sum(axis=0).astype(np.int64)
+    return applied, applied < steps
 
 
 _NO_Y = {t: np.zeros((0, 1), t) for t in (np.float32, np.float64)}

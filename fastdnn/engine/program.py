@@ -32,7 +32,7 @@ GATHER, FORWARD, OUTPUT, WEIGHT_GRAD, INPUT_GRAD, UPDATE = range(6)
 # Shared runs: at most MAX_BLOCKS blocks per layer, each at least MIN_COLUMNS wide and
 # MIN_WORK multiply-adds (about 5 us of one core: less does not pay for a hand-off).
 MAX_BLOCKS = 4
-MIN_COLUMNS = 32
+MIN_COLUMNS = 64
 MIN_WORK = 2**18
 ROW_BLOCK = 64        # rows per gather / output item
 UPDATE_BLOCK = 2**15  # parameters per update item

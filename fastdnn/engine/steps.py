@@ -238,8 +238,7 @@ def score_row(z, y, d, m, output):
     nk = z.shape[0]
     loss, right = 0.0, 0
     if output == 0:
-        loss = softmax_cross_entropy_row(z, y, d, m)
-        right = np.argmax(z) == np.argmax(y)
+        loss, right = softmax_cross_entropy_row(z, y, d, m)
     elif output == 1:
         for j in range(nk):
             loss += sigmoid_cross_entropy(z[j], y[j])
