@@ -9,8 +9,10 @@ pick one here and never probe modules for what they can do.
 - cpu: fastdnn.cpu's kernels, host arrays, the compiled engine (fastdnn.engine.cpu);
 - cuda: fastdnn.cuda's kernels, device arrays, the stepwise engine on the GPU.
 """
+import ctypes
 import functools
 import importlib
+import os
 
 from ._validation import check_choice
 
@@ -20,11 +22,28 @@ _MODULES = {"numpy": "fastdnn.reference", "cpu": "fastdnn.cpu", "cuda": "fastdnn
 
 def cuda_available():
     """True when numba-cuda can see a GPU (False, never an error, otherwise)."""
+    if not _driver_library():
+        return False   # without asking numba-cuda, whose import alone takes ~1 s
     try:
         from numba import cuda
         return bool(cuda.is_available())
     except Exception:
         return False
+
+
+@functools.lru_cache(maxsize=None)
+def _driver_library():
+    """Whether the CUDA driver library can be loaded (or the simulator, or a driver path
+    given to numba-cuda, is in use)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or os.environ.get("NUMBA_CUDA_DRIVER"):
+        return True
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll", "libcuda.dylib"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def resolve(backend="auto"):

@@ -52,3 +52,19 @@ def _compiled_in_new_process(**env):
 def test_second_process_compiles_nothing():
     _compiled_in_new_process()  # fills the cache where earlier tests have not
     assert _compiled_in_new_process() == []
+
+
+@pytest.mark.skipif(not config.CACHE or (os.cpu_count() or 1) < 2,
+                    reason="needs the disk cache and two cores")
+def test_cold_first_step_compiles_half_of_the_items_in_a_helper(tmp_path):
+    """With an empty cache the backward items (weight_grad, input_grad, update_layer,
+    optimize) are compiled by a helper process while this one compiles the forward
+    ones; this process then loads them from the cache, and marks the set compiled."""
+    env = dict(NUMBA_CACHE_DIR=str(tmp_path))
+    compiled = _compiled_in_new_process(**env)
+    assert "forward_hidden" in compiled
+    assert not {"weight_grad", "input_grad", "update_layer", "optimize"} & set(compiled)
+    markers = [n for _, _, files in os.walk(tmp_path) for n in files
+               if n.startswith("fastdnn-ahead-")]
+    assert len(markers) == 1
+    assert _compiled_in_new_process(**env) == []   # warm: no helper, nothing compiled

@@ -16,6 +16,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
+from . import _link, steps
 from .pool import default_pool
 from .program import training_program, workspace
 from .runs import infer, train_private, train_shared
@@ -199,6 +200,7 @@ class CpuEngine:
                 steps, row_start, step0, update, stop_on_nan, self.output
             state = self._state(optimizer if update else None)
             args = (sc.net, state, data, sc.work, sc.run, sc.lr, sc.parts, program)
+            _link.compile_ahead(_item_jobs(sc, state, data, threads))
             if shared:
                 default_pool().run(train_shared, args, steps * len(program), threads)
             else:
@@ -249,6 +251,22 @@ class CpuEngine:
         if Y is None:
             return logits
         return logits, parts[LOSS, 0].sum(axis=1), parts[CORRECT, 0].sum(axis=1)
+
+
+def _item_jobs(sc, state, data, threads):
+    """The separately compiled work items and the arguments they get (as run_item
+    passes them), the forward half first (compiled here when the cache is cold) and the
+    backward half (in a helper process)."""
+    where, span = (0,) * 7, (0,) * 4
+    buf, tmp = sc.work[0][0], sc.work[1][0]
+    net, run, lr, parts = sc.net, sc.run, sc.lr, sc.parts
+    return [(steps.gather, (where, data, run, buf)),
+            (steps.forward_hidden, (where, net, run, state, buf, tmp, parts)),
+            (steps.forward_output, (where, net, run, state[0], buf, parts)),
+            (steps.weight_grad, (where, net, run, lr, state, buf, tmp)),
+            (steps.input_grad, (where, net, run, lr, state, buf, tmp)),
+            (steps.update_layer, (where, net, run, lr, state)),
+            (steps.optimize, (span, net, run, lr, state))]
 
 
 def aligned_zeros(shape, dtype, align=64):
