@@ -28,7 +28,8 @@ from .threads import current_threads
 RUN_SECONDS = 0.05    # target length of one run of steps
 MAX_RUN_STEPS = 256   # steps per run at most (the size of the per-step sums)
 INFER_ROWS = 128      # rows per inference item
-SMALL_STEP = 2**20    # multiply-adds below which a step runs on one thread
+SMALL_STEP = 2**20    # multiply-adds below which a call runs on one thread (waking a
+                      # worker costs about 20 us)
 
 EpochResult = namedtuple("EpochResult", "loss correct steps diverged")
 
@@ -85,6 +86,7 @@ class _Scratch:
         self.run[[M, MODELS, X_AT, Y_AT]] = m, G, x_at, y_at
         self.lr = np.zeros((steps, K))
         self.parts = np.zeros((3, steps, K, max(slots, 1)))
+        self.compiled = False   # the work items' code checked for these arguments
 
     @property
     def net(self):
@@ -200,7 +202,9 @@ class CpuEngine:
                 steps, row_start, step0, update, stop_on_nan, self.output
             state = self._state(optimizer if update else None)
             args = (sc.net, state, data, sc.work, sc.run, sc.lr, sc.parts, program)
-            _link.compile_ahead(_item_jobs(sc, state, data, threads))
+            if not sc.compiled:   # (once per scratch: it types every argument)
+                _link.compile_ahead(_item_jobs(sc, state, data))
+                sc.compiled = True
             if shared:
                 default_pool().run(train_shared, args, steps * len(program), threads)
             else:
@@ -237,7 +241,8 @@ class CpuEngine:
         K, G, n = p.models, self.group, X.shape[0]
         nk = self.sizes[-1]
         blocks = -(-n // INFER_ROWS)
-        threads = current_threads() if blocks * -(-K // G) > 1 else 1
+        work = n * K * sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+        threads = current_threads() if blocks * -(-K // G) > 1 and work >= SMALL_STEP else 1
         out = np.empty(n * K * nk, p.dtype)
         make = lambda: _Scratch(self.tables, self.sizes, G, INFER_ROWS, threads,  # noqa
                                 threads, 0, 1, p.dtype)
@@ -253,7 +258,7 @@ class CpuEngine:
         return logits, parts[LOSS, 0].sum(axis=1), parts[CORRECT, 0].sum(axis=1)
 
 
-def _item_jobs(sc, state, data, threads):
+def _item_jobs(sc, state, data):
     """The separately compiled work items and the arguments they get (as run_item
     passes them), the forward half first (compiled here when the cache is cold) and the
     backward half (in a helper process)."""
