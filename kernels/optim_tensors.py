@@ -1,100 +1,102 @@
-"""Adam over a model's list of tensors in one call (fastdnn.cpu.optim._adam_tensors).
+"""Optimizer updates on the engine's threads: how large a ticket's block should be.
 
-The six tensors of a 784-512-256-10 model (W and b of each layer, 535,818 float32
-parameters), updated in one parallel call over blocks of all of them, inside
-owned_threads() (all threads), against the same parameters as one flat buffer.
+fastdnn.cpu.optim hands an update out to the pool's threads (fastdnn.engine.pool) in
+blocks: of one flat array (``BLOCK``), or across all tensors of matching lists
+(``LIST_BLOCK``). Small blocks share the work evenly and let a thread that falls behind
+hold up little; large blocks let each thread stream through memory. Float32 Adam, the
+pool's threads (2 here), medians of interleaved rounds:
 
-  flat             one flat buffer per array (a model's layout): the bound
-  blocks=k         the list kernel with blocks of k elements over separately allocated
-                   arrays (a user's params and grads; fastdnn.optim's state)
-  state +48 B      blocks=4096 with m and v placed 48 bytes past the params' offset
-                   within a 4 KiB page: a trap met while trying to pack the state
-                   into one 64-byte-aligned buffer (1.6-1.8x slower; the processor
-                   takes loads for dependent on stores 4 KiB apart, "4K aliasing")
-  opt.step         fastdnn.optim.Adam().step(params, grads): the kernel plus the
-                   checks, which run once while the same arrays come back
+  flat n, block b      one array of n parameters in blocks of b elements
+  list, block b        the tensors of a 784-512-256-10 model (W and b of each layer and
+                       BatchNorm's gamma and beta, 535,818 parameters) in blocks of b
+  opt.step(list)       fastdnn.Adam().step(params, grads) on those tensors: the same
+                       update plus the checks, which run once while the same arrays
+                       come back
 
 python kernels/optim_tensors.py
+
+Measured 2026-12-01 on the 2-core AMD EPYC (medians of 7 and 9 rounds):
+  flat 1e6:   4096: 676 us, 16384: 518, 65536: 408, n/4: 380
+  flat 1.6e7: 4096: 16.4 ms, 16384: 14.5, 65536: 15.0, n/4: 15.6
+  list:       4096: 285-292 us, 16384: 255-257, 32768: 247-249, 65536: 244-245
+so BLOCK = 65536 (streaming wins on one array) and LIST_BLOCK = 4096 (the threads'
+shares of a model's tensors come out even; kept below the list's timing optimum because
+a model's smallest tensors are a few hundred elements).
 """
 import os
+import statistics
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _lab  # noqa: E402  (sets sys.path to the repo root)
+import _lab  # noqa: E402,F401  (sets sys.path to the repo root)
 
 import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
 
 import fastdnn  # noqa: E402
-from fastdnn.cpu import owned_threads  # noqa: E402
-from fastdnn.cpu.optim import _adam, _adam_range  # noqa: E402
+import fastdnn.cpu.optim as O  # noqa: E402
+from fastdnn.engine.pool import default_pool  # noqa: E402
+from fastdnn.engine.threads import current_threads  # noqa: E402
 
-LAYERS = [784, 512, 256, 10]
-BLOCKS = [1024, 4096, 16384, 65536]
+SHAPES = [(512, 784), (512,), (512,), (256, 512), (256,), (256,), (10, 256), (10,)]
+ADAM = (1e-3, 1.0, 0.9, 0.999, 1e-8, 0.0, False)   # update_scalars' inputs
+KIND = 4                                             # formulas.OPTIMIZER_CODES["adam"]
 
 
-def blocked(block):
-    """The list kernel compiled with blocks of ``block`` elements."""
-    @njit(parallel=True)
-    def kernel(P, G, M, V, *scalars):
-        n = len(P)
-        first = np.zeros(n + 1, np.int64)
-        for t in range(n):
-            first[t + 1] = first[t] + (P[t].shape[0] + block - 1) // block
-        for k in prange(first[n]):
-            t = 0
-            while first[t + 1] <= k:
-                t += 1
-            lo = (k - first[t]) * block
-            hi = min(P[t].shape[0], lo + block)
-            _adam_range(P[t][lo:hi], G[t][lo:hi], M[t][lo:hi], V[t][lo:hi], *scalars)
-    return kernel
+def medians(variants, rounds, reps):
+    samples = {name: [] for name in variants}
+    for fn in variants.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / reps)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def flat(n, rng):
+    arrays = [rng.standard_normal(n, dtype=np.float32) for _ in range(4)]
+    arrays[3] = np.abs(arrays[3])
+    threads = current_threads()
+    return {f"flat {n:.0e}, block {b}": (
+        lambda b=b: default_pool().run(O._update_array, (KIND, *arrays, ADAM, b),
+                                       -(-n // b), threads))
+        for b in (4096, 16384, 65536, n // 4)}
+
+
+def tensor_list(rng):
+    groups = []
+    for shape in SHAPES:
+        arrays = [rng.standard_normal(shape, dtype=np.float32).reshape(-1) for _ in range(4)]
+        arrays[3] = np.abs(arrays[3])
+        groups.append(arrays)
+    threads = current_threads()
+    variants = {}
+    for b in (4096, 16384, 65536):
+        O.LIST_BLOCK = b
+        lists = O._Lists(groups)
+        variants[f"list, block {b}"] = (
+            lambda lists=lists: default_pool().run(
+                O._update_lists, (KIND, *lists.typed, lists.blocks, ADAM),
+                len(lists.blocks), threads))
+    O.LIST_BLOCK = 4096
+    params = [rng.standard_normal(s, dtype=np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s, dtype=np.float32) for s in SHAPES]
+    opt = fastdnn.Adam()
+    variants["opt.step(list)"] = lambda: opt.step(params, grads)
+    return variants
 
 
 def main():
     rng = np.random.default_rng(0)
-    shapes = [s for a, b in zip(LAYERS, LAYERS[1:]) for s in ((b, a), (b,))]
-    params = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
-    grads = [0.01 * rng.standard_normal(s, dtype=np.float32) for s in shapes]
-    n = sum(p.size for p in params)
-    scalars = tuple(np.float32(x) for x in (1e-3, 0.9, 0.1, 0.999, 0.001, 1.0, 1e-8, 0, 1))
-
-    def flat_views(arrays):
-        return tuple(a.reshape(-1) for a in arrays)
-
-    P, G = flat_views(params), flat_views(grads)
-    state = [tuple(np.zeros(p.size, np.float32) for p in params) for _ in range(2)]
-
-    def at_offset(p, delta):
-        """Zeros like flat ``p``, placed ``delta`` bytes past p's offset in a 4 KiB page."""
-        raw = np.zeros(p.size + 2048, np.float32)
-        start = ((p.ctypes.data + delta - raw.ctypes.data) % 4096) // 4
-        return raw[start:start + p.size]
-
-    shifted = [tuple(at_offset(p, 48) for p in P) for _ in range(2)]
-    flat = [np.concatenate(P), np.concatenate(G), np.zeros(n, np.float32),
-            np.zeros(n, np.float32)]
-    opt = fastdnn.Adam(lr=1e-3, backend="cpu")
-
-    def owned(fn):
-        def run():
-            with owned_threads():
-                fn()
-        return run
-
-    variants = {"flat": owned(lambda: _adam(*flat, *scalars))}
-    for block in BLOCKS:
-        kernel = blocked(block)
-        variants[f"blocks={block}"] = owned(lambda k=kernel: k(P, G, *state, *scalars))
-        if block == 4096:
-            variants["state +48 B"] = owned(lambda k=kernel: k(P, G, *shifted, *scalars))
-    variants["opt.step"] = owned(lambda: opt.step(params, grads))
-    t = _lab.interleaved(variants, rounds=7, min_time=0.05, settle=0.02)
-    rows = [[name, f"{t[name] * 1e6:.0f}", f"{28 * n / t[name] / 1e9:.0f}",
-             f"{t[name] / t['flat']:.2f}"] for name in variants]
-    print(f"{_lab.STAT} of 7 interleaved rounds; {len(shapes)} tensors, {n:,} float32 "
-          "parameters, 28 B each (read p g m v, write p m v)")
-    _lab.table(rows, ["variant", "us", "GB/s", "x flat"])
+    print(f"float32 Adam on {current_threads()} threads; medians of interleaved rounds")
+    for n in (10**6, 16 * 10**6):
+        for name, t in medians(flat(n, rng), 7, max(3, int(3e7 // n))).items():
+            print(f"  {name:28s} {t * 1e6:10.0f} us")
+    for name, t in medians(tensor_list(rng), 9, 50).items():
+        print(f"  {name:28s} {t * 1e6:10.0f} us")
 
 
 if __name__ == "__main__":
