@@ -26,7 +26,6 @@ L = number of layers, m = batch size, n = parameter count.
 """
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
