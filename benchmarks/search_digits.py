@@ -14,9 +14,19 @@ epoch, about 10% more work). Wall times include starting the worker processes;
 Numba's one-off compilation (cached on disk) is done by a warm-up call before the clock
 starts.
 
+--jax-trials N adds the same search written as a JAX user would (when JAX is installed):
+N models in one array program, ``jax.jit(jax.vmap(train))`` with an epoch as a
+``lax.scan`` over the batches, the same shuffle for every model as caviar, He-normal
+initialization, Adam with per-model learning rate, beta1 and L2; run in its own process,
+its one-off XLA compilation done by a warm-up call before the clock starts.
+
     python benchmarks/search_digits.py [--trials 60] [--sk-trials 10] [--plain-trials 8]
+                                       [--jax-trials 0]
 """
 import argparse
+import json
+import subprocess
+import sys
 import time
 import warnings
 
@@ -67,6 +77,91 @@ def sklearn_search(d, n_trials, epochs, batch_size, seed):
     return seconds, float(np.max(search.cv_results_["mean_test_score"]))
 
 
+def _jax_trainer(d, epochs, batch_size, seed):
+    """train(hyper, key) -> dev accuracies of the models: K models in one jitted vmap."""
+    import jax
+    import jax.numpy as jnp
+    X, y, X_dev, y_dev = (jnp.asarray(a) for a in d)
+    n, m = len(y), batch_size
+    full = n // m
+    orders = np.stack([np.random.default_rng(seed + e).permutation(n)
+                       for e in range(epochs)])
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {"W1": jax.random.normal(k1, (64, 128)) * np.sqrt(2 / 64),
+                "b1": jnp.zeros(128),
+                "W2": jax.random.normal(k2, (128, 10)) * np.sqrt(2 / 128),
+                "b2": jnp.zeros(10)}
+
+    def logits(p, Xb):
+        return jax.nn.relu(Xb @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]
+
+    def loss(p, Xb, yb, l2):
+        z = logits(p, Xb)
+        ce = jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(
+            z, yb[:, None], axis=1)[:, 0])
+        return ce + l2 / (2 * len(yb)) * (jnp.sum(p["W1"] ** 2) + jnp.sum(p["W2"] ** 2))
+
+    def step(state, batch, lr, beta1, l2):
+        p, mom, vel, t = state
+        g = jax.grad(loss)(p, X[batch], y[batch], l2)
+        t = t + 1
+        mom = jax.tree.map(lambda a, b: beta1 * a + (1 - beta1) * b, mom, g)
+        vel = jax.tree.map(lambda a, b: 0.999 * a + 0.001 * b * b, vel, g)
+        corr = lr * jnp.sqrt(1 - 0.999 ** t) / (1 - beta1 ** t)
+        p = jax.tree.map(lambda w, a, b: w - corr * a / (jnp.sqrt(b) + 1e-8), p, mom, vel)
+        return (p, mom, vel, t)
+
+    def train_one(key, lr, beta1, l2, orders):
+        p = init(key)
+        zeros = jax.tree.map(jnp.zeros_like, p)
+        state = (p, zeros, zeros, 0.0)
+
+        def epoch(state, order):
+            batches = order[:full * m].reshape(full, m)
+            state, _ = jax.lax.scan(lambda s, b: (step(s, b, lr, beta1, l2), None),
+                                    state, batches)
+            if n % m:
+                state = step(state, order[full * m:], lr, beta1, l2)
+            return state, None
+
+        state, _ = jax.lax.scan(epoch, state, orders)
+        return jnp.mean(jnp.argmax(logits(state[0], X_dev), axis=1) == y_dev)
+
+    train = jax.jit(jax.vmap(train_one, in_axes=(0, 0, 0, 0, None)))
+
+    def run(n_trials):
+        rng = np.random.default_rng(seed)
+        hyper = [jnp.asarray(a, jnp.float32) for a in (
+            10 ** rng.uniform(-4, -1, n_trials), 1 - 10 ** rng.uniform(-3, np.log10(0.2),
+                                                                      n_trials),
+            10 ** rng.uniform(-6, -1, n_trials))]
+        keys = jax.random.split(jax.random.PRNGKey(seed), n_trials)
+        return np.asarray(train(keys, *hyper, jnp.asarray(orders)))
+    return run
+
+
+def jax_vmap_search(d, n_trials, epochs, batch_size, seed):
+    run = _jax_trainer(d, epochs, batch_size, seed)
+    run(n_trials)                        # XLA compiles for this shape
+    start = time.perf_counter()
+    acc = run(n_trials)
+    return time.perf_counter() - start, float(acc.max())
+
+
+def jax_search_in_child(args):
+    """The JAX search in its own process (fastdnn's and JAX's threads never meet)."""
+    cmd = [sys.executable, __file__, "--jax-child", "--jax-trials", str(args.jax_trials),
+           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+           "--seed", str(args.seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        print(f"jax.vmap search failed: {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def warm_up(d, batch_size, backend):
     """Compile (or load from Numba's cache) the caviar engine before timing."""
     from fastdnn.search.caviar import train_caviar
@@ -111,8 +206,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dev-curves", action="store_true",
                    help="caviar_search scores the dev set after every epoch")
+    p.add_argument("--jax-trials", type=int, default=0,
+                   help="K models trained by jax.jit(jax.vmap(...)) (0 skips)")
+    p.add_argument("--jax-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     d = data(args.seed)
+    if args.jax_child:
+        print(json.dumps(jax_vmap_search(d, args.jax_trials, args.epochs, args.batch_size,
+                                         args.seed)))
+        return
     print(f"digits: {len(d[1])} train / {len(d[3])} dev, 64-128-10 relu, {args.epochs} "
           f"epochs, batch {args.batch_size}, 2 workers")
     rows = []
@@ -125,6 +227,10 @@ def main(argv=None):
                                 args.seed, True, args.plain_backend)
         rows.append((f"fastdnn random_search ({args.plain_backend})", args.plain_trials,
                      t, acc))
+    if args.jax_trials:
+        result = jax_search_in_child(args)
+        if result:
+            rows.append(("jax.jit(jax.vmap) K models", args.jax_trials, *result))
     t, acc = sklearn_search(d, args.sk_trials, args.epochs, args.batch_size, args.seed)
     rows.append(("sklearn RandomizedSearchCV", args.sk_trials, t, acc))
     sk_rate = rows[-1][1] / rows[-1][2] * 60

@@ -6,7 +6,8 @@ cross-entropy output; Adam (lr 1e-3). m = batch size. Skipped while fastdnn.MLP 
 from .common import (BACKENDS, BATCHES, NETWORK, Benchmark, classification_data,
                      get_kernels, mlp_or_skip, sync)
 
-EPOCH_SAMPLES = 4096
+EPOCH_SAMPLES = 8192
+EPOCH_BATCH = 128
 
 
 def make_model(backend, dtype):
@@ -34,7 +35,8 @@ class TrainingStep(Benchmark):
 
 
 class TrainingEpoch(Benchmark):
-    """One epoch over 4096 samples (16 steps of batch 256), data on the host."""
+    """One ``fit`` epoch over 8192 samples in batches of 128 (64 steps), data on the host:
+    the configuration of benchmarks/fit_epoch.py on fewer rows."""
     params = [BACKENDS, ["float32"]]
     param_names = ["backend", "dtype"]
     repeat = (1, 3, 2.0)
@@ -45,10 +47,11 @@ class TrainingEpoch(Benchmark):
         self.optimizer = optim.Adam(lr=1e-3)
         self.backend = backend
         self.X, self.y = classification_data(EPOCH_SAMPLES, NETWORK[0], NETWORK[-1], dtype)
-        self.model.train_step(self.X[:256], self.y[:256], self.optimizer)  # compile
+        self.fit(self.X[:2 * EPOCH_BATCH], self.y[:2 * EPOCH_BATCH])  # compile, allocate
 
-    def fit(self):
-        self.model.fit(self.X, self.y, optimizer=self.optimizer, epochs=1, batch_size=256,
+    def fit(self, X=None, y=None):
+        self.model.fit(self.X if X is None else X, self.y if y is None else y,
+                       optimizer=self.optimizer, epochs=1, batch_size=EPOCH_BATCH,
                        verbose=0)
         sync(self.backend)
 
