@@ -12,8 +12,8 @@ pick one here and never probe modules for what they can do.
 import ctypes
 import functools
 import importlib
-import os
 
+from . import config
 from ._validation import check_choice
 
 BACKENDS = ("numpy", "cpu", "cuda")
@@ -35,7 +35,7 @@ def cuda_available():
 def _driver_library():
     """Whether the CUDA driver library can be loaded (or the simulator, or a driver path
     given to numba-cuda, is in use)."""
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" or os.environ.get("NUMBA_CUDA_DRIVER"):
+    if config.CUDA_SIMULATOR or config.CUDA_DRIVER_GIVEN:
         return True
     for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll", "libcuda.dylib"):
         try:

@@ -34,6 +34,20 @@ CACHE_DIR = os.environ.get("FASTDNN_CACHE_DIR") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
     "fastdnn")
 
+# The per-kernel functions of fastdnn.cpu call NumPy's OpenBLAS through a compiled
+# binding; FASTDNN_COMPILED_BLAS=0 makes them call np.dot instead.
+COMPILED_BLAS = os.environ.get("FASTDNN_COMPILED_BLAS") != "0"
+
+# What decides fastdnn.cpu._common.SPIN_GUARD: FASTDNN_SPIN_GUARD=0/1 forces it; else the
+# OpenBLAS settings NumPy's BLAS read when it loaded.
+SPIN_GUARD_SETTING = os.environ.get("FASTDNN_SPIN_GUARD", "")
+OPENBLAS_THREAD_TIMEOUT = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+OPENBLAS_NUM_THREADS = os.environ.get("OPENBLAS_NUM_THREADS", "")
+
+# numba-cuda's simulator (tests), and a CUDA driver library named for numba-cuda.
+CUDA_SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+CUDA_DRIVER_GIVEN = bool(os.environ.get("NUMBA_CUDA_DRIVER"))
+
 # The engine's products run on a private one-threaded copy of NumPy's OpenBLAS
 # (fastdnn.engine.blas); FASTDNN_PRIVATE_BLAS=0 runs them on a plain compiled loop.
 PRIVATE_BLAS = os.environ.get("FASTDNN_PRIVATE_BLAS", "1") != "0"

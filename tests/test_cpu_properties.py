@@ -130,12 +130,9 @@ def test_spin_guard_runs_kernels_on_one_thread_and_restores(monkeypatch):
     assert _common.launch(lambda: numba.get_num_threads()) == before
 
 
-def test_spin_guard_decision(monkeypatch):
-    for env, want in [({"FASTDNN_SPIN_GUARD": "1"}, True), ({"FASTDNN_SPIN_GUARD": "0"}, False),
-                      ({"OPENBLAS_THREAD_TIMEOUT": "4"}, False),
-                      ({"OPENBLAS_NUM_THREADS": "1"}, False)]:
-        for k in ("FASTDNN_SPIN_GUARD", "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS"):
-            monkeypatch.delenv(k, raising=False)
-        for k, v in env.items():
-            monkeypatch.setenv(k, v)
-        assert _common._openblas_spins() is want, env
+def test_spin_guard_decision():
+    for settings, want in [({"forced": "1"}, True), ({"forced": "0"}, False),
+                           ({"forced": "1", "timeout": "4"}, True),
+                           ({"timeout": "4"}, False), ({"blas_threads": "1"}, False)]:
+        given = dict(dict(forced="", timeout="", blas_threads=""), **settings)
+        assert _common._openblas_spins(**given) is want, settings

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .. import config
 from ..config import CACHE
 
 # Fewest columns per block (narrower ones repack A too often for what they gain) and
@@ -55,7 +56,7 @@ def _find_openblas():
 
 
 def _bind():
-    found = None if os.environ.get("FASTDNN_COMPILED_BLAS") == "0" else _find_openblas()
+    found = _find_openblas() if config.COMPILED_BLAS else None
     if found is None:
         return None
     (sgemm, dgemm, get_threads, set_threads), lib = found

@@ -4,7 +4,6 @@ the cheap finite check.
 m = batch size, n = layer width.
 """
 import functools
-import os
 
 import numba
 import numpy as np
@@ -18,7 +17,9 @@ from ..rng import MASK64, keep_threshold
 from ._blas import owns_threads
 
 
-def _openblas_spins():
+def _openblas_spins(forced=config.SPIN_GUARD_SETTING,
+                    timeout=config.OPENBLAS_THREAD_TIMEOUT,
+                    blas_threads=config.OPENBLAS_NUM_THREADS):
     """True when NumPy's BLAS is an OpenBLAS whose idle workers busy-wait after each call.
 
     OpenBLAS keeps its worker threads spinning ~0.1 s after every GEMM (2**28 ticks)
@@ -27,13 +28,11 @@ def _openblas_spins():
     a GEMM plus its 2-thread epilogue took 3.6x the sum of the two alone). The variable
     cannot be changed once NumPy is imported, so this is decided once, at import.
     """
-    forced = os.environ.get("FASTDNN_SPIN_GUARD", "")
     if forced in ("0", "1"):
         return forced == "1"
-    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
     if timeout.isdigit() and 0 < int(timeout) <= 12:  # spins 2**timeout ticks at most
         return False
-    if os.environ.get("OPENBLAS_NUM_THREADS", "") == "1":
+    if blas_threads == "1":
         return False
     try:
         blas = np.__config__.CONFIG["Build Dependencies"]["blas"]["name"]

@@ -8,7 +8,6 @@ returns NumPy arrays; given device arrays (numba, or anything with
 ``__cuda_array_interface__`` such as CuPy) it returns numba device arrays and never
 leaves the device.
 """
-import os
 import threading
 import warnings
 
@@ -23,7 +22,7 @@ from ..formulas import ACTIVATION_CODES, dropout, is_kept
 from ..reference.activations import check_activation
 from ..rng import keep_threshold
 
-SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+SIMULATOR = config.CUDA_SIMULATOR
 
 # At most this many blocks per launch; kernels grid-stride over what is left, so the
 # results never depend on it (tests patch it small).
