@@ -243,130 +243,213 @@ def make_stack(base):
 def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
     """Train net (a CudaStack) through all epochs; returns the (epochs, K) sums of the
     compiled engine's ``train``: training loss x n, right, dev loss x n_dev, dev right."""
-    dt, K, L, sizes = net.dtype, net.K, net.L, [int(s) for s in net.sizes]
-    n, epochs = len(X), len(orders)
-    n_steps = -(-n // batch)
-    code = net.code
-    d = cuda.to_device
-    params, grads = d(net.flat), d(np.zeros_like(net.flat))
-    m1, v1 = d(net.m1), d(net.m2)
-    Xd, yd = d(np.ascontiguousarray(X)), d(np.ascontiguousarray(y, np.int64))
-    n_dev = len(X_dev)
-    Xdd = d(np.ascontiguousarray(X_dev)) if n_dev else None
-    ydd = d(np.ascontiguousarray(y_dev, np.int64)) if n_dev else None
-    h = net.h
-    cast = lambda a: d(np.ascontiguousarray(a, dt))  # noqa: E731
-    b1, omb1, b2, omb2 = net.b1, net.omb1, net.b2, net.omb2
-    b1, omb1, b2, omb2, eps, keep = (cast(a) for a in (b1, omb1, b2, omb2, net.eps,
-                                                        net.keep))
-    beta1, beta2, l2 = (d(np.ascontiguousarray(h[key], np.float64))
-                        for key in ("beta1", "beta2", "l2"))
-    th = d(net.th)
-    drop_host = (net.th < 2**32).astype(np.uint8)
-    drop = d(drop_host)
-    keys = d(net.dropout_keys(epochs * n_steps))
-    step_size, inv_sqrt_bc2, lam = (cuda.device_array(K, dt) for _ in range(3))
-    seg_start = d(np.array([o for l in range(L) for o in (net.woff[l], net.boff[l])],
-                           np.int64))
-    seg_size = d(np.array([s for l in range(1, L + 1)
-                           for s in (sizes[l] * sizes[l - 1], sizes[l])], np.int64))
-    any_l2 = bool(np.any(h["l2"] > 0))
-    if any_l2:   # chunks of each layer's weights for the sums of squares
-        cs, cst, cl = [], [], []
-        for l in range(1, L + 1):
-            sz = sizes[l] * sizes[l - 1]
-            for c0 in range(0, sz, SQ_CHUNK):
-                cs.append(int(net.woff[l - 1]) + c0)
-                cst.append(sz)
-                cl.append(min(SQ_CHUNK, sz - c0))
-        cstart, cstride, clen = (d(np.array(a, np.int64)) for a in (cs, cst, cl))
-        partial = cuda.device_array((K, len(cs)), np.float64)
-    rows = max(batch, min(n_dev, EVAL_ROWS))
-    acts = [None] + [cuda.device_array(K * sizes[l] * rows, dt) for l in range(1, L + 1)]
-    outs = [None] + [cuda.device_array(K * sizes[l] * rows, dt) for l in range(1, L)]
-    dbuf = [None] + [cuda.device_array(K * sizes[l] * rows, dt) for l in range(1, L + 1)]
-    row_loss = cuda.device_array((K, rows), np.float64)
-    row_right = cuda.device_array((K, rows), np.int64)
-    Xb = cuda.device_array((batch, sizes[0]), dt)
-    yb = cuda.device_array(batch, np.int64)
-    zero_drop = d(np.zeros(K, np.uint8))
+    epochs, K = len(orders), net.K
+    n_steps = -(-len(X) // batch)
+    run = _DeviceRun(net, X, y, X_dev, y_dev, batch, epochs * n_steps)
     sums = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
             np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
-
-    def view(buf, *shape):
-        return buf[:int(np.prod(shape))].reshape(shape)
-
-    def W(l):   # layer l's weights of all models, (K, n_l, n_{l-1})
-        return view(params[int(net.woff[l - 1]):], K, sizes[l], sizes[l - 1])
-
-    def forward(A0, m, s, train):
-        """Logits of all models on the (m, n_0) input A0, in acts[L] as (K, n_L, m)."""
-        for l in range(1, L + 1):
-            nout, z = sizes[l], acts[l]
-            if l == 1:
-                _device.gemm(view(params[int(net.woff[0]):], K * nout, sizes[0]), A0,
-                             view(z, K * nout, m), transB=True)
-            else:
-                _bmm(W(l), view(outs[l - 1], K, sizes[l - 1], m), view(z, K, nout, m))
-            if l < L:
-                _run(_bias_activate, K * nout * m, view(z, K * nout * m),
-                     params, int(net.boff[l - 1]), nout, m, code,
-                     view(z, K * nout * m), view(outs[l], K * nout * m),
-                     drop if train else zero_drop, keys, s, l - 1, th, keep)
-
-    loss_acc, right_acc = cuda.device_array(K, np.float64), cuda.device_array(K, np.int64)
     for e in range(epochs):
-        order = d(np.ascontiguousarray(orders[e], np.int64))
-        lr = d(np.ascontiguousarray(lrs[e], np.float64))   # step_size is formed in float64
-        loss_acc.copy_to_device(np.zeros(K))
-        right_acc.copy_to_device(np.zeros(K, np.int64))
+        order = cuda.to_device(np.ascontiguousarray(orders[e], np.int64))
+        lr = cuda.to_device(np.ascontiguousarray(lrs[e], np.float64))  # step_size: float64
+        run.reset_sums()
         for s0 in range(n_steps):
-            s, x0 = e * n_steps + s0, s0 * batch
-            m = min(batch, n - x0)
-            xb = Xb[:m]
-            _run(_gather, m * sizes[0], Xd, yd, order, x0, xb, yb)
-            forward(xb, m, s, True)
-            if any_l2:   # the L2 term of this batch's loss, weights before the step
-                _run(_sq_chunks, partial.size, params, cstart, cstride, clen, partial)
-                _run(_add_l2_loss, K, partial, l2, loss_acc)
-            nk = sizes[L]
-            _run(_softmax_loss, K * m, view(acts[L], K * nk * m), params,
-                 int(net.boff[L - 1]), nk, m, yb, 0, dt.type(m), view(dbuf[L], K * nk * m),
-                 row_loss, row_right)
-            _run(_sum_rows, K, row_loss, row_right, m, loss_acc, right_acc)
-            for l in range(L, 0, -1):
-                nin, nout = sizes[l - 1], sizes[l]
-                dz = view(dbuf[l], K * nout * m)
-                if l == 1:
-                    _device.gemm(view(dz, K * nout, m), xb,
-                                 view(grads[int(net.woff[0]):], K * nout, nin))
-                else:
-                    _bmm(view(dz, K, nout, m), view(outs[l - 1], K, nin, m),
-                         view(grads[int(net.woff[l - 1]):], K, nout, nin), transB=True)
-                _run(_bias_grad, K * nout, dz, m, grads, int(net.boff[l - 1]))
-                if l > 1:
-                    da = view(dbuf[l - 1], K, nin, m)
-                    _bmm(W(l), view(dz, K, nout, m), da, transA=True)
-                    _run(_hidden_backward, K * nin * m, view(da, K * nin * m),
-                         view(acts[l - 1], K * nin * m), nin, m, code, drop, keys, s,
-                         l - 2, th, keep)
-            _run(_adam_scalars, K, beta1, beta2, l2, lr, float(s + 1), float(m), step_size,
-                 inv_sqrt_bc2, lam)
-            _run(_adam, params.size, params, grads, m1, v1, seg_start, seg_size, b1,
-                 omb1, b2, omb2, step_size, inv_sqrt_bc2, eps, lam)
-        sums[0][e], sums[1][e] = loss_acc.copy_to_host(), right_acc.copy_to_host()
-        if n_dev:
-            loss_acc.copy_to_device(np.zeros(K))
-            right_acc.copy_to_device(np.zeros(K, np.int64))
-            for x0 in range(0, n_dev, rows):
-                m = min(rows, n_dev - x0)
-                forward(Xdd[x0:x0 + m], m, 0, False)
-                nk = sizes[L]
-                _run(_softmax_loss, K * m, view(acts[L], K * nk * m), params,
-                     int(net.boff[L - 1]), nk, m, ydd, x0, dt.type(0),
-                     view(dbuf[L], K * nk * m), row_loss, row_right)
-                _run(_sum_rows, K, row_loss, row_right, m, loss_acc, right_acc)
-            sums[2][e], sums[3][e] = loss_acc.copy_to_host(), right_acc.copy_to_host()
-    net.flat[...] = params.copy_to_host()
-    net.m1[...], net.m2[...] = m1.copy_to_host(), v1.copy_to_host()
+            run.train_step(e * n_steps + s0, s0 * batch, order, lr)
+        sums[0][e], sums[1][e] = run.read_sums()
+        if run.n_dev:
+            sums[2][e], sums[3][e] = run.dev_pass()
+    run.download()
     return sums
+
+
+def _view(buf, *shape):
+    """The first prod(shape) elements of the flat device array buf, reshaped."""
+    return buf[:int(np.prod(shape))].reshape(shape)
+
+
+class _DeviceRun:
+    """One training run of a CudaStack on the device: its parameters, Adam's moments,
+    the data and the workspaces, and the launches of a training step and a dev pass.
+    ``download`` copies the parameters and moments back into the stack."""
+
+    def __init__(self, net, X, y, X_dev, y_dev, batch, n_steps):
+        """Upload net's state and the data; n_steps is the number of steps of the whole
+        run (the dropout keys)."""
+        self.net, self.batch, self.n, self.n_dev = net, batch, len(X), len(X_dev)
+        self.dt, self.K, self.L, self.code = net.dtype, net.K, net.L, net.code
+        self.sizes = [int(s) for s in net.sizes]
+        d = cuda.to_device
+        self.params, self.grads = d(net.flat), d(np.zeros_like(net.flat))
+        self.m1, self.m2 = d(net.m1), d(net.m2)
+        self.X, self.y = d(np.ascontiguousarray(X)), d(np.ascontiguousarray(y, np.int64))
+        self.X_dev = d(np.ascontiguousarray(X_dev)) if self.n_dev else None
+        self.y_dev = d(np.ascontiguousarray(y_dev, np.int64)) if self.n_dev else None
+        self._upload_hyperparameters(n_steps)
+        self._make_l2_chunks()
+        self._allocate_workspaces()
+
+    def _upload_hyperparameters(self, n_steps):
+        """Per-model Adam, L2 and dropout arrays, and Adam's segment table."""
+        net, d, dt, h = self.net, cuda.to_device, self.dt, self.net.h
+        # in the dtype, so that the Adam and dropout kernels stay in it
+        self.b1, self.omb1, self.b2, self.omb2, self.eps, self.keep = (
+            d(np.ascontiguousarray(a, dt))
+            for a in (net.b1, net.omb1, net.b2, net.omb2, net.eps, net.keep))
+        # float64: _adam_scalars forms the bias corrections in float64
+        self.beta1, self.beta2, self.l2 = (d(np.ascontiguousarray(h[key], np.float64))
+                                           for key in ("beta1", "beta2", "l2"))
+        self.th = d(net.th)
+        self.drop = d((net.th < 2**32).astype(np.uint8))   # th = 2^32 keeps everything
+        self.keys = d(net.dropout_keys(n_steps))
+        self.step_size, self.inv_sqrt_bc2, self.lam = (cuda.device_array(self.K, dt)
+                                                       for _ in range(3))
+        # Adam's segments W1, b1, W2, ... (the weight segments get the L2 decay)
+        L, sizes = self.L, self.sizes
+        self.seg_start = d(np.array([o for l in range(L)
+                                     for o in (net.woff[l], net.boff[l])], np.int64))
+        self.seg_size = d(np.array([s for l in range(1, L + 1)
+                                    for s in (sizes[l] * sizes[l - 1], sizes[l])],
+                                   np.int64))
+
+    def _make_l2_chunks(self):
+        """Chunks of SQ_CHUNK weights of each layer for the L2 term's sums of squares:
+        model k's chunk c starts at chunk_start[c] + k * chunk_stride[c]. None (and no
+        L2 launches) when no model has L2."""
+        self.any_l2 = bool(np.any(self.net.h["l2"] > 0))
+        if not self.any_l2:
+            return
+        starts, strides, lengths = [], [], []
+        for l in range(1, self.L + 1):
+            size = self.sizes[l] * self.sizes[l - 1]
+            for c0 in range(0, size, SQ_CHUNK):
+                starts.append(int(self.net.woff[l - 1]) + c0)
+                strides.append(size)
+                lengths.append(min(SQ_CHUNK, size - c0))
+        self.chunk_start, self.chunk_stride, self.chunk_len = (
+            cuda.to_device(np.array(a, np.int64)) for a in (starts, strides, lengths))
+        self.partial = cuda.device_array((self.K, len(starts)), np.float64)
+
+    def _allocate_workspaces(self):
+        """Per-layer (K, n_l, rows) buffers, shared by the training batches and the dev
+        chunks (rows of either), the per-row scores and the epoch's sums."""
+        K, L, dt, sizes = self.K, self.L, self.dt, self.sizes
+        self.rows = rows = max(self.batch, min(self.n_dev, EVAL_ROWS))
+
+        def per_layer(top):
+            return [None] + [cuda.device_array(K * sizes[l] * rows, dt)
+                             for l in range(1, top)]
+
+        self.acts = per_layer(L + 1)   # activations; the logits (no bias) at L
+        self.outs = per_layer(L)       # after dropout: the next layer's input
+        self.dZ = per_layer(L + 1)     # dZ_l; dA_l first, turned into dZ_l in place
+        self.row_loss = cuda.device_array((K, rows), np.float64)
+        self.row_right = cuda.device_array((K, rows), np.int64)
+        self.Xb = cuda.device_array((self.batch, sizes[0]), dt)
+        self.yb = cuda.device_array(self.batch, np.int64)
+        self.zero_drop = cuda.to_device(np.zeros(K, np.uint8))   # no dropout on dev
+        self.loss_sum = cuda.device_array(K, np.float64)
+        self.right_sum = cuda.device_array(K, np.int64)
+
+    def _weights(self, l, buf=None):
+        """Layer l's weights of all models in params (or buf), (K, n_l, n_{l-1})."""
+        buf = self.params if buf is None else buf
+        return _view(buf[int(self.net.woff[l - 1]):], self.K, self.sizes[l],
+                     self.sizes[l - 1])
+
+    def reset_sums(self):
+        """Zero the loss sum and number right (an epoch's, or a dev pass's)."""
+        self.loss_sum.copy_to_device(np.zeros(self.K))
+        self.right_sum.copy_to_device(np.zeros(self.K, np.int64))
+
+    def read_sums(self):
+        """The loss sum and number right per model since reset_sums, on the host."""
+        return self.loss_sum.copy_to_host(), self.right_sum.copy_to_host()
+
+    def forward(self, A0, m, step, train):
+        """Logits of all models on the (m, n_0) input A0, in acts[L] as (K, n_L, m)
+        without the output bias (_softmax_loss adds it); train: dropout with step's
+        masks."""
+        K, L, sizes, net = self.K, self.L, self.sizes, self.net
+        for l in range(1, L + 1):
+            nout, z = sizes[l], self.acts[l]
+            if l == 1:   # one GEMM for all models: they share the input
+                _device.gemm(_view(self.params[int(net.woff[0]):], K * nout, sizes[0]), A0,
+                             _view(z, K * nout, m), transB=True)
+            else:
+                _bmm(self._weights(l), _view(self.outs[l - 1], K, sizes[l - 1], m),
+                     _view(z, K, nout, m))
+            if l < L:
+                _run(_bias_activate, K * nout * m, _view(z, K * nout * m),
+                     self.params, int(net.boff[l - 1]), nout, m, self.code,
+                     _view(z, K * nout * m), _view(self.outs[l], K * nout * m),
+                     self.drop if train else self.zero_drop, self.keys, step, l - 1,
+                     self.th, self.keep)
+
+    def _score(self, y, x0, m, scale):
+        """Adds the softmax cross-entropy and right answers of the logits against
+        y[x0:x0 + m] to the sums; with scale > 0 also dZ_L = (softmax - y) / scale."""
+        K, nk = self.K, self.sizes[self.L]
+        _run(_softmax_loss, K * m, _view(self.acts[self.L], K * nk * m), self.params,
+             int(self.net.boff[self.L - 1]), nk, m, y, x0, scale,
+             _view(self.dZ[self.L], K * nk * m), self.row_loss, self.row_right)
+        _run(_sum_rows, self.K, self.row_loss, self.row_right, m, self.loss_sum,
+             self.right_sum)
+
+    def train_step(self, step, x0, order, lr):
+        """Training step ``step`` (over all epochs) on the batch order[x0:x0 + batch]:
+        its loss (L2 term included) and right answers to the sums, then Adam."""
+        m = min(self.batch, self.n - x0)
+        xb = self.Xb[:m]
+        _run(_gather, m * self.sizes[0], self.X, self.y, order, x0, xb, self.yb)
+        self.forward(xb, m, step, True)
+        if self.any_l2:   # the L2 term of this batch's loss, weights before the step
+            _run(_sq_chunks, self.partial.size, self.params, self.chunk_start,
+                 self.chunk_stride, self.chunk_len, self.partial)
+            _run(_add_l2_loss, self.K, self.partial, self.l2, self.loss_sum)
+        self._score(self.yb, 0, m, self.dt.type(m))   # dZ of the batch's mean loss
+        self._backward(xb, m, step)
+        self._adam_update(step, m, lr)
+
+    def _backward(self, xb, m, step):
+        """grads of all layers from dZ_L, back through the hidden layers (dropout
+        masks of step)."""
+        K, sizes, net = self.K, self.sizes, self.net
+        for l in range(self.L, 0, -1):
+            nin, nout = sizes[l - 1], sizes[l]
+            dz = _view(self.dZ[l], K * nout * m)
+            if l == 1:   # one GEMM for all models, as forward
+                _device.gemm(_view(dz, K * nout, m), xb,
+                             _view(self.grads[int(net.woff[0]):], K * nout, nin))
+            else:
+                _bmm(_view(dz, K, nout, m), _view(self.outs[l - 1], K, nin, m),
+                     self._weights(l, self.grads), transB=True)
+            _run(_bias_grad, K * nout, dz, m, self.grads, int(net.boff[l - 1]))
+            if l > 1:
+                da = _view(self.dZ[l - 1], K, nin, m)
+                _bmm(self._weights(l), _view(dz, K, nout, m), da, transA=True)
+                _run(_hidden_backward, K * nin * m, _view(da, K * nin * m),
+                     _view(self.acts[l - 1], K * nin * m), nin, m, self.code, self.drop,
+                     self.keys, step, l - 2, self.th, self.keep)
+
+    def _adam_update(self, step, m, lr):
+        """Adam on the whole flat buffer, its scalars (t = step + 1) formed per model
+        on the device."""
+        _run(_adam_scalars, self.K, self.beta1, self.beta2, self.l2, lr, float(step + 1),
+             float(m), self.step_size, self.inv_sqrt_bc2, self.lam)
+        _run(_adam, self.params.size, self.params, self.grads, self.m1, self.m2,
+             self.seg_start, self.seg_size, self.b1, self.omb1, self.b2, self.omb2,
+             self.step_size, self.inv_sqrt_bc2, self.eps, self.lam)
+
+    def dev_pass(self):
+        """The dev set's loss sum and number right per model (inference mode, in
+        chunks of ``rows``), on the host."""
+        self.reset_sums()
+        for x0 in range(0, self.n_dev, self.rows):
+            m = min(self.rows, self.n_dev - x0)
+            self.forward(self.X_dev[x0:x0 + m], m, 0, False)
+            self._score(self.y_dev, x0, m, self.dt.type(0))   # scale 0: no dZ
+        return self.read_sums()
+
+    def download(self):
+        """Copy the parameters and Adam's moments back into the stack."""
+        self.net.flat[...] = self.params.copy_to_host()
+        self.net.m1[...], self.net.m2[...] = self.m1.copy_to_host(), self.m2.copy_to_host()
