@@ -11,7 +11,9 @@ threads spin beside the other's):
   sklearn      scikit-learn's digits, MLPClassifier(hidden_layer_sizes=(128,),
                max_iter=30): fastdnn.sklearn (float32 and float64) vs scikit-learn
   step         fastdnn's training step at batch 128, 256, 1024 against its 8 matrix
-               products alone (the same one-threaded BLAS blocks, back to back)
+               products alone (the same one-threaded BLAS blocks, back to back); and
+               the sklearn row's step (64-128-10, batch 200, Adam): 270 of them are
+               that row's fit, so 270 x its products is the floor of that row
   adam         a bare fastdnn.Adam().step(p, g) on one flat array and on a list of a
                784-512-256-10 model's tensors, vs torch.optim.Adam(fused=True)
   start        import + first training step in a fresh process, cold (empty compile
@@ -136,8 +138,14 @@ def child_sklearn(a):
     return _epochs(lambda: make().fit(X, y), a["rounds"])
 
 
+# (label, layer sizes, batch, BatchNorm and dropout 0.8): the epoch's network, and the
+# scikit-learn row's (digits, 64-128-10, batch 200, plain: the floor of that row)
+STEP_CASES = [(f"{m}", SIZES, m, True) for m in (128, 256, 1024)] + [
+    ("digits 200", (64, 128, 10), 200, False)]
+
+
 def child_step(a):
-    """fastdnn's step against its 8 products on the same one-threaded BLAS blocks."""
+    """fastdnn's step against its products on the same one-threaded BLAS blocks."""
     import numpy as np
 
     import fastdnn
@@ -145,22 +153,25 @@ def child_step(a):
     from fastdnn.engine.threads import threads
     out = {}
     steps = 20
-    for m in (128, 256, 1024):
-        X, y = _data(m * steps)
-        model = fastdnn.MLP(list(SIZES), batchnorm=True, keep_prob=0.8, seed=0)
+    for label, sizes, m, regularised in STEP_CASES:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((m * steps, sizes[0]), dtype=np.float32)
+        y = rng.integers(0, sizes[-1], m * steps)
+        model = fastdnn.MLP(list(sizes), batchnorm=regularised,
+                            keep_prob=0.8 if regularised else 1.0, seed=0)
         opt = fastdnn.Adam()
-        floor = _gemm_floor(m, blas, np)
+        floor = _gemm_floor(sizes, m, blas, np)
         with threads(a["threads"]):
             fit = _median_time(lambda: model.fit(X, y, optimizer=opt, epochs=1,
                                                  batch_size=m, verbose=0), a["rounds"] * 2)
             gemm = _median_time(floor, a["rounds"] * 10)
-        out[m] = {"step": fit / steps, "gemm": gemm}
+        out[label] = {"step": fit / steps, "gemm": gemm}
     return out
 
 
-def _gemm_floor(m, blas, np):
-    """The step's 8 products (3 forward, 3 weight gradients, 2 input gradients), each
-    split in the engine's column blocks and run on the engine's threads."""
+def _gemm_floor(sizes, m, blas, np):
+    """The step's products (forward, weight gradients, input gradients but the
+    first layer's), each split in the engine's column blocks, on the engine's threads."""
     from numba import njit
 
     from fastdnn.engine.pool import claim, close, default_pool, finish
@@ -180,16 +191,16 @@ def _gemm_floor(m, blas, np):
             close(ctl, gen)
 
     shapes = []
-    for n_in, n_out in zip(SIZES, SIZES[1:]):
+    for n_in, n_out in zip(sizes, sizes[1:]):
         blocks = max(1, min(4, n_out // 32))
         for _ in range(blocks):
             w = n_out // blocks
             shapes.append((m, w, n_in, 0, 1))        # forward
             shapes.append((w, n_in, m, 1, 0))        # dW
-            if n_in != SIZES[0]:
+            if n_in != sizes[0]:
                 shapes.append((m, n_in // blocks, n_out, 0, 0))   # dX
     shapes = np.array(shapes, np.int64)
-    big = m * 1024 + 1024 * 1024
+    big = m * max(sizes) * 2 + max(sizes) ** 2 * 2
     A = np.ones(big, np.float32)
     B = np.ones(big, np.float32)
     C = np.zeros(big, np.float32)
