@@ -68,3 +68,24 @@ def test_cold_first_step_compiles_half_of_the_items_in_a_helper(tmp_path):
                if n.startswith("fastdnn-ahead-")]
     assert len(markers) == 1
     assert _compiled_in_new_process(**env) == []   # warm: no helper, nothing compiled
+
+
+def test_compile_ahead_memo_tells_apart_what_numba_types_tell_apart():
+    """The cheap key that skips a set already compiled differs wherever numba.typeof
+    differs (dtype, ndim, layout, read-only, nesting), so no new signature is skipped."""
+    import numpy as np
+    from numba import typeof
+
+    from fastdnn.engine._link import _type_facts
+    a = np.zeros((4, 6), np.float32)
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    variants = [a, a.astype(np.float64), a.ravel(), a[:, ::2], np.asfortranarray(a),
+                read_only, (a, 0), (a, (a, 0)), (a, 0.5), (a, np.float32(0.5)),
+                (a, 2**63)]
+    facts = [_type_facts(v) for v in variants]
+    types_ = [typeof(v) for v in variants]
+    for i in range(len(variants)):
+        for j in range(i):
+            assert (facts[i] == facts[j]) == (types_[i] == types_[j]), (i, j)
+    assert _type_facts(a.copy()) == _type_facts(a)   # same types, same key
