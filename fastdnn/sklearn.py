@@ -3,8 +3,10 @@
 They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
 and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
 fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
-``check_estimator`` and work in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse
-X is accepted and densified; sample_weight is not supported.
+``check_estimator`` on every backend and scikit-learn's own MLP tests (but for
+sample_weight and loss="poisson", not built yet, and one test of its internals), and work
+in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse X is accepted and densified.
+They train in X's dtype, as scikit-learn does (``dtype`` overrides it).
 
 n = number of samples, n_features = input width, k = n_outputs_ (classes, labels or
 targets). coefs_[i] is (n_in, n_out) as in scikit-learn, i.e. fastdnn's W.T.
@@ -13,8 +15,11 @@ How the settings map onto fastdnn (so that the same settings mean the same thing
 
 * initial weights and biases: scikit-learn's Glorot-uniform draw, from the same
   ``random_state`` stream in the same order; the epoch shuffles and the early-stopping
-  split also use that stream, so with dtype="float64" and solver="sgd" a fit follows
-  scikit-learn's to rounding error.
+  split also use that stream, so a float64 fit follows scikit-learn's to rounding error.
+* lbfgs: SciPy's L-BFGS-B, as scikit-learn calls it, on the full-batch loss and gradient
+  that fastdnn computes.
+* ``coefs_`` and ``intercepts_`` are views of the model's parameters (host backends):
+  editing them, or assigning arrays into the lists, changes the model.
 * ``alpha`` is fastdnn's L2 ``lambd``: both add (alpha / 2m) * sum ||W||^2 to the loss of
   a batch of m samples, and (alpha / m) W to the gradient.
 * regression with k > 1 targets: scikit-learn reports half the squared error averaged
@@ -47,6 +52,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
@@ -95,7 +101,41 @@ def _engine_backend(backend):
     return "auto"
 
 
-class _SklearnAdam(Adam):
+def _stochastic_solver(estimator):
+    """partial_fit exists for the stochastic solvers only, as in scikit-learn."""
+    if estimator.solver not in ("sgd", "adam"):
+        raise AttributeError(f"partial_fit is only available for the stochastic solvers "
+                             f"'sgd' and 'adam', not solver={estimator.solver!r}")
+    return True
+
+
+class _SklearnRate:
+    """scikit-learn's optimizers hold their current rate in ``learning_rate`` (users and
+    scikit-learn's tests read it). It is kept apart from fastdnn's ``lr``: momentum runs
+    on lr / (1 - momentum), Adam on the rate itself."""
+
+    @property
+    def learning_rate(self):
+        return self._sklearn_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._sklearn_rate = float(value)
+
+
+class _SklearnSGD(_SklearnRate, SGD):
+    pass
+
+
+class _SklearnMomentum(_SklearnRate, Momentum):
+    pass
+
+
+class _SklearnNesterov(_SklearnRate, Nesterov):
+    pass
+
+
+class _SklearnAdam(_SklearnRate, Adam):
     """fastdnn's Adam with scikit-learn's epsilon placement: eps / sqrt(1 - beta2^t)."""
 
     eps_scaled = True   # the compiled engine's switch for the same placement
@@ -118,7 +158,7 @@ class _BaseMLP(BaseEstimator):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, batchnorm=False, keep_prob=1.0,
-                 backend="auto", dtype="float32"):
+                 backend="auto", dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -162,10 +202,12 @@ class _BaseMLP(BaseEstimator):
     def _check_params(self):
         """Check every hyperparameter; errors name the parameter and the allowed values."""
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by fastdnn (it trains with "
-                             "mini-batch kernels); use solver='adam' or 'sgd'")
-        check_choice("solver", self.solver, ("sgd", "adam"))
+        check_choice("solver", self.solver, ("lbfgs", "sgd", "adam"))
+        check_int("max_fun", self.max_fun, 1)
+        if self.solver == "lbfgs" and (self.batchnorm or np.any(np.asarray(self.keep_prob) < 1)):
+            raise ValueError("solver='lbfgs' minimises a deterministic full-batch loss: it "
+                             "takes batchnorm=False and keep_prob=1.0, got "
+                             f"batchnorm={self.batchnorm!r}, keep_prob={self.keep_prob!r}")
         check_real("alpha", self.alpha, 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             check_int("batch_size", self.batch_size, 1)
@@ -196,7 +238,8 @@ class _BaseMLP(BaseEstimator):
         else:
             for i, k in enumerate(self.keep_prob):
                 check_keep_prob(f"keep_prob[{i}]", k)
-        check_choice("dtype", str(np.dtype(self.dtype)), ("float32", "float64"))
+        if self.dtype is not None:
+            check_choice("dtype", str(np.dtype(self.dtype)), ("float32", "float64"))
         _engine_backend(self.backend)
 
     # ------------------------------------------------------------------ building
@@ -206,7 +249,7 @@ class _BaseMLP(BaseEstimator):
                 "batchnorm": bool(self.batchnorm),
                 "keep_prob": self.keep_prob if np.ndim(self.keep_prob) == 0
                 else list(self.keep_prob),
-                "dtype": str(np.dtype(self.dtype))}
+                "dtype": self._training_dtype}
 
     def _output_kind(self):
         return {"softmax": "softmax", "logistic": "sigmoid",
@@ -216,18 +259,12 @@ class _BaseMLP(BaseEstimator):
         """k for regression with k targets, whose loss sklearn averages over them."""
         return self.n_outputs_ if self._loss_scale_outputs else 1
 
-    def _initialize(self, n_features, rng):
-        """Build model_ with scikit-learn's initial weights drawn from ``rng``."""
+    def _initialize(self, n_features, rng, assigned=False):
+        """Build model_ with scikit-learn's initial weights drawn from ``rng``, or, when
+        ``assigned``, with the coefs_ and intercepts_ the user set."""
         arch = self._architecture(n_features)
         sizes = arch["layer_sizes"]
-        params = {}
-        factor = 2.0 if self.activation == "logistic" else 6.0
-        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            bound = np.sqrt(factor / (fan_in + fan_out))
-            coef = rng.uniform(-bound, bound, (fan_in, fan_out))
-            intercept = rng.uniform(-bound, bound, fan_out)
-            params[f"W{l}"] = coef.T
-            params[f"b{l}"] = intercept
+        params = {} if assigned else self._glorot_draws(sizes, rng)
         keeps = np.atleast_1d(arch["keep_prob"])
         seed = int(rng.randint(np.iinfo(np.int32).max)) if np.any(keeps < 1) else 0
         self.model_ = MLP(sizes, activation=arch["activation"], output=arch["output"],
@@ -235,14 +272,17 @@ class _BaseMLP(BaseEstimator):
                           keep_prob=arch["keep_prob"], l2=float(self.alpha),
                           dtype=arch["dtype"], backend=_engine_backend(self.backend),
                           seed=seed)
+        self.n_layers_ = len(sizes)
         have = self.model_.get_params()
+        if assigned:
+            params = self._assigned_params(have)
         self.model_.set_params({k: v for k, v in params.items() if k in have})
+        self._sync_attributes()
         self._arch = arch
         self._optimizer = None
         self._best_params = (self.model_.get_params(), self.model_.get_batchnorm_stats())
         self.n_iter_ = 0
         self.t_ = 0
-        self.n_layers_ = len(sizes)
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -254,16 +294,29 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
+    def _glorot_draws(self, sizes, rng):
+        """scikit-learn's initial weights and biases, drawn from rng in its order."""
+        params = {}
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for l, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            params[f"W{l}"] = rng.uniform(-bound, bound, (fan_in, fan_out)).T
+            params[f"b{l}"] = rng.uniform(-bound, bound, fan_out)
+        return params
+
     def _new_optimizer(self):
         """A fastdnn optimizer for solver; its lr is set from self._lr before each epoch."""
         be = self.model_.backend
         if self.solver == "adam":
-            return _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1,
-                                beta2=self.beta_2, eps=self.epsilon, backend=be)
-        if self.momentum == 0:
-            return SGD(lr=self.learning_rate_init, backend=be)
-        cls = Nesterov if self.nesterovs_momentum else Momentum
-        return cls(lr=self.learning_rate_init, beta=self.momentum, backend=be)
+            opt = _SklearnAdam(lr=self.learning_rate_init, beta1=self.beta_1,
+                               beta2=self.beta_2, eps=self.epsilon, backend=be)
+        elif self.momentum == 0:
+            opt = _SklearnSGD(lr=self.learning_rate_init, backend=be)
+        else:
+            cls = _SklearnNesterov if self.nesterovs_momentum else _SklearnMomentum
+            opt = cls(lr=self.learning_rate_init, beta=self.momentum, backend=be)
+        opt.learning_rate = self.learning_rate_init
+        return opt
 
     def _optimizer_matches(self):
         opt = self._optimizer
@@ -272,8 +325,18 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "adam":
             return type(opt) is _SklearnAdam
         if self.momentum == 0:
-            return type(opt) is SGD
-        return type(opt) is (Nesterov if self.nesterovs_momentum else Momentum)
+            return type(opt) is _SklearnSGD
+        return type(opt) is (_SklearnNesterov if self.nesterovs_momentum
+                             else _SklearnMomentum)
+
+    @property
+    def _lr(self):
+        """scikit-learn's current learning rate, kept by the optimizer as its own is."""
+        return self._optimizer.learning_rate
+
+    @_lr.setter
+    def _lr(self, value):
+        self._optimizer.learning_rate = value
 
     def _apply_lr(self):
         """Put the scikit-learn learning rate self._lr into fastdnn's optimizer."""
@@ -310,17 +373,30 @@ class _BaseMLP(BaseEstimator):
         self._check_params()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
+        # coefs_ / intercepts_ assigned before any fit: scikit-learn continues from them
+        assigned = (not hasattr(self, "model_") and hasattr(self, "coefs_")
+                    and (self.warm_start or incremental))
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if first_pass or self.dtype is not None:
+            # scikit-learn trains in X's dtype: float32 stays float32, the rest float64
+            self._training_dtype = str(np.dtype(X.dtype if self.dtype is None
+                                                else self.dtype))
         rng = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(X.shape[1], rng)
+            self._initialize(X.shape[1], rng, assigned)
         elif self._arch != self._architecture(X.shape[1]):
             raise ValueError(
                 f"warm_start / partial_fit continue the fitted network, whose architecture "
                 f"is {self._arch}; the parameters now ask for "
                 f"{self._architecture(X.shape[1])} (hidden_layer_sizes={hidden}). "
                 "Set warm_start=False to fit a new network.")
+        else:
+            self._adopt_assigned()
         self.model_.l2 = float(self.alpha)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y)
+            self._sync_attributes()
+            return self
         # scikit-learn makes a new optimizer on every fit and keeps it in partial_fit;
         # we keep it for warm_start too (documented).
         if not self._optimizer_matches():
@@ -334,10 +410,51 @@ class _BaseMLP(BaseEstimator):
         self._sync_attributes()
         return self
 
+    def _fit_lbfgs(self, X, Y):
+        """scikit-learn's lbfgs: SciPy's L-BFGS-B over all parameters, on the loss and
+        gradient of the whole training set that fastdnn computes (a full-batch step
+        without update), limited by max_iter and max_fun, converged at gtol=tol."""
+        import scipy.optimize
+        params, dtype = self.model_.parameters, np.dtype(self._training_dtype)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        k = self._scale()
+
+        def loss_and_grad(theta):
+            params.arrays.set(params.flat, theta.astype(dtype))
+            loss, grads = self.model_.loss_and_grads(X, Y)
+            if k > 1:   # scikit-learn averages this loss over the targets, not its gradient
+                l2 = self._l2_term(len(X))
+                loss = (loss - l2) / k + l2
+            # the gradients come in the order of the flat parameters
+            return loss, np.concatenate([g.ravel() for g in grads.values()]).astype(
+                np.float64)
+
+        theta = params.arrays.get(params.flat).astype(np.float64)
+        result = scipy.optimize.minimize(
+            loss_and_grad, theta, method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        params.arrays.set(params.flat, result.x.astype(dtype))
+        self.n_iter_ = min(int(result.nit), self.max_iter)
+        self.loss_ = float(result.fun)
+        if not np.isfinite(result.x).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data "
+                             "may contain large values and need to be preprocessed.")
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                          f"(status={result.status}): {result.message}. Increase max_iter "
+                          "or max_fun, or scale the data.", ConvergenceWarning)
+
+    def _l2_term(self, m):
+        """The L2 term of the loss of m samples: (alpha / 2m) sum ||W||^2."""
+        p = self.model_.get_params()
+        return 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
+                                      for l in range(1, self.n_layers_)) / m
+
     def _fit_stochastic(self, X, Y, rng, incremental):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        dtype = np.dtype(self.dtype)
+        dtype = np.dtype(self._training_dtype)
         if self.early_stopping:
             stratify = Y if (self._is_classifier() and self.n_outputs_ == 1) else None
             X_train, X_val, Y_train, Y_val = train_test_split(
@@ -371,9 +488,13 @@ class _BaseMLP(BaseEstimator):
             try:
                 self.loss_ = self._epoch(Xe, Ye, batch_size)
             except FloatingPointError as exc:
-                raise ValueError(
-                    "Solver produced non-finite parameter weights. The input data may "
-                    f"contain large values and need to be preprocessed. ({exc})") from None
+                if not self.early_stopping:
+                    raise ValueError(
+                        "Solver produced non-finite parameter weights. The input data "
+                        "may contain large values and need to be preprocessed. "
+                        f"({exc})") from None
+                self._record_divergence(n)
+                break
             self.n_iter_ += 1
             self.t_ += n
             self.loss_curve_.append(self.loss_)
@@ -400,6 +521,21 @@ class _BaseMLP(BaseEstimator):
             self.model_.set_params(self._best_params[0])
             self.model_.set_batchnorm_stats(self._best_params[1])
 
+    def _record_divergence(self, n):
+        """After the loss diverged with early stopping, scikit-learn trains on in NaN
+        to max_iter (a NaN score never counts as "no improvement"), then restores the
+        best weights: the same record, without the NaN epochs' work."""
+        while self.n_iter_ < self.max_iter:
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = np.nan
+            self.loss_curve_.append(np.nan)
+            self.validation_scores_.append(np.nan)
+            self._no_improvement_count = 0
+        warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                      "optimization hasn't converged yet." % self.max_iter,
+                      ConvergenceWarning)
+
     def _epoch(self, Xe, Ye, batch_size):
         """One pass over (Xe, Ye) in order; returns scikit-learn's mean training loss."""
         k, model = self._scale(), self.model_
@@ -412,9 +548,7 @@ class _BaseMLP(BaseEstimator):
         n, total = len(Xe), 0.0
         for s in range(0, n, batch_size):
             Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
-            p = model.get_params()
-            l2 = 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
-                                        for l in range(1, self.n_layers_)) / len(Xb)
+            l2 = self._l2_term(len(Xb))
             loss = model.train_step(Xb, Yb, self._optimizer)
             total += ((loss - l2) / k + l2) * len(Xb)
         return total / n
@@ -456,30 +590,81 @@ class _BaseMLP(BaseEstimator):
                 self.best_loss_ = self.loss_curve_[-1]
 
     def _score_fitted(self, X, y):
-        pred = self._predict_raw(X)
+        pred = self._predict_raw(X, validated=True)
         if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
             return np.nan
         return float(self._score_function(y, pred))
 
     def _sync_attributes(self):
-        """coefs_ (n_in, n_out) and intercepts_ from the model, as in scikit-learn."""
-        p = self.model_.get_params()
+        """coefs_ (n_in, n_out) and intercepts_ as scikit-learn lays them out, live on
+        the host backends: views of the model's parameters, so that editing them in
+        place changes the model (copies on the GPU). A layer without a bias (BatchNorm
+        follows it) has read-only zeros."""
+        params = self.model_.parameters
+        host = isinstance(params.flat, np.ndarray)
+        coefs, intercepts = [], []
+        for l in range(1, self.n_layers_):
+            W, b = params.p[f"W{l}"], params.p.get(f"b{l}")
+            coefs.append(W.T if host else params.arrays.get(W).T)
+            if b is None:
+                b = np.zeros(W.shape[0], params.dtype)
+                b.flags.writeable = False
+            intercepts.append(b if host else params.arrays.get(b))
+        self.coefs_, self.intercepts_ = coefs, intercepts
+        self._given = (tuple(coefs), tuple(intercepts))
+
+    def _adopt_assigned(self):
+        """scikit-learn users assign coefs_[i] and intercepts_[i] (or whole lists):
+        arrays put there become the model's parameters, and the lists live views again."""
+        given = getattr(self, "_given", None)
+        mine = (self.coefs_, self.intercepts_)
+        if given is not None and all(len(a) == len(b) and all(x is y for x, y in zip(a, b))
+                                     for a, b in zip(given, mine)):
+            return
+        self.model_.set_params(self._assigned_params(self.model_.get_params()))
+        self._sync_attributes()
+
+    def _assigned_params(self, have):
+        """{"W1": ..., "b1": ...} from coefs_ and intercepts_, checked against the shapes
+        of ``have`` (the model's parameters)."""
         L = self.n_layers_ - 1
-        self.coefs_ = [np.ascontiguousarray(p[f"W{l}"].T) for l in range(1, L + 1)]
-        self.intercepts_ = [p.get(f"b{l}", np.zeros(p[f"W{l}"].shape[0], p[f"W{l}"].dtype))
-                            for l in range(1, L + 1)]
+        for name, items in (("coefs_", self.coefs_), ("intercepts_", self.intercepts_)):
+            if len(items) != L:
+                raise ValueError(f"{name} must hold {L} arrays (one per layer), got "
+                                 f"{len(items)}")
+        params = {}
+        for l in range(1, L + 1):
+            W = np.asarray(self.coefs_[l - 1]).T
+            b = np.asarray(self.intercepts_[l - 1])
+            if W.shape != have[f"W{l}"].shape:
+                raise ValueError(f"coefs_[{l - 1}] must have shape "
+                                 f"{have[f'W{l}'].shape[::-1]}, got {W.shape[::-1]}")
+            if f"b{l}" in have:
+                if b.shape != have[f"b{l}"].shape:
+                    raise ValueError(f"intercepts_[{l - 1}] must have shape "
+                                     f"{have[f'b{l}'].shape}, got {b.shape}")
+                params[f"b{l}"] = b
+            elif np.any(b != 0):
+                raise ValueError(f"intercepts_[{l - 1}] must stay zero: layer {l} has no "
+                                 "bias (BatchNorm follows it)")
+            params[f"W{l}"] = W
+        return params
 
     # ------------------------------------------------------------------ inference
-    def _decision(self, X):
-        """Validated X -> output pre-activations (n, k) as float64."""
+    def _decision(self, X, validated=False):
+        """X -> output pre-activations (n, k) in the training dtype; ``validated``: X
+        was checked by fit already (the early-stopping split, without feature names)."""
         check_is_fitted(self, "model_")
-        X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
-                           dtype=(np.float64, np.float32))
-        return self.model_.decision_function(_dense(X)).astype(np.float64)
+        self._adopt_assigned()
+        if not validated:
+            X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                               dtype=(np.float64, np.float32))
+        return self.model_.decision_function(_dense(X))
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
         state = self.__dict__.copy()
+        state.pop("_given", None)   # the views of this process's model
         model = state.get("model_")
         if model is not None and not isinstance(model, dict):
             config = model.get_config()
@@ -502,6 +687,9 @@ class _BaseMLP(BaseEstimator):
             if opt is not None:
                 opt.backend = model.backend
         self.__dict__.update(state)
+        if isinstance(saved, dict) and "coefs_" in state:
+            self.model_.set_params(self._assigned_params(self.model_.get_params()))
+            self._sync_attributes()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -516,13 +704,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes; sigmoid units for multi-label y) plus alpha's L2 term, with mini-batch
     sgd or adam. The parameters of ``sklearn.neural_network.MLPClassifier`` have the
     same meanings and defaults (see the module docstring for how they map onto fastdnn
-    and where they differ); solver="lbfgs" is not available and max_fun is ignored.
+    and where they differ).
 
     Parameters
     ----------
     hidden_layer_sizes : int or sequence of int, default=(100,)
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
-    solver : {"adam", "sgd"}, default="adam"
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        lbfgs: full-batch L-BFGS-B through SciPy (needs batchnorm=False, keep_prob=1).
     alpha : float, default=1e-4
         L2 strength: (alpha / 2m) * sum ||W||^2 on a batch of m samples (fastdnn's lambd).
     batch_size : int or "auto", default="auto"
@@ -540,8 +729,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Momentum / Nesterov with lr / (1 - momentum); must be < 1.
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change :
         As in scikit-learn.
-    max_fun : int
-        Ignored (lbfgs only).
+    max_fun : int, default=15000
+        lbfgs only: the most loss evaluations.
     batchnorm : bool, default=False
         BatchNorm after each hidden dense layer (fastdnn). Those layers then have no
         bias: their intercepts_ are zeros and gamma / beta live in ``model_``.
@@ -549,12 +738,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Dropout keep probability of the hidden layers (fastdnn).
     backend : {"auto", "numpy", "cpu", "cuda"}, default="auto"
         fastdnn's kernels; "auto" uses the fused CPU kernels (numpy if unavailable).
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {None, "float32", "float64"}, default=None
+        The precision of training and of the outputs. None follows X, as scikit-learn
+        does: float32 X trains in float32, any other X in float64.
 
     Attributes
     ----------
     classes_ : ndarray
     coefs_ : list of (n_in, n_out) arrays
+        Live views of the weights (host backends): edits change the model.
     intercepts_ : list of (n_out,) arrays
     loss_ : float
     loss_curve_ : list of float
@@ -600,7 +792,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. "
                                  f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
-        Y = self._label_binarizer.transform(y).astype(np.float64)
+        # bool as in scikit-learn (the early-stopping split stratifies on it)
+        Y = self._label_binarizer.transform(y).astype(bool)
         if reset or not hasattr(self, "n_outputs_"):
             self.n_outputs_ = Y.shape[1]
             self.out_activation_ = ("softmax" if self._label_binarizer.y_type_ ==
@@ -610,6 +803,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _val_targets(self, Y_val):
         return self._label_binarizer.inverse_transform(Y_val)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y), continuing from the current state.
 
@@ -639,11 +833,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"partial_fit, was: {self.classes_}")
         return self._fit(X, y, incremental=True)
 
-    def _predict_raw(self, X):
-        return self._label_binarizer.inverse_transform(self._proba_raw(X))
+    def _predict_raw(self, X, validated=False):
+        return self._label_binarizer.inverse_transform(self._proba_raw(X, validated))
 
-    def _proba_raw(self, X):
-        Z = self._decision(X)
+    def _proba_raw(self, X, validated=False):
+        Z = self._decision(X, validated)
         if self.out_activation_ == "softmax":
             Z = Z - Z.max(axis=1, keepdims=True)
             np.exp(Z, out=Z)
@@ -658,7 +852,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._predict_raw(X)
 
     def predict_proba(self, X):
-        """Class probabilities (n, n_classes) in the order of classes_ (float64)."""
+        """Class probabilities (n, n_classes) in the order of classes_, in the
+        training dtype."""
         check_is_fitted(self, "model_")
         P = self._proba_raw(X)
         if P.ndim == 1:
@@ -697,7 +892,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, batchnorm=False,
-                 keep_prob=1.0, backend="auto", dtype="float32"):
+                 keep_prob=1.0, backend="auto", dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -739,15 +934,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _val_targets(self, Y_val):
         return Y_val.ravel() if self.n_outputs_ == 1 else Y_val
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y):
         """One epoch over (X, y), continuing from the current state; returns self."""
         return self._fit(X, y, incremental=True)
 
-    def _predict_raw(self, X):
-        Z = self._decision(X)
+    def _predict_raw(self, X, validated=False):
+        Z = self._decision(X, validated)
         return Z.ravel() if self.n_outputs_ == 1 else Z
 
     def predict(self, X):
-        """Predicted targets: (n,) for one target, else (n, k); float64."""
+        """Predicted targets: (n,) for one target, else (n, k), in the training dtype."""
         check_is_fitted(self, "model_")
         return self._predict_raw(X)

@@ -23,13 +23,19 @@ from fastdnn.sklearn import MLPClassifier, MLPRegressor
 
 HAS_CPU = importlib.util.find_spec("fastdnn.cpu") is not None
 
-# Small and quick, yet trained well enough for check_classifiers_train /
-# check_regressors_train (which scikit-learn's own MLPs also fail at max_iter=20).
-CHECK_PARAMS = dict(max_iter=100, hidden_layer_sizes=(8,), learning_rate_init=0.01,
-                    backend="numpy")
+def _available_backends():
+    from fastdnn.backend import cuda_available
+    return ["numpy"] + (["cpu"] if HAS_CPU else []) + (["cuda"] if cuda_available() else [])
 
 
-@parametrize_with_checks([MLPClassifier(**CHECK_PARAMS), MLPRegressor(**CHECK_PARAMS)])
+# scikit-learn's own settings for its MLPs' checks (max_iter=100, all else default), on
+# the default backend and on every backend this machine has.
+CHECKED = [cls(max_iter=100, **({} if backend == "auto" else {"backend": backend}))
+           for backend in ["auto"] + _available_backends()
+           for cls in (MLPClassifier, MLPRegressor)]
+
+
+@parametrize_with_checks(CHECKED)
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -148,18 +154,25 @@ def test_partial_fit_follows_sklearn(digits):
 
 
 # ---------------------------------------------------------------- float32 and backends
-def test_float32_default_is_close_and_accurate(digits):
+def test_dtype_follows_the_input_as_in_scikit_learn(digits):
     Xtr, Xte, ytr, yte = digits
     kw = dict(hidden_layer_sizes=(32,), max_iter=30, random_state=0,
               learning_rate_init=0.01)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = MLPClassifier(**kw, backend="numpy").fit(Xtr, ytr)
+        ours64 = MLPClassifier(**kw, backend="numpy").fit(Xtr, ytr)
+        ours32 = MLPClassifier(**kw, backend="numpy").fit(Xtr.astype(np.float32), ytr)
+        forced = MLPClassifier(**kw, backend="numpy", dtype="float32").fit(Xtr, ytr)
+        reg = MLPRegressor(max_iter=3, backend="numpy").fit(Xtr.astype(np.float32), ytr)
         ref = SkMLPClassifier(**kw).fit(Xtr, ytr)
-    assert ours.coefs_[0].dtype == np.float32
-    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-3)
-    assert ours.score(Xte, yte) > 0.9
-    assert abs(ours.score(Xte, yte) - ref.score(Xte, yte)) < 0.02
+    assert ours64.coefs_[0].dtype == ours64.predict_proba(Xte).dtype == np.float64
+    assert ours32.coefs_[0].dtype == ours32.predict_proba(Xte).dtype == np.float32
+    assert forced.coefs_[0].dtype == forced.intercepts_[0].dtype == np.float32
+    assert reg.predict(Xte).dtype == np.float32
+    np.testing.assert_allclose(ours64.loss_curve_, ref.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(ours32.loss_curve_, ref.loss_curve_, rtol=1e-3)
+    assert ours32.score(Xte, yte) > 0.9
+    assert abs(ours32.score(Xte, yte) - ref.score(Xte, yte)) < 0.02
 
 
 @pytest.mark.skipif(not HAS_CPU, reason="fastdnn.cpu is not available")
@@ -290,7 +303,8 @@ def test_partial_fit_needs_classes_first(digits):
 
 
 @pytest.mark.parametrize("param, value, match", [
-    ("solver", "lbfgs", "lbfgs"),
+    ("solver", "newton", "solver"),
+    ("max_fun", 0, "max_fun"),
     ("solver", "newton", "solver"),
     ("activation", "softplus", "activation"),
     ("alpha", -1.0, "alpha"),
@@ -311,6 +325,51 @@ def test_bad_parameters_name_the_argument(param, value, match):
     X, y = np.random.default_rng(0).random((20, 3)), np.arange(20) % 2
     with pytest.raises((ValueError, TypeError), match=match):
         MLPClassifier(**{"solver": "sgd", "backend": "numpy", param: value}).fit(X, y)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + (["cpu"] if HAS_CPU else []))
+def test_lbfgs_follows_scikit_learn(digits, backend):
+    Xtr, _, ytr, _ = digits
+    Xr, yr = make_regression(n_samples=80, n_features=5, n_targets=3, random_state=0)
+    yr = yr / 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for ours_cls, sk_cls, X, y in ((MLPClassifier, SkMLPClassifier, Xtr[:300], ytr[:300]),
+                                       (MLPRegressor, SkMLPRegressor, Xr, yr)):
+            kw = dict(solver="lbfgs", hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+            ours, ref = ours_cls(**kw, backend=backend).fit(X, y), sk_cls(**kw).fit(X, y)
+            assert ours.n_iter_ == ref.n_iter_
+            np.testing.assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+            for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
+                np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPClassifier(solver="adam"), "partial_fit")
+    with pytest.raises(ValueError, match="batchnorm"):
+        MLPClassifier(solver="lbfgs", batchnorm=True).fit(Xtr[:50], ytr[:50])
+
+
+def test_coefs_are_the_live_parameters(digits):
+    Xtr, Xte, ytr, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                            backend="numpy").fit(Xtr, ytr)
+    clf.coefs_[1][:] = 0                   # edited in place
+    clf.intercepts_[1][:] = 0
+    np.testing.assert_allclose(clf.predict_proba(Xte), 0.1)
+    clf.coefs_[1] = np.ones((8, 10))       # replaced
+    np.testing.assert_allclose(clf.predict_proba(Xte), 0.1)
+    assert clf.model_.get_params()["W2"].sum() == 80
+    first = clf.coefs_[0]
+    clf.coefs_[0] = np.ones((3, 8))
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must have shape \(64, 8\)"):
+        clf.predict(Xte)
+    clf.coefs_[0] = first
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.coefs_[1], 1)
+    restored.coefs_[1][:] = 2
+    assert restored.model_.get_params()["W2"].sum() == 160
+    assert clf.model_.get_params()["W2"].sum() == 80
 
 
 def test_regressor_refuses_poisson():
