@@ -6,6 +6,22 @@ regularization, gradient checking) and the week 2 notebook (optimization methods
 written for them gives the numbers they print. The optimizer updates run through
 fastdnn's fused kernels (``fastdnn.cpu``, or the NumPy reference when it is missing).
 
+The notebooks reuse names with different meanings (each has its own ``model``; the
+optimization notebook's ``compute_cost`` sums where the others average; the
+initialization and optimization helper files key gradients "dz3", "da2" where the others
+use "dZ3", "dA2"; gradient checking's ``forward_propagation`` is the 1-D J = theta * x).
+So each notebook has its own module, holding its graded functions and the helpers its cells
+import, under the notebook's names:
+
+    fastdnn.course.initialization      Initialization (and init_utils)
+    fastdnn.course.regularization      Regularization (and reg_utils)
+    fastdnn.course.gradient_checking   Gradient Checking (and gc_utils)
+    fastdnn.course.optimization        Optimization Methods (and opt_utils_v1a)
+
+This package namespace keeps the flat API of earlier versions: every graded function once,
+``forward_propagation`` / ``backward_propagation`` / ``compute_cost`` as in reg_utils, and
+the optimization notebook's ``model``.
+
 Dimension key (the course's column layout, not fastdnn's batch-first one):
     m = number of examples, n_x = input width, n_l = width of layer l, L = layers with weights;
     X is (n_x, m), Y is (1, m), W_l is (n_l, n_{l-1}), b_l is (n_l, 1), Z_l, A_l, D_l are (n_l, m).
@@ -21,8 +37,8 @@ import math
 
 import numpy as np
 
-from . import backend
-from ._validation import check_int, check_keep_prob, check_real
+from .. import backend
+from .._validation import check_int, check_keep_prob, check_real
 
 __all__ = [
     "initialize_parameters_zeros", "initialize_parameters_random", "initialize_parameters_he",
@@ -311,8 +327,8 @@ def backward_propagation(X, Y, cache):
 def compute_cost(a3, Y):
     """Mean cross-entropy, ``1./m * np.nansum(-Y log a3 - (1 - Y) log(1 - a3))`` (reg_utils).
 
-    (The optimization notebook's helper of the same name returns the sum instead;
-    :func:`model` uses that sum internally.)
+    (The optimization notebook's helper of the same name returns the sum instead:
+    :func:`fastdnn.course.optimization.compute_cost`; :func:`model` uses that sum.)
     """
     m = Y.shape[1]
     logprobs = np.multiply(-np.log(a3), Y) + np.multiply(-np.log(1 - a3), 1 - Y)
@@ -528,17 +544,27 @@ def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False)
         theta_minus[i][0] = theta_minus[i][0] - epsilon
         J_minus[i], _ = forward_propagation_n(X, Y, _unroll(theta_minus, shapes))
         gradapprox[i] = (J_plus[i] - J_minus[i]) / (2 * epsilon)
+    difference = _relative_difference(grad, gradapprox)
+    if print_msg:
+        _print_verdict(difference)
+    return difference
+
+
+def _relative_difference(grad, gradapprox):
+    """||grad - gradapprox|| / (||grad|| + ||gradapprox||), in the course's order of operations."""
     numerator = np.linalg.norm(grad - gradapprox)
     denominator = np.linalg.norm(grad) + np.linalg.norm(gradapprox)
-    difference = numerator / denominator
-    if print_msg:
-        if difference > 2e-7:
-            print("\033[93m" + "There is a mistake in the backward propagation! difference = "
-                  + str(difference) + "\033[0m")
-        else:
-            print("\033[92m" + "Your backward propagation works perfectly fine! difference = "
-                  + str(difference) + "\033[0m")
-    return difference
+    return numerator / denominator
+
+
+def _print_verdict(difference):
+    """The course's coloured verdict on a gradient check (threshold 2e-7)."""
+    if difference > 2e-7:
+        print("\033[93m" + "There is a mistake in the backward propagation! difference = "
+              + str(difference) + "\033[0m")
+    else:
+        print("\033[92m" + "Your backward propagation works perfectly fine! difference = "
+              + str(difference) + "\033[0m")
 
 
 # --------------------------------------------------------------------------- optimization
