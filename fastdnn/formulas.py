@@ -27,7 +27,7 @@ from .rng import GOLDEN_GAMMA, MIX1, MIX2
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
 OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "nesterov": 2, "rmsprop": 3, "adam": 4,
                    "adamw": 5}
-OUTPUT_CODES = {"softmax": 0, "sigmoid": 1, "identity": 2}
+OUTPUT_CODES = {"softmax": 0, "sigmoid": 1, "identity": 2, "exp": 3}
 
 _GAMMA = np.uint64(GOLDEN_GAMMA)
 _MIX1 = np.uint64(MIX1)
@@ -169,6 +169,18 @@ def softmax_cross_entropy_row(z, y, d, scale):
         ysum += np.float64(y[j])
         d[j] = (d[j] / total - y[j]) / scale
     return loss + ysum * log_total, best == label
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def poisson_deviance(z, y):
+    """Half the Poisson deviance of mu = exp(z) (the log link) against a count y >= 0,
+    in float64: y log(y / mu) - y + mu, with 0 log 0 = 0 (scikit-learn's Poisson loss);
+    and its derivative with respect to z, mu - y."""
+    mu = math.exp(z)
+    loss = np.float64(mu) - np.float64(y)
+    if y > 0:
+        loss += np.float64(y) * math.log(np.float64(y) / np.float64(mu))
+    return loss, mu - y
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")

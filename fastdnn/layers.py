@@ -8,9 +8,12 @@ from ._validation import check_choice, check_int, check_keep_prob, check_real
 from .reference.activations import ACTIVATIONS
 from .reference.init import INITIALIZERS
 
-#: Activations a hidden block may use; the last block may also use "softmax".
+#: Activations a hidden block may use; the last block may also use "softmax" or "exp".
 HIDDEN_ACTIVATIONS = tuple(sorted(ACTIVATIONS))
-OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity")
+#: Each output activation brings its loss: softmax cross-entropy, sigmoid (binary)
+#: cross-entropy, half squared error, half Poisson deviance (exp: the log link).
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", "identity", "exp")
+_LAST_ONLY = ("softmax", "exp")
 
 
 class Layer:
@@ -70,11 +73,11 @@ class BatchNorm(Layer):
 
 class Activation(Layer):
     """An element-wise activation: one of relu, leaky_relu, tanh, sigmoid, identity,
-    or softmax (last layer only)."""
+    or softmax or exp (last layer only)."""
 
     def __init__(self, name):
         self.name = check_choice("activation", name,
-                                 tuple(sorted(set(HIDDEN_ACTIVATIONS) | {"softmax"})))
+                                 tuple(sorted(set(HIDDEN_ACTIVATIONS) | set(_LAST_ONLY))))
 
     def _config(self):
         return {"name": self.name}

@@ -112,8 +112,8 @@ class Sequential:
         if not groups:
             raise ValueError("layers must contain at least one Dense layer")
         for g in groups[:-1]:
-            if g[2] == "softmax":
-                raise ValueError("softmax is only allowed as the last layer's activation")
+            if g[2] in ("softmax", "exp"):
+                raise ValueError(f"{g[2]} is only allowed as the last layer's activation")
         last = groups[-1]
         self._output = last[2] or "identity"
         if self._output not in OUTPUT_ACTIVATIONS:
@@ -265,6 +265,9 @@ class Sequential:
         Y = np.array(y, dtype=self.dtype, order="C", copy=True)
         if not np.isfinite(Y).all():
             raise ValueError(f"{name} contains NaN or inf")
+        if self.output == "exp" and (Y < 0).any():
+            raise ValueError(f"{name} must be >= 0 for an exp output (Poisson counts), got "
+                             f"a minimum of {Y.min()}")
         return Y
 
     # ------------------------------------------------------------------ public steps
@@ -426,7 +429,7 @@ class Sequential:
         logs = {"loss": float(result.loss[0]) / n}
         if not np.isfinite(logs["loss"]):
             _diverged(logs["loss"], f"epoch {self.epoch_}")
-        if self.output != "identity":
+        if self.output in ("softmax", "sigmoid"):
             per = 1 if self.output == "softmax" else Y.shape[1]
             logs["accuracy"] = int(result.correct[0]) / (n * per)
         return logs
@@ -442,20 +445,24 @@ class Sequential:
 
     def predict_proba(self, X):
         """Class probabilities (softmax or sigmoid outputs), (n, k)."""
-        if self.output == "identity":
+        if self.output not in ("softmax", "sigmoid"):
             raise ValueError("predict_proba needs a softmax or sigmoid output; use predict")
         Z = self._logits(self._inputs(X))
         return _softmax(Z) if self.output == "softmax" else _sigmoid(Z)
 
     def predict(self, X):
-        """Class indices (softmax), 0/1 labels (sigmoid) or values (identity).
+        """Class indices (softmax), 0/1 labels (sigmoid), values (identity) or means
+        exp(z) (exp).
 
-        A single sigmoid or identity output gives shape (n,).
+        A single sigmoid, identity or exp output gives shape (n,).
         """
         Z = self._logits(self._inputs(X))
         if self.output == "softmax":
             return Z.argmax(axis=1)
-        out = (Z > 0).astype(np.int64) if self.output == "sigmoid" else Z
+        if self.output == "sigmoid":
+            out = (Z > 0).astype(np.int64)
+        else:
+            out = np.exp(Z) if self.output == "exp" else Z
         return out[:, 0] if out.shape[1] == 1 else out
 
     def evaluate(self, X, y):
@@ -466,7 +473,7 @@ class Sequential:
     def _evaluate(self, X, Y):
         _, loss, right = self._engine.infer(X, Y)
         out = {"loss": float(loss[0]) / len(X)}
-        if self.output != "identity":
+        if self.output in ("softmax", "sigmoid"):
             out["accuracy"] = int(right[0]) / (len(X) * (1 if self.output == "softmax"
                                                           else Y.shape[1]))
         return out
@@ -529,8 +536,10 @@ class MLP(Sequential):
         [n_x, n_1, ..., n_L]: the input width, the hidden widths, the output width.
     activation : str
         Hidden activation: relu, leaky_relu, tanh, sigmoid or identity.
-    output : "softmax", "sigmoid" or "identity"
-        Output activation, which also sets the loss (cross-entropy or squared error).
+    output : "softmax", "sigmoid", "identity" or "exp"
+        The output activation, which brings its loss: softmax or sigmoid
+        cross-entropy, half squared error, or half Poisson deviance (exp, the log link
+        for counts y >= 0; predict gives exp(z)).
     init : str
         Weight initializer: he, xavier, glorot, random or zeros.
     batchnorm : bool

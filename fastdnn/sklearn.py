@@ -4,7 +4,7 @@ They take scikit-learn's ``sklearn.neural_network`` parameters with the same mea
 and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
 fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
 ``check_estimator`` on every backend and scikit-learn's own MLP tests (but for
-sample_weight and loss="poisson", not built yet, and one test of its internals), and work
+sample_weight, not built yet, and one test of its internals), and work
 in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse X is accepted and densified.
 They train in X's dtype, as scikit-learn does (``dtype`` overrides it).
 
@@ -253,11 +253,13 @@ class _BaseMLP(BaseEstimator):
 
     def _output_kind(self):
         return {"softmax": "softmax", "logistic": "sigmoid",
-                "identity": "identity"}[self.out_activation_]
+                "identity": "identity", "exp": "exp"}[self.out_activation_]
 
     def _scale(self):
-        """k for regression with k targets, whose loss sklearn averages over them."""
-        return self.n_outputs_ if self._loss_scale_outputs else 1
+        """k for the squared error of k targets, which scikit-learn reports averaged
+        over them (its Poisson loss and cross-entropies are summed, as fastdnn's)."""
+        return self.n_outputs_ if self._loss_scale_outputs and \
+            getattr(self, "loss", "") == "squared_error" else 1
 
     def _initialize(self, n_features, rng, assigned=False):
         """Build model_ with scikit-learn's initial weights drawn from ``rng``, or, when
@@ -876,10 +878,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor on fastdnn, a drop-in for scikit-learn's.
 
     Minimises half the squared error (averaged over samples and targets, as in
-    scikit-learn) plus alpha's L2 term, with an identity output, by mini-batch sgd or
-    adam. Parameters and attributes are those of MLPClassifier (without classes_;
-    out_activation_ is "identity"), plus ``loss`` which must be "squared_error"
-    (scikit-learn's "poisson" is not available).
+    scikit-learn) with an identity output, or with ``loss="poisson"`` half the Poisson
+    deviance of exp outputs (the log link; targets are counts >= 0, predict gives the
+    means exp(z)), plus alpha's L2 term, by mini-batch sgd or adam or by lbfgs.
+    Parameters and attributes are those of MLPClassifier (without classes_;
+    out_activation_ is "identity" or "exp"), plus ``loss``.
     """
 
     _score_function = staticmethod(r2_score)
@@ -906,10 +909,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _check_params(self):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported by fastdnn; use "
-                             "loss='squared_error'")
-        check_choice("loss", self.loss, ("squared_error",))
+        check_choice("loss", self.loss, ("squared_error", "poisson"))
         super()._check_params()
 
     def _is_classifier(self):
@@ -925,7 +925,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if reset or not hasattr(self, "n_outputs_"):
             self.n_outputs_ = Y.shape[1]
-            self.out_activation_ = "identity"
+            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y must have {self.n_outputs_} target(s) as in the previous "
                              f"fit, got {Y.shape[1]}")
@@ -941,6 +941,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _predict_raw(self, X, validated=False):
         Z = self._decision(X, validated)
+        if self.out_activation_ == "exp":
+            Z = np.exp(Z)
         return Z.ravel() if self.n_outputs_ == 1 else Z
 
     def predict(self, X):

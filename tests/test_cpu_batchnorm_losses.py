@@ -107,7 +107,8 @@ def test_losses_match_reference(rng, m, k):
         assert abs(loss - r_loss) <= 1e-10 * abs(r_loss) + 1e-12
         assert_close(dZ, r_dZ)
     for fast, ref in [(C.sigmoid_cross_entropy, R.sigmoid_cross_entropy),
-                      (C.mean_squared_error, R.mean_squared_error)]:
+                      (C.mean_squared_error, R.mean_squared_error),
+                      (C.poisson_deviance, R.poisson_deviance)]:
         loss, dZ = fast(Z, P)
         r_loss, r_dZ = ref(Z, P)
         assert abs(loss - r_loss) <= 1e-10 * abs(r_loss) + 1e-12

@@ -6,7 +6,7 @@ import pytest
 from helpers import assert_close, numerical_gradient, relative_difference
 
 from fastdnn.reference import (l2_cost, l2_grad, log_softmax, mean_squared_error, one_hot,
-                               sigmoid, sigmoid_cross_entropy, softmax,
+                               poisson_deviance, sigmoid, sigmoid_cross_entropy, softmax,
                                softmax_cross_entropy)
 
 LOSSES = [softmax_cross_entropy, sigmoid_cross_entropy, mean_squared_error]
@@ -23,6 +23,8 @@ def targets(rng, kind, m=5, k=4):
         return P / P.sum(axis=1, keepdims=True)
     if kind == "binary":
         return (rng.random((m, k)) < 0.5).astype(np.float64)
+    if kind == "counts":   # zeros among them (0 log 0)
+        return rng.poisson(1.0, (m, k)).astype(np.float64)
     return rng.standard_normal((m, k))
 
 
@@ -33,6 +35,7 @@ def targets(rng, kind, m=5, k=4):
     (sigmoid_cross_entropy, "binary"),
     (sigmoid_cross_entropy, "probabilities"),
     (mean_squared_error, "real"),
+    (poisson_deviance, "counts"),
 ])
 def test_gradient_matches_central_differences(loss_fn, kind, rng):
     Z = 2 * rng.standard_normal((5, 4))
@@ -51,6 +54,16 @@ def test_softmax_cross_entropy_by_hand():
     loss, dZ = softmax_cross_entropy(Z, np.array([[0.0, 1.0]]))
     assert loss == pytest.approx(-np.log(0.75), rel=1e-14)
     assert_close(dZ, [[0.25, -0.25]])
+
+
+def test_poisson_deviance_by_hand():
+    # z = log 2: mu = 2; y = 2 -> 0; y = 0 -> mu = 2; y = 4 -> 4 log 2 - 4 + 2
+    Z = np.log(np.array([[2.0, 2.0, 2.0]]))
+    loss, dZ = poisson_deviance(Z, np.array([[2.0, 0.0, 4.0]]))
+    assert loss == pytest.approx(2 + 4 * np.log(2) - 2, rel=1e-14)
+    assert_close(dZ, [[0.0, 2.0, -2.0]])
+    with pytest.raises(ValueError, match=">= 0"):
+        poisson_deviance(Z, -np.ones((1, 3)))
 
 
 def test_labels_equal_one_hot(rng):

@@ -372,9 +372,22 @@ def test_coefs_are_the_live_parameters(digits):
     assert clf.model_.get_params()["W2"].sum() == 80
 
 
-def test_regressor_refuses_poisson():
-    with pytest.raises(ValueError, match="poisson"):
-        MLPRegressor(loss="poisson", backend="numpy").fit(np.ones((4, 2)), np.ones(4))
+def test_poisson_follows_scikit_learn():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = rng.poisson(np.exp(0.4 * X[:, 0] + 0.3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for solver in ("lbfgs", "sgd", "adam"):
+            kw = dict(loss="poisson", solver=solver, hidden_layer_sizes=(6,), max_iter=15,
+                      random_state=0, learning_rate_init=0.01)
+            ours = MLPRegressor(**kw, backend="numpy").fit(X, y)
+            ref = SkMLPRegressor(**kw).fit(X, y)
+            assert ours.out_activation_ == ref.out_activation_ == "exp"
+            np.testing.assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+            np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-9)
+    with pytest.raises(ValueError, match=">= 0"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, -np.ones(len(X)))
 
 
 def test_feature_names_in_from_a_frame():

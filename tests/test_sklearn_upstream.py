@@ -26,7 +26,6 @@ EXPECTED_FAILURES = {
     "test_gradient": "reads scikit-learn internals: calls _loss_grad_lbfgs with its "
                      "private activation and delta buffers",
     "test_mlp_sample_weight_with_early_stopping": "sample_weight is not built yet",
-    "test_mlp_vs_poisson_glm_equivalent": "loss='poisson' is not built yet",
 }
 
 # The fixture scikit-learn's conftest gives its tests (its default seed).

@@ -24,6 +24,7 @@ from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forw
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .losses import (l2_cost, l2_grad, log_softmax, mean_squared_error, one_hot,
-                     sigmoid, sigmoid_cross_entropy, softmax, softmax_cross_entropy)
+                     poisson_deviance, sigmoid, sigmoid_cross_entropy, softmax,
+                     softmax_cross_entropy)
 from .optim import (TensorLists, adam_update, adamw_update, momentum_update,
                     nesterov_update, rmsprop_update, sgd_update)

@@ -10,6 +10,8 @@ from numba import njit, prange
 
 from .._validation import check_float_array, check_shape
 from ..config import CACHE
+from .. import formulas
+from ..formulas import OUTPUT_CODES
 from ..reference.losses import l2_cost, l2_grad, log_softmax, one_hot  # noqa: F401
 from ._common import buffer, contiguous, launch, specialised
 
@@ -57,39 +59,35 @@ def _softmax_xent(use_labels):
     return kernel
 
 
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _sigmoid_xent(Z, Y, dZ):
-    # parallel over rows; log(1 + e^z) = max(z, 0) + log1p(e^-|z|)
-    m, k = Z.shape
-    row_loss = np.empty(m, dtype=np.float64)
-    mf = Z.dtype.type(m)
-    for i in prange(m):
-        loss = 0.0
-        for j in range(k):
-            z = Z[i, j]
-            y = Y[i, j]
-            e = np.exp(-abs(z))
-            loss += max(z, 0) - z * y + np.log1p(e)
-            p = 1 / (1 + e) if z >= 0 else e / (1 + e)
-            dZ[i, j] = (p - y) / mf
-        row_loss[i] = loss
-    return _sum_rows(row_loss) / m
-
-
-@njit(parallel=True, cache=CACHE, error_model="numpy")
-def _squared_error(A, Y, dA):
-    # parallel over rows
-    m, k = A.shape
-    row_loss = np.empty(m, dtype=np.float64)
-    mf = A.dtype.type(m)
-    for i in prange(m):
-        loss = 0.0
-        for j in range(k):
-            d = A[i, j] - Y[i, j]
-            loss += d * d
-            dA[i, j] = d / mf
-        row_loss[i] = loss
-    return _sum_rows(row_loss) / (2 * m)
+@specialised
+def _elementwise_loss(output):
+    """The loss of one output code (formulas.OUTPUT_CODES: sigmoid cross-entropy, half
+    squared error, half Poisson deviance) of every element, with the fastdnn.formulas the
+    training engine uses; parallel over rows: returns the batch mean, writes
+    dZ = (dloss / dz) / m."""
+    @njit(parallel=True, cache=CACHE, error_model="numpy")
+    def kernel(Z, Y, dZ):
+        m, k = Z.shape
+        row_loss = np.empty(m, dtype=np.float64)
+        mf = Z.dtype.type(m)
+        for i in prange(m):
+            loss = 0.0
+            for j in range(k):
+                z, y = Z[i, j], Y[i, j]
+                if output == 1:
+                    loss += formulas.sigmoid_cross_entropy(z, y)
+                    dZ[i, j] = (formulas.sigmoid(z) - y) / mf
+                elif output == 2:
+                    half_sq, diff = formulas.squared_error(z, y)
+                    loss += half_sq
+                    dZ[i, j] = diff / mf
+                else:
+                    deviance, diff = formulas.poisson_deviance(z, y)
+                    loss += deviance
+                    dZ[i, j] = diff / mf
+            row_loss[i] = loss
+        return _sum_rows(row_loss) / m
+    return kernel
 
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
@@ -172,7 +170,7 @@ def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
     Y, _ = _targets(Z, Y)
     Z = contiguous(Z)
     dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
-    return float(launch(_sigmoid_xent, Z, Y, dZ)), dZ
+    return float(launch(_elementwise_loss(OUTPUT_CODES["sigmoid"]), Z, Y, dZ)), dZ
 
 
 def mean_squared_error(A, Y, *, dA_out=None):
@@ -183,7 +181,21 @@ def mean_squared_error(A, Y, *, dA_out=None):
     Y, _ = _targets(A, Y)
     A = contiguous(A)
     dA = buffer("dA_out", dA_out, A.shape, A.dtype)
-    return float(launch(_squared_error, A, Y, dA)), dA
+    return float(launch(_elementwise_loss(OUTPUT_CODES["identity"]), A, Y, dA)), dA
+
+
+def poisson_deviance(Z, Y, *, dZ_out=None):
+    """Half the Poisson deviance of exp(Z) against counts Y >= 0, summed over outputs
+    and averaged over the batch (scikit-learn's Poisson loss).
+
+    Returns (loss, dZ = (exp(Z) - Y) / m).
+    """
+    Y, _ = _targets(Z, Y)
+    if (Y < 0).any():
+        raise ValueError("Y must be >= 0 for a Poisson loss (counts), got a negative value")
+    Z = contiguous(Z)
+    dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
+    return float(launch(_elementwise_loss(OUTPUT_CODES["exp"]), Z, Y, dZ)), dZ
 
 
 def softmax(Z, *, out=None):

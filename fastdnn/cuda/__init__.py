@@ -31,7 +31,8 @@ from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forw
                         batchnorm_backward, batchnorm_forward)
 from .dense import dense_backward, dense_forward
 from .losses import (l2_cost, l2_grad, log_softmax, mean_squared_error,
-                     mean_squared_error_on_device, sigmoid, sigmoid_cross_entropy,
+                     mean_squared_error_on_device, poisson_deviance,
+                     poisson_deviance_on_device, sigmoid, sigmoid_cross_entropy,
                      sigmoid_cross_entropy_on_device, softmax, softmax_cross_entropy,
                      softmax_cross_entropy_on_device)
 from .optim import (adam_update, adamw_update, momentum_update, nesterov_update,

@@ -25,8 +25,8 @@ from numba import cuda
 
 from .. import config
 from . import _device as dev
-from .losses import (mean_squared_error_on_device, sigmoid_cross_entropy_on_device,
-                     softmax_cross_entropy_on_device)
+from .losses import (mean_squared_error_on_device, poisson_deviance_on_device,
+                     sigmoid_cross_entropy_on_device, softmax_cross_entropy_on_device)
 
 # The L2 sum in three order-fixed stages: L2_LANES lanes per weight matrix each sum
 # every L2_LANES-th square (coalesced), L2_FINAL threads each sum every L2_FINAL-th lane
@@ -37,8 +37,9 @@ L2_FINAL = 32
 
 _LOSSES = {"softmax": (softmax_cross_entropy_on_device, "dZ_out"),
            "sigmoid": (sigmoid_cross_entropy_on_device, "dZ_out"),
-           "identity": (mean_squared_error_on_device, "dA_out")}
-_KIND = {"softmax": 0, "sigmoid": 1, "identity": 2}
+           "identity": (mean_squared_error_on_device, "dA_out"),
+           "exp": (poisson_deviance_on_device, "dZ_out")}
+_KIND = {"softmax": 0, "sigmoid": 1, "identity": 2, "exp": 3}
 
 
 # ----------------------------------------------------------------------------- kernels

@@ -17,7 +17,7 @@ from .. import formulas, reference
 from ..reference.losses import one_hot
 from . import _device as dev
 
-_SOFTMAX, _SIGMOID, _MSE = 0, 1, 2
+_SOFTMAX, _SIGMOID, _MSE, _POISSON = 0, 1, 2, 3   # formulas.OUTPUT_CODES
 
 
 @cuda.jit
@@ -49,6 +49,11 @@ def _row_loss(kind, Z, Y, labels, use_labels, m, dZ, row_loss):
                 z, y = Z[i, j], Y[i, j]
                 loss += formulas.sigmoid_cross_entropy(z, y)
                 dZ[i, j] = (formulas.sigmoid(z) - y) / m
+        elif kind == 3:  # half Poisson deviance of exp(z)
+            for j in range(k):
+                deviance, diff = formulas.poisson_deviance(Z[i, j], Y[i, j])
+                loss += deviance
+                dZ[i, j] = diff / m
         else:  # half squared error
             for j in range(k):
                 half_sq, diff = formulas.squared_error(Z[i, j], Y[i, j])
@@ -107,6 +112,13 @@ def mean_squared_error_on_device(A, Y, *, dA_out=None, loss_out=None):
     return _loss(_MSE, A, Y, dA_out, loss_out=loss_out)
 
 
+def poisson_deviance_on_device(Z, Y, *, dZ_out=None, loss_out=None):
+    """poisson_deviance with the loss left on the device as a (1,) array."""
+    if not dev.is_device_array(Y) and np.any(np.asarray(Y) < 0):
+        raise ValueError("Y must be >= 0 for a Poisson loss (counts), got a negative value")
+    return _loss(_POISSON, Z, Y, dZ_out, loss_out=loss_out)
+
+
 def softmax_cross_entropy(Z, Y, *, dZ_out=None):
     """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m).
 
@@ -128,6 +140,13 @@ def mean_squared_error(A, Y, *, dA_out=None):
     """sum((A - Y)**2) / (2m); returns (loss, dA = (A - Y) / m)."""
     loss, dA = mean_squared_error_on_device(A, Y, dA_out=dA_out)
     return float(loss.copy_to_host()[0]), dA
+
+
+def poisson_deviance(Z, Y, *, dZ_out=None):
+    """Half the Poisson deviance of exp(Z) against counts Y >= 0, summed over outputs,
+    averaged over the batch; returns (loss, dZ = (exp(Z) - Y) / m)."""
+    loss, dZ = poisson_deviance_on_device(Z, Y, dZ_out=dZ_out)
+    return float(loss.copy_to_host()[0]), dZ
 
 
 @cuda.jit

@@ -20,9 +20,9 @@ from ..config import INTERNAL
 from ..cpu._rows import (activate_inplace, add_scaled, bias_activate_inplace, copy_row,
                          dropout_inplace, dropout_row, grad_inplace, sum_squares,
                          update_range, update_scalars)
-from ..formulas import (batchnorm_grad, dropout_key, inverse_std, running_average,
-                        sigmoid, sigmoid_cross_entropy, softmax_cross_entropy_row,
-                        squared_error)
+from ..formulas import (batchnorm_grad, dropout_key, inverse_std, poisson_deviance,
+                        running_average, sigmoid, sigmoid_cross_entropy,
+                        softmax_cross_entropy_row, squared_error)
 from . import _link, blas
 from ._link import separate
 from .program import FORWARD, GATHER, INPUT_GRAD, OUTPUT, UPDATE, WEIGHT_GRAD
@@ -244,6 +244,11 @@ def score_row(z, y, d, m, output):
             loss += sigmoid_cross_entropy(z[j], y[j])
             d[j] = (sigmoid(z[j]) - y[j]) / m
             right += (z[j] > 0) == (y[j] > 0.5)
+    elif output == 3:
+        for j in range(nk):
+            deviance, diff = poisson_deviance(z[j], y[j])
+            loss += deviance
+            d[j] = diff / m
     else:
         for j in range(nk):
             half_sq, diff = squared_error(z[j], y[j])

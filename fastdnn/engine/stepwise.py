@@ -152,6 +152,8 @@ class StepwiseEngine:
             loss, _ = K.softmax_cross_entropy(Z, Y, dZ_out=dout)
         elif self.output == "sigmoid":
             loss, _ = K.sigmoid_cross_entropy(Z, Y, dZ_out=dout)
+        elif self.output == "exp":
+            loss, _ = K.poisson_deviance(Z, Y, dZ_out=dout)
         else:
             loss, _ = K.mean_squared_error(Z, Y, dA_out=dout)
         return float(loss)

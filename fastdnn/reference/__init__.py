@@ -10,7 +10,8 @@ from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask
 from .init import INITIALIZERS, initialize_weights
 from .losses import (l2_cost, l2_grad, log_softmax, mean_squared_error, one_hot,
-                     sigmoid, sigmoid_cross_entropy, softmax, softmax_cross_entropy)
+                     poisson_deviance, sigmoid, sigmoid_cross_entropy, softmax,
+                     softmax_cross_entropy)
 from .optim import (adam_update, adamw_update, momentum_update, nesterov_update,
                     rmsprop_update, sgd_update)
 from . import schedules

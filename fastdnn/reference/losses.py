@@ -71,6 +71,24 @@ def mean_squared_error(A, Y, *, dA_out=None):
     return float((diff * diff).sum() / (2 * m)), emit(diff / A.dtype.type(m), dA_out)
 
 
+def poisson_deviance(Z, Y, *, dZ_out=None):
+    """Half the Poisson deviance of exp(Z) (log link), summed over outputs and averaged
+    over the batch, as scikit-learn's Poisson loss: mean over rows of
+    sum(Y log(Y / exp(Z)) - Y + exp(Z)) with 0 log 0 = 0. Y holds counts >= 0.
+
+    Returns (loss, dZ = (exp(Z) - Y) / m).
+    """
+    Y = _targets(Z, Y, name="Z")
+    if np.any(Y < 0):
+        raise ValueError("Y must be >= 0 for a Poisson loss (counts), got a negative value")
+    m = Z.shape[0]
+    mu = np.exp(Z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_log = np.where(Y > 0, Y * np.log(Y / mu), 0.0)
+    per_element = y_log - Y + mu
+    return float(per_element.sum() / m), emit((mu - Y) / Z.dtype.type(m), dZ_out)
+
+
 def l2_cost(weights, lambd, m):
     """(lambd / 2m) * sum of ||W||^2 over the given weight matrices (never biases)."""
     return float(lambd / (2 * m) * sum(float(np.sum(np.square(W, dtype=np.float64)))

@@ -91,11 +91,14 @@ def test_mlp_fit_and_train_step_match_numpy(data, dtype):
     assert ev[1]["accuracy"] == ev[0]["accuracy"]
 
 
-@pytest.mark.parametrize("output,opt", [("sigmoid", "momentum"), ("identity", "sgd")])
+@pytest.mark.parametrize("output,opt", [("sigmoid", "momentum"), ("identity", "sgd"),
+                                        ("exp", "adam")])
 def test_sequential_sigmoid_and_regression_match_numpy(data, output, opt):
     X, _ = data
-    y = (np.random.default_rng(1).random((N, 2)) > 0.5).astype(float) if output == "sigmoid" \
-        else np.random.default_rng(1).standard_normal((N, 2))
+    rng = np.random.default_rng(1)
+    y = {"sigmoid": (rng.random((N, 2)) > 0.5).astype(float),
+         "identity": rng.standard_normal((N, 2)),
+         "exp": rng.poisson(1.0, (N, 2)).astype(float)}[output]
     ref, fast = _sequential("numpy", output=output, l2=0.1), \
         _sequential("cuda", output=output, l2=0.1)
     hists = [m.fit(X, y, optimizer=get_optimizer(opt, lr=0.05), epochs=1,
