@@ -106,13 +106,20 @@ def test_losses_match_reference(rng, m, k):
         r_loss, r_dZ = R.softmax_cross_entropy(Z, Ytarget)
         assert abs(loss - r_loss) <= 1e-10 * abs(r_loss) + 1e-12
         assert_close(dZ, r_dZ)
+    w = rng.random(m) * 2
     for fast, ref in [(C.sigmoid_cross_entropy, R.sigmoid_cross_entropy),
                       (C.mean_squared_error, R.mean_squared_error),
-                      (C.poisson_deviance, R.poisson_deviance)]:
-        loss, dZ = fast(Z, P)
-        r_loss, r_dZ = ref(Z, P)
-        assert abs(loss - r_loss) <= 1e-10 * abs(r_loss) + 1e-12
-        assert_close(dZ, r_dZ)
+                      (C.poisson_deviance, R.poisson_deviance),
+                      (C.softmax_cross_entropy, R.softmax_cross_entropy)]:
+        for weights in (None, w):
+            loss, dZ = fast(Z, P, sample_weight=weights)
+            r_loss, r_dZ = ref(Z, P, sample_weight=weights)
+            assert abs(loss - r_loss) <= 1e-10 * abs(r_loss) + 1e-12
+            assert_close(dZ, r_dZ)
+    loss, dZ = C.softmax_cross_entropy(Z, labels, sample_weight=w)
+    r_loss, r_dZ = R.softmax_cross_entropy(Z, labels, sample_weight=w)
+    assert abs(loss - r_loss) <= 1e-10 * abs(r_loss)
+    assert_close(dZ, r_dZ)
     assert_close(C.softmax(Z), R.softmax(Z))
     assert_close(C.sigmoid(Z), R.sigmoid(Z))
     Z32 = Z.astype(np.float32)

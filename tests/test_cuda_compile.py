@@ -97,7 +97,7 @@ KERNELS = {
         "_backward_dz": "A2 A2 A1 A1 A1 A1 S A2",
     },
     "fastdnn.cuda.losses": {
-        "_row_loss": "I A2 A2 L B S A2 D2",
+        "_row_loss": "I A2 A2 L B A1 S A2 D2",
         "_row_softmax": "A2 B A2",
     },
     "fastdnn.cuda.engine": {

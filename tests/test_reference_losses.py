@@ -56,6 +56,30 @@ def test_softmax_cross_entropy_by_hand():
     assert_close(dZ, [[0.25, -0.25]])
 
 
+@pytest.mark.parametrize("loss_fn,kind", [
+    (softmax_cross_entropy, "labels"), (sigmoid_cross_entropy, "binary"),
+    (mean_squared_error, "real"), (poisson_deviance, "counts")])
+def test_sample_weight_is_scikit_learns_weighted_mean(loss_fn, kind, rng):
+    Z = rng.standard_normal((5, 4))
+    Y = targets(rng, kind)
+    w = np.array([2.0, 0.0, 1.0, 3.0, 0.5])
+    loss, dZ = loss_fn(Z, Y, sample_weight=w)
+    numeric = numerical_gradient(lambda: loss_fn(Z, Y, sample_weight=w)[0], Z)
+    assert relative_difference(dZ, numeric) < 1e-7
+    # integer weights are repeated rows; the zero-weight row has no gradient
+    rows = np.repeat(np.arange(5), [2, 0, 1, 3, 0])
+    plain, _ = loss_fn(Z[rows], Y[rows])
+    half_row, _ = loss_fn(Z[4:], Y[4:])
+    assert loss == pytest.approx((plain * 6 + 0.5 * half_row) / 6.5, rel=1e-12)
+    assert not dZ[1].any()
+    ones = loss_fn(Z, Y, sample_weight=np.ones(5))
+    assert ones[0] == pytest.approx(loss_fn(Z, Y)[0], rel=1e-14)
+    assert_close(ones[1], loss_fn(Z, Y)[1])
+    for bad in (np.ones(4), -np.ones(5), np.zeros(5), np.full(5, np.nan)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            loss_fn(Z, Y, sample_weight=bad)
+
+
 def test_poisson_deviance_by_hand():
     # z = log 2: mu = 2; y = 2 -> 0; y = 0 -> mu = 2; y = 4 -> 4 log 2 - 4 + 2
     Z = np.log(np.array([[2.0, 2.0, 2.0]]))

@@ -12,7 +12,8 @@ from .._validation import check_float_array, check_shape
 from ..config import CACHE
 from .. import formulas
 from ..formulas import OUTPUT_CODES
-from ..reference.losses import l2_cost, l2_grad, log_softmax, one_hot  # noqa: F401
+from ..reference.losses import (check_sample_weight, l2_cost, l2_grad,  # noqa: F401
+                                log_softmax, one_hot)
 from ._common import buffer, contiguous, launch, specialised
 
 
@@ -25,14 +26,16 @@ def _sum_rows(row_loss):
 
 
 @specialised
-def _softmax_xent(use_labels):
+def _softmax_xent(use_labels, weighted):
     @njit(parallel=True, cache=CACHE, error_model="numpy")
-    def kernel(Z, Y, labels, dZ):
-        # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m
+    def kernel(Z, Y, labels, w, total, dZ):
+        # parallel over rows: max, exp into dZ, sum, then loss and (p - y) / m, or
+        # weighted: (p - y) w_i / total (total = sum of the weights)
         m, k = Z.shape
         row_loss = np.empty(m, dtype=np.float64)
-        mf = Z.dtype.type(m)
+        dt = Z.dtype.type
         for i in prange(m):
+            wi, mf = (dt(w[i]), dt(total)) if weighted else (dt(1), dt(m))
             mx = Z[i, 0]
             for j in range(1, k):
                 mx = max(mx, Z[i, j])
@@ -47,47 +50,56 @@ def _softmax_xent(use_labels):
                 y_i = labels[i]
                 loss = -(Z[i, y_i] - mx - log_s)
                 for j in range(k):
-                    dZ[i, j] = (dZ[i, j] / s - (1 if j == y_i else 0)) / mf
+                    dZ[i, j] = (dZ[i, j] / s - (1 if j == y_i else 0)) * wi / mf
             else:
                 for j in range(k):
                     y = Y[i, j]
                     if y != 0:
                         loss -= y * (Z[i, j] - mx - log_s)
-                    dZ[i, j] = (dZ[i, j] / s - y) / mf
-            row_loss[i] = loss
-        return _sum_rows(row_loss) / m
+                    dZ[i, j] = (dZ[i, j] / s - y) * wi / mf
+            row_loss[i] = loss * w[i] if weighted else loss
+        return _sum_rows(row_loss) / (total if weighted else m)
     return kernel
 
 
 @specialised
-def _elementwise_loss(output):
+def _elementwise_loss(output, weighted):
     """The loss of one output code (formulas.OUTPUT_CODES: sigmoid cross-entropy, half
     squared error, half Poisson deviance) of every element, with the fastdnn.formulas the
     training engine uses; parallel over rows: returns the batch mean, writes
-    dZ = (dloss / dz) / m."""
+    dZ = (dloss / dz) / m; weighted: the weighted mean, dZ = (dloss / dz) w_i / total."""
     @njit(parallel=True, cache=CACHE, error_model="numpy")
-    def kernel(Z, Y, dZ):
+    def kernel(Z, Y, w, total, dZ):
         m, k = Z.shape
         row_loss = np.empty(m, dtype=np.float64)
-        mf = Z.dtype.type(m)
+        dt = Z.dtype.type
         for i in prange(m):
+            wi, mf = (dt(w[i]), dt(total)) if weighted else (dt(1), dt(m))
             loss = 0.0
             for j in range(k):
                 z, y = Z[i, j], Y[i, j]
                 if output == 1:
                     loss += formulas.sigmoid_cross_entropy(z, y)
-                    dZ[i, j] = (formulas.sigmoid(z) - y) / mf
+                    dZ[i, j] = (formulas.sigmoid(z) - y) * wi / mf
                 elif output == 2:
                     half_sq, diff = formulas.squared_error(z, y)
                     loss += half_sq
-                    dZ[i, j] = diff / mf
+                    dZ[i, j] = diff * wi / mf
                 else:
                     deviance, diff = formulas.poisson_deviance(z, y)
                     loss += deviance
-                    dZ[i, j] = diff / mf
-            row_loss[i] = loss
-        return _sum_rows(row_loss) / m
+                    dZ[i, j] = diff * wi / mf
+            row_loss[i] = loss * w[i] if weighted else loss
+        return _sum_rows(row_loss) / (total if weighted else m)
     return kernel
+
+
+def _weights(sample_weight, m):
+    """(the weights as float64 (m,) or a placeholder, their sum or m, whether given)."""
+    if sample_weight is None:
+        return _NO_WEIGHTS, float(m), False
+    w = check_sample_weight(sample_weight, m)
+    return w, float(w.sum()), True
 
 
 @njit(parallel=True, cache=CACHE, error_model="numpy")
@@ -137,15 +149,18 @@ def _targets(Z, Y, allow_labels=False):
 
 
 _NO_LABELS = np.zeros(1, dtype=np.int64)
+_NO_WEIGHTS = np.zeros(1, dtype=np.float64)
 
 
-def softmax_cross_entropy(Z, Y, *, dZ_out=None):
+def softmax_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
     """Categorical cross-entropy of softmax(Z) and its gradient, in one pass.
 
     Parameters
     ----------
     Z : (m, k) float32/float64 pre-activations
     Y : (m, k) one-hot or probability targets, or (m,) integer labels in [0, k)
+    sample_weight : optional (m,) weights >= 0
+        The weighted mean sum_i w_i loss_i / sum_i w_i, dZ_i scaled by w_i / sum w.
     dZ_out : optional (m, k) C-contiguous buffer of Z's dtype
 
     Returns
@@ -155,47 +170,50 @@ def softmax_cross_entropy(Z, Y, *, dZ_out=None):
     Y, labels = _targets(Z, Y, allow_labels=True)
     Z = contiguous(Z)
     dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
+    w, total, weighted = _weights(sample_weight, Z.shape[0])
     if labels is None:
-        loss = launch(_softmax_xent(False), Z, Y, _NO_LABELS, dZ)
+        loss = launch(_softmax_xent(False, weighted), Z, Y, _NO_LABELS, w, total, dZ)
     else:
-        loss = launch(_softmax_xent(True), Z, Z, labels, dZ)
+        loss = launch(_softmax_xent(True, weighted), Z, Z, labels, w, total, dZ)
     return float(loss), dZ
 
 
-def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
-    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch.
+def _elementwise(output, Z, Y, sample_weight, out, out_name):
+    Y, _ = _targets(Z, Y)
+    if output == OUTPUT_CODES["exp"] and (Y < 0).any():
+        raise ValueError("Y must be >= 0 for a Poisson loss (counts), got a negative value")
+    Z = contiguous(Z)
+    dZ = buffer(out_name, out, Z.shape, Z.dtype)
+    w, total, weighted = _weights(sample_weight, Z.shape[0])
+    return float(launch(_elementwise_loss(output, weighted), Z, Y, w, total, dZ)), dZ
+
+
+def sigmoid_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
+    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch
+    (weighted by ``sample_weight`` (m,) when given, as in the reference).
 
     Returns (loss, dZ = (sigmoid(Z) - Y) / m); Y is (m, k) like Z.
     """
-    Y, _ = _targets(Z, Y)
-    Z = contiguous(Z)
-    dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
-    return float(launch(_elementwise_loss(OUTPUT_CODES["sigmoid"]), Z, Y, dZ)), dZ
+    return _elementwise(OUTPUT_CODES["sigmoid"], Z, Y, sample_weight, dZ_out, "dZ_out")
 
 
-def mean_squared_error(A, Y, *, dA_out=None):
-    """Half the squared error, summed over outputs and averaged over the batch.
+def mean_squared_error(A, Y, *, sample_weight=None, dA_out=None):
+    """Half the squared error, summed over outputs and averaged over the batch
+    (weighted by ``sample_weight`` (m,) when given).
 
     Returns (loss = sum((A - Y)**2) / (2m), dA = (A - Y) / m).
     """
-    Y, _ = _targets(A, Y)
-    A = contiguous(A)
-    dA = buffer("dA_out", dA_out, A.shape, A.dtype)
-    return float(launch(_elementwise_loss(OUTPUT_CODES["identity"]), A, Y, dA)), dA
+    return _elementwise(OUTPUT_CODES["identity"], A, Y, sample_weight, dA_out, "dA_out")
 
 
-def poisson_deviance(Z, Y, *, dZ_out=None):
+def poisson_deviance(Z, Y, *, sample_weight=None, dZ_out=None):
     """Half the Poisson deviance of exp(Z) against counts Y >= 0, summed over outputs
-    and averaged over the batch (scikit-learn's Poisson loss).
+    and averaged over the batch (scikit-learn's Poisson loss; weighted by
+    ``sample_weight`` (m,) when given).
 
     Returns (loss, dZ = (exp(Z) - Y) / m).
     """
-    Y, _ = _targets(Z, Y)
-    if (Y < 0).any():
-        raise ValueError("Y must be >= 0 for a Poisson loss (counts), got a negative value")
-    Z = contiguous(Z)
-    dZ = buffer("dZ_out", dZ_out, Z.shape, Z.dtype)
-    return float(launch(_elementwise_loss(OUTPUT_CODES["exp"]), Z, Y, dZ)), dZ
+    return _elementwise(OUTPUT_CODES["exp"], Z, Y, sample_weight, dZ_out, "dZ_out")
 
 
 def softmax(Z, *, out=None):

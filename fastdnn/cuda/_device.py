@@ -96,9 +96,14 @@ def scratch(tag, shape, dtype):
 
 def zeros(shape, dtype):
     """A device array of zeros, filled on the device (no host buffer, no copy)."""
+    return full(shape, dtype, 0)
+
+
+def full(shape, dtype, value):
+    """A device array of ``value``, filled on the device (no host buffer, no copy)."""
     a = cuda.device_array(shape, dtype=dtype)
     f = flat(a)
-    _fill[launch(f.shape[0])](f, np.dtype(dtype).type(0))
+    _fill[launch(f.shape[0])](f, np.dtype(dtype).type(value))
     return a
 
 

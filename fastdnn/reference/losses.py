@@ -40,43 +40,53 @@ def log_softmax(Z):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax_cross_entropy(Z, Y, *, dZ_out=None):
-    """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m)."""
+def softmax_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
+    """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m),
+    or with ``sample_weight`` the weighted mean (see ``weighted_mean``)."""
     Y = _targets(Z, Y, allow_labels=True)
+    if sample_weight is not None:
+        return weighted_mean(-(Y * log_softmax(Z)).sum(axis=1), softmax(Z) - Y,
+                             sample_weight, dZ_out)
     m = Z.shape[0]
     loss = -(Y * log_softmax(Z)).sum() / m
     return float(loss), emit((softmax(Z) - Y) / Z.dtype.type(m), dZ_out)
 
 
-def sigmoid_cross_entropy(Z, Y, *, dZ_out=None):
+def sigmoid_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
     """Binary cross-entropy of sigmoid(Z), summed over outputs and averaged over the batch.
 
     Uses log(1 + e^z) = max(z, 0) + log1p(e^-|z|) so large |z| neither overflows nor
-    takes the log of 0. Returns (loss, dZ = (sigmoid(Z) - Y) / m).
+    takes the log of 0. Returns (loss, dZ = (sigmoid(Z) - Y) / m), or with
+    ``sample_weight`` the weighted mean.
     """
     Y = _targets(Z, Y)
     m = Z.shape[0]
     per_element = np.maximum(Z, 0) - Z * Y + np.log1p(np.exp(-np.abs(Z)))
+    if sample_weight is not None:
+        return weighted_mean(per_element.sum(axis=1), _sigmoid(Z) - Y, sample_weight, dZ_out)
     return float(per_element.sum() / m), emit((_sigmoid(Z) - Y) / Z.dtype.type(m), dZ_out)
 
 
-def mean_squared_error(A, Y, *, dA_out=None):
+def mean_squared_error(A, Y, *, sample_weight=None, dA_out=None):
     """Half the squared error, summed over outputs and averaged over the batch.
 
-    loss = sum((A - Y)**2) / (2m) as in scikit-learn; returns (loss, dA = (A - Y) / m).
+    loss = sum((A - Y)**2) / (2m) as in scikit-learn; returns (loss, dA = (A - Y) / m),
+    or with ``sample_weight`` the weighted mean.
     """
     Y = _targets(A, Y, name="A")
     m = A.shape[0]
     diff = A - Y
+    if sample_weight is not None:
+        return weighted_mean((diff * diff).sum(axis=1) / 2, diff, sample_weight, dA_out)
     return float((diff * diff).sum() / (2 * m)), emit(diff / A.dtype.type(m), dA_out)
 
 
-def poisson_deviance(Z, Y, *, dZ_out=None):
+def poisson_deviance(Z, Y, *, sample_weight=None, dZ_out=None):
     """Half the Poisson deviance of exp(Z) (log link), summed over outputs and averaged
     over the batch, as scikit-learn's Poisson loss: mean over rows of
     sum(Y log(Y / exp(Z)) - Y + exp(Z)) with 0 log 0 = 0. Y holds counts >= 0.
 
-    Returns (loss, dZ = (exp(Z) - Y) / m).
+    Returns (loss, dZ = (exp(Z) - Y) / m), or with ``sample_weight`` the weighted mean.
     """
     Y = _targets(Z, Y, name="Z")
     if np.any(Y < 0):
@@ -86,7 +96,32 @@ def poisson_deviance(Z, Y, *, dZ_out=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         y_log = np.where(Y > 0, Y * np.log(Y / mu), 0.0)
     per_element = y_log - Y + mu
+    if sample_weight is not None:
+        return weighted_mean(per_element.sum(axis=1), mu - Y, sample_weight, dZ_out)
     return float(per_element.sum() / m), emit((mu - Y) / Z.dtype.type(m), dZ_out)
+
+
+def weighted_mean(row_loss, residual, sample_weight, out=None):
+    """The loss of a batch whose rows weigh ``sample_weight`` (m,) >= 0 (not all 0), as
+    scikit-learn weighs them: sum_i w_i loss_i / sum_i w_i, and its gradient
+    residual_i * w_i / sum_i w_i (``residual`` = d loss_i / dz, (m, k))."""
+    w = check_sample_weight(sample_weight, residual.shape[0])
+    total = w.sum()
+    scale = (w / total).astype(residual.dtype)[:, None]
+    return float((w * row_loss).sum() / total), emit(residual * scale, out)
+
+
+def check_sample_weight(sample_weight, m, name="sample_weight"):
+    """sample_weight as an (m,) float64 array of finite weights >= 0 with a positive sum."""
+    w = np.asarray(sample_weight)
+    if w.shape != (m,) or not (np.issubdtype(w.dtype, np.floating)
+                               or np.issubdtype(w.dtype, np.integer)):
+        raise ValueError(f"{name} must be a real array of shape ({m},), got "
+                         f"{w.dtype} {w.shape}")
+    w = w.astype(np.float64)
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"{name} must hold finite weights >= 0 with a positive sum")
+    return w
 
 
 def l2_cost(weights, lambd, m):

@@ -283,15 +283,20 @@ def test_softmax_cross_entropy_one_hot_and_labels(rng, dtype):
 def test_sigmoid_cross_entropy_and_mse(rng, dtype):
     Z = (data(rng, 7, 3) * 20).astype(dtype)  # large |z| too
     Y = (rng.random((7, 3)) > 0.5).astype(dtype)
+    w = rng.random(7) * 2
     for fast, ref in [(fc.sigmoid_cross_entropy, R.sigmoid_cross_entropy),
                       (fc.mean_squared_error, R.mean_squared_error),
-                      (fc.poisson_deviance, R.poisson_deviance)]:
+                      (fc.poisson_deviance, R.poisson_deviance),
+                      (fc.softmax_cross_entropy, R.softmax_cross_entropy)]:
         if fast is fc.poisson_deviance:
             Z = Z / 10   # exp(z) within range
-        loss, dZ = fast(Z, Y)
-        r_loss, r_dZ = ref(Z.astype(np.float64), Y.astype(np.float64))
-        assert abs(loss - r_loss) <= (1e-5 if dtype == np.float32 else 1e-12) * abs(r_loss)
-        close(dZ, r_dZ, dtype, "dZ")
+        for weights in (None, w):
+            loss, dZ = fast(Z, Y, sample_weight=weights)
+            r_loss, r_dZ = ref(Z.astype(np.float64), Y.astype(np.float64),
+                               sample_weight=weights)
+            assert abs(loss - r_loss) <= (1e-5 if dtype == np.float32 else 1e-12) * \
+                abs(r_loss)
+            close(dZ, r_dZ, dtype, "dZ")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
