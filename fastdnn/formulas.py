@@ -142,11 +142,12 @@ def sigmoid_cross_entropy(z, y):
 
 
 @njit(inline="always", cache=CACHE, error_model="numpy")
-def softmax_cross_entropy_row(z, y, d, scale):
+def softmax_cross_entropy_row(z, y, d, scale, weight):
     """Cross-entropy of softmax(z) against the targets y for one row (1-D arrays of k
-    outputs): writes d = (softmax(z) - y) / scale (d may be z) and returns the loss (in
-    float64) and whether the prediction is right (the first maximum of z is that of y,
-    as NumPy's argmax takes it). One exp per output."""
+    outputs): writes d = (softmax(z) - y) weight / scale (d may be z; weight 1 gives the
+    unweighted gradient bit for bit) and returns the loss (in float64, unweighted) and
+    whether the prediction is right (the first maximum of z is that of y, as NumPy's
+    argmax takes it). One exp per output."""
     k = z.shape[0]
     zmax, best, ymax, label = z[0], 0, y[0], 0
     for j in range(1, k):
@@ -167,7 +168,7 @@ def softmax_cross_entropy_row(z, y, d, scale):
     ysum = 0.0
     for j in range(k):
         ysum += np.float64(y[j])
-        d[j] = (d[j] / total - y[j]) / scale
+        d[j] = (d[j] / total - y[j]) * weight / scale
     return loss + ysum * log_total, best == label
 
 

@@ -26,7 +26,7 @@ from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNo
                      Dropout, Layer, layer_from_config)
 from .optim import Adam, get_optimizer
 from .reference.init import INITIALIZERS, initialize_weights
-from .reference.losses import sigmoid as _sigmoid, softmax as _softmax
+from .reference.losses import check_sample_weight, sigmoid as _sigmoid, softmax as _softmax
 from .schedules import Schedule
 
 
@@ -271,7 +271,7 @@ class Sequential:
         return Y
 
     # ------------------------------------------------------------------ public steps
-    def loss_and_grads(self, X, y):
+    def loss_and_grads(self, X, y, sample_weight=None):
         """Loss (L2 term included) and gradients for one batch in training mode.
 
         Nothing is updated: BatchNorm's running statistics stay as they are and the step
@@ -284,17 +284,20 @@ class Sequential:
         """
         X = self._inputs(X)
         Y = self._targets(y, len(X))
-        loss = self._engine.step(X, Y, None, 0.0, self.step_, self.l2, update=False)
+        loss = self._engine.step(X, Y, None, 0.0, self.step_, self.l2, update=False,
+                                 weights=self._sample_weights(sample_weight, len(X)))
         p = self.parameters
         return loss, {"d" + name: p.arrays.get(g) for name, g in p.g.items()}
 
-    def train_step(self, X, y, optimizer):
-        """One update on the batch (X, y) with ``optimizer``; returns the loss before it."""
+    def train_step(self, X, y, optimizer, sample_weight=None):
+        """One update on the batch (X, y) with ``optimizer`` (rows weighing
+        ``sample_weight``, as in ``fit``); returns the loss before it."""
         X = self._inputs(X)
         Y = self._targets(y, len(X))
+        weights = self._sample_weights(sample_weight, len(X))
         optimizer = self._optimizer(optimizer)
         lr = self._step_lr(optimizer)(0)
-        loss = self._engine.step(X, Y, optimizer, lr, self.step_, self.l2)
+        loss = self._engine.step(X, Y, optimizer, lr, self.step_, self.l2, weights=weights)
         if not np.isfinite(loss):
             _diverged(loss, f"step {self.step_}")
         optimizer.lr = lr
@@ -324,7 +327,7 @@ class Sequential:
     # ------------------------------------------------------------------ training
     def fit(self, X, y, *, optimizer=None, epochs=10, batch_size=64, shuffle=True,
             schedule=None, validation_data=None, early_stopping=None, callbacks=None,
-            verbose=1):
+            verbose=1, sample_weight=None):
         """Train with mini-batches: each epoch shuffles, then partitions (last batch smaller).
 
         Parameters
@@ -344,6 +347,10 @@ class Sequential:
             Monitors val_loss by default; the best weights are restored at the end.
         callbacks : list of Callback
         verbose : 0 silent, 1 progress on a terminal, 2 one line per epoch
+        sample_weight : (n,) weights >= 0, optional
+            How much each example counts: a batch's loss is sum_i w_i loss_i / sum_i w_i
+            (scikit-learn's weighting; the L2 term is divided by sum_i w_i in place of
+            m). None: every example weighs 1.
 
         Returns
         -------
@@ -356,6 +363,7 @@ class Sequential:
         verbose = check_int("verbose", verbose, 0, 2)
         X = self._inputs(X)
         Y = self._targets(y, len(X))
+        weights = self._sample_weights(sample_weight, len(X))
         dev = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -377,16 +385,22 @@ class Sequential:
                 raise TypeError(f"callbacks must be Callback objects, got {cb!r}")
         if stopper is not None:
             callbacks.append(stopper)
-        history = self._train(X, Y, optimizer, epochs, min(batch_size, len(X)), shuffle,
-                              dev, callbacks, Progress(epochs, verbose))
+        history = self._train((X, Y, weights), optimizer, epochs, min(batch_size, len(X)),
+                              shuffle, dev, callbacks, Progress(epochs, verbose))
         if stopper is not None:
             history.best_epoch = stopper.best_epoch
         self.history_ = history
         return history
 
-    def _train(self, X, Y, optimizer, epochs, batch_size, shuffle, dev, callbacks,
+    def _sample_weights(self, sample_weight, n):
+        """sample_weight checked, in the model's dtype; an empty array for None."""
+        if sample_weight is None:
+            return np.empty(0, self.dtype)
+        return check_sample_weight(sample_weight, n).astype(self.dtype)
+
+    def _train(self, data, optimizer, epochs, batch_size, shuffle, dev, callbacks,
                progress):
-        """The epoch loop of ``fit``."""
+        """The epoch loop of ``fit`` over data = (X, Y, row weights or empty)."""
         history = History()
         self.stop_training = False
         for cb in callbacks:
@@ -394,7 +408,7 @@ class Sequential:
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
-                logs = self._epoch(X, Y, optimizer, batch_size, shuffle)
+                logs = self._epoch(data, optimizer, batch_size, shuffle)
                 if dev is not None:
                     logs.update({"val_" + k: v for k, v in self._evaluate(*dev).items()})
                 logs["lr"] = float(optimizer.lr)
@@ -412,15 +426,17 @@ class Sequential:
             cb.on_train_end(self)
         return history
 
-    def _epoch(self, X, Y, optimizer, batch_size, shuffle):
-        """One pass over (X, Y); returns the epoch's logs (loss, accuracy)."""
+    def _epoch(self, data, optimizer, batch_size, shuffle):
+        """One pass over data = (X, Y, weights); returns the epoch's logs (loss,
+        accuracy)."""
+        X, Y, weights = data
         n = len(X)
         if self.schedule is not None and self.schedule.per == "epoch":
             optimizer.lr = self.schedule(self.epoch_, optimizer.initial_lr)
         order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
         lr = self._step_lr(optimizer)
-        result = self._engine.train((X, Y, order), batch_size, optimizer, lr, self.step_,
-                                    self.l2, on_run=self._advance)
+        result = self._engine.train((X, Y, order, weights), batch_size, optimizer, lr,
+                                    self.step_, self.l2, on_run=self._advance)
         if result.steps:
             optimizer.lr = lr(result.steps - 1)
         if result.diverged is not None:

@@ -3,8 +3,8 @@
 They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
 and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
 fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
-``check_estimator`` on every backend and scikit-learn's own MLP tests (but for
-sample_weight, not built yet, and one test of its internals), and work
+``check_estimator`` on every backend and scikit-learn's own MLP tests (all but one,
+which calls its internals), and work
 in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse X is accepted and densified.
 They train in X's dtype, as scikit-learn does (``dtype`` overrides it).
 
@@ -65,6 +65,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 from ._validation import check_choice, check_int, check_keep_prob, check_real
 from .model import MLP, model_from_config
 from .optim import SGD, Adam, Momentum, Nesterov
+from .reference.losses import check_sample_weight
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -355,7 +356,7 @@ class _BaseMLP(BaseEstimator):
         opt.lr = float(lr)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to X and y.
 
         Parameters
@@ -364,14 +365,19 @@ class _BaseMLP(BaseEstimator):
         y : array-like of shape (n,) or (n, k)
             Class labels (classification; a 2-D 0/1 indicator for multi-label) or
             targets (regression).
+        sample_weight : array-like of shape (n,), optional
+            Each sample's weight, as in scikit-learn: a batch's loss is
+            sum_i w_i loss_i / sum_i w_i and the L2 term is divided by sum_i w_i; early
+            stopping splits the weights with the samples and weighs the validation
+            score.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, incremental, sample_weight=None):
         self._check_params()
         hidden = self._hidden_sizes()
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
@@ -383,6 +389,7 @@ class _BaseMLP(BaseEstimator):
             # scikit-learn trains in X's dtype: float32 stays float32, the rest float64
             self._training_dtype = str(np.dtype(X.dtype if self.dtype is None
                                                 else self.dtype))
+        W = None if sample_weight is None else check_sample_weight(sample_weight, len(X))
         rng = check_random_state(self.random_state)
         if first_pass:
             self._initialize(X.shape[1], rng, assigned)
@@ -396,7 +403,7 @@ class _BaseMLP(BaseEstimator):
             self._adopt_assigned()
         self.model_.l2 = float(self.alpha)
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y)
+            self._fit_lbfgs(X, Y, W)
             self._sync_attributes()
             return self
         # scikit-learn makes a new optimizer on every fit and keeps it in partial_fit;
@@ -408,11 +415,11 @@ class _BaseMLP(BaseEstimator):
             self._lr = float(self.learning_rate_init)
         elif not incremental and self.learning_rate == "constant":
             self._lr = float(self.learning_rate_init)
-        self._fit_stochastic(X, Y, rng, incremental)
+        self._fit_stochastic(X, Y, rng, incremental, W)
         self._sync_attributes()
         return self
 
-    def _fit_lbfgs(self, X, Y):
+    def _fit_lbfgs(self, X, Y, W):
         """scikit-learn's lbfgs: SciPy's L-BFGS-B over all parameters, on the loss and
         gradient of the whole training set that fastdnn computes (a full-batch step
         without update), limited by max_iter and max_fun, converged at gtol=tol."""
@@ -421,12 +428,13 @@ class _BaseMLP(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
         k = self._scale()
+        weight = len(X) if W is None else W.sum()
 
         def loss_and_grad(theta):
             params.arrays.set(params.flat, theta.astype(dtype))
-            loss, grads = self.model_.loss_and_grads(X, Y)
+            loss, grads = self.model_.loss_and_grads(X, Y, sample_weight=W)
             if k > 1:   # scikit-learn averages this loss over the targets, not its gradient
-                l2 = self._l2_term(len(X))
+                l2 = self._l2_term(weight)
                 loss = (loss - l2) / k + l2
             # the gradients come in the order of the flat parameters
             return loss, np.concatenate([g.ravel() for g in grads.values()]).astype(
@@ -448,26 +456,31 @@ class _BaseMLP(BaseEstimator):
                           "or max_fun, or scale the data.", ConvergenceWarning)
 
     def _l2_term(self, m):
-        """The L2 term of the loss of m samples: (alpha / 2m) sum ||W||^2."""
+        """The L2 term of the loss of m samples (or of rows whose weights sum to m):
+        (alpha / 2m) sum ||W||^2."""
         p = self.model_.get_params()
         return 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
                                       for l in range(1, self.n_layers_)) / m
 
-    def _fit_stochastic(self, X, Y, rng, incremental):
+    def _fit_stochastic(self, X, Y, rng, incremental, W):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         dtype = np.dtype(self._training_dtype)
-        if self.early_stopping:
+        W_train = W_val = None
+        if self.early_stopping:   # the weights are split with the rows
             stratify = Y if (self._is_classifier() and self.n_outputs_ == 1) else None
-            X_train, X_val, Y_train, Y_val = train_test_split(
-                X, Y, random_state=rng, test_size=self.validation_fraction,
-                stratify=stratify)
+            split = train_test_split(
+                *((X, Y) if W is None else (X, Y, W)), random_state=rng,
+                test_size=self.validation_fraction, stratify=stratify)
+            X_train, X_val, Y_train, Y_val = split[:4]
+            if W is not None:
+                W_train, W_val = split[4:]
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             y_val = self._val_targets(Y_val)
         else:
-            X_train, Y_train, X_val, y_val = X, Y, None, None
+            X_train, Y_train, X_val, y_val, W_train = X, Y, None, None, W
         X_train = np.ascontiguousarray(X_train, dtype=dtype)
         Y_train = np.ascontiguousarray(Y_train, dtype=dtype)
         n = X_train.shape[0]
@@ -484,11 +497,12 @@ class _BaseMLP(BaseEstimator):
             if self.shuffle:
                 sample_idx = _shuffled(sample_idx, rng)
                 Xe, Ye = X_train[sample_idx], Y_train[sample_idx]
+                We = None if W_train is None else W_train[sample_idx]
             else:
-                Xe, Ye = X_train, Y_train
+                Xe, Ye, We = X_train, Y_train, W_train
             self._apply_lr()
             try:
-                self.loss_ = self._epoch(Xe, Ye, batch_size)
+                self.loss_ = self._epoch(Xe, Ye, batch_size, We)
             except FloatingPointError as exc:
                 if not self.early_stopping:
                     raise ValueError(
@@ -502,7 +516,7 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(X_val, y_val)
+            self._update_no_improvement_count(X_val, y_val, W_val)
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
             if self._no_improvement_count > self.n_iter_no_change:
@@ -538,20 +552,23 @@ class _BaseMLP(BaseEstimator):
                       "optimization hasn't converged yet." % self.max_iter,
                       ConvergenceWarning)
 
-    def _epoch(self, Xe, Ye, batch_size):
-        """One pass over (Xe, Ye) in order; returns scikit-learn's mean training loss."""
+    def _epoch(self, Xe, Ye, batch_size, We=None):
+        """One pass over (Xe, Ye) in order (rows weighing We, default 1); returns
+        scikit-learn's mean training loss."""
         k, model = self._scale(), self.model_
         if k == 1 or self.alpha == 0:
             history = model.fit(Xe, Ye, optimizer=self._optimizer, epochs=1,
-                                batch_size=batch_size, shuffle=False, verbose=0)
+                                batch_size=batch_size, shuffle=False, verbose=0,
+                                sample_weight=We)
             return float(history["loss"][0]) / k
         # k targets and L2: sklearn's loss is fastdnn's squared-error part / k plus the
         # L2 term, which needs ||W||^2 before each update, so step batch by batch.
         n, total = len(Xe), 0.0
         for s in range(0, n, batch_size):
             Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
-            l2 = self._l2_term(len(Xb))
-            loss = model.train_step(Xb, Yb, self._optimizer)
+            Wb = None if We is None else We[s:s + batch_size]
+            l2 = self._l2_term(len(Xb) if Wb is None else Wb.sum())
+            loss = model.train_step(Xb, Yb, self._optimizer, sample_weight=Wb)
             total += ((loss - l2) / k + l2) * len(Xb)
         return total / n
 
@@ -569,9 +586,9 @@ class _BaseMLP(BaseEstimator):
             print(msg + " Setting learning rate to %f" % self._lr)
         return False
 
-    def _update_no_improvement_count(self, X_val, y_val):
+    def _update_no_improvement_count(self, X_val, y_val, W_val=None):
         if self.early_stopping:
-            score = self._score_fitted(X_val, y_val)
+            score = self._score_fitted(X_val, y_val, W_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -591,11 +608,11 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _score_fitted(self, X, y):
+    def _score_fitted(self, X, y, sample_weight=None):
         pred = self._predict_raw(X, validated=True)
         if np.issubdtype(pred.dtype, np.floating) and not np.isfinite(pred).all():
             return np.nan
-        return float(self._score_function(y, pred))
+        return float(self._score_function(y, pred, sample_weight=sample_weight))
 
     def _sync_attributes(self):
         """coefs_ (n_in, n_out) and intercepts_ as scikit-learn lays them out, live on
@@ -806,7 +823,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(Y_val)
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
@@ -815,6 +832,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y : array-like of shape (n,) or (n, k)
         classes : array of shape (n_classes,), optional
             All the classes; required on the first call, ignored for multi-label y.
+        sample_weight : array-like of shape (n,), optional
+            As in ``fit``.
 
         Returns
         -------
@@ -833,7 +852,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self.classes_, unique_labels(classes)):
             raise ValueError(f"`classes={classes}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_raw(self, X, validated=False):
         return self._label_binarizer.inverse_transform(self._proba_raw(X, validated))
@@ -935,9 +954,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y_val.ravel() if self.n_outputs_ == 1 else Y_val
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current state; returns self."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y) (rows weighing sample_weight), continuing from the
+        current state; returns self."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_raw(self, X, validated=False):
         Z = self._decision(X, validated)

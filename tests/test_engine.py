@@ -76,6 +76,43 @@ def test_compiled_fit_matches_the_reference(sizes, kwargs, opt, batch, n, dtype,
                  rtol=rtol, atol=rtol, name="predictions")
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-5)])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
+def test_weighted_fit_matches_the_reference(output, dtype, rtol):
+    X, y = data(37, 5, 3, output, seed=4)
+    w = np.random.default_rng(5).random(37) * 2
+    kwargs = dict(layer_sizes=[5, 8, 3], output=output, batchnorm=True, keep_prob=0.9,
+                  l2=0.05, seed=7)
+    ref = MLP(dtype="float64", backend="numpy", **kwargs)
+    fast = MLP(dtype=dtype, backend="cpu", **kwargs)
+    hr, hf = (m.fit(X, y, optimizer="adam", epochs=2, batch_size=10, verbose=0,
+                    sample_weight=w) for m in (ref, fast))
+    assert_close(hf["loss"], hr["loss"], rtol=rtol, atol=rtol, name="loss")
+    for k, v in ref.get_params().items():
+        assert_close(fast.get_params()[k], v, dtype=dtype, rtol=rtol, atol=rtol / 10, name=k)
+    (lr_, gr), (lf, gf) = (m.loss_and_grads(X[:9], y[:9], sample_weight=w[:9])
+                           for m in (ref, fast))
+    assert abs(lf - lr_) <= rtol * abs(lr_)
+    for k in gr:
+        assert_close(gf[k], gr[k], dtype=dtype, rtol=rtol, atol=rtol, name=k)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_integer_sample_weights_are_repeated_rows(backend):
+    X, y = data(23, 4, 3, "softmax", seed=6)
+    w = np.random.default_rng(2).integers(0, 4, 23)
+    rows = np.repeat(np.arange(23), w)
+    a, b = (MLP([4, 6, 3], l2=0.1, dtype="float64", backend=backend, seed=1)
+            for _ in range(2))
+    ha = a.fit(X, y, epochs=3, batch_size=23, shuffle=False, verbose=0, sample_weight=w)
+    hb = b.fit(X[rows], y[rows], epochs=3, batch_size=len(rows), shuffle=False, verbose=0)
+    assert_close(ha["loss"], hb["loss"], rtol=1e-12, name="loss")
+    for k, v in b.get_params().items():
+        assert_close(a.get_params()[k], v, rtol=1e-12, atol=1e-14, name=k)
+    with pytest.raises(ValueError, match="sample_weight"):
+        a.fit(X, y, epochs=1, verbose=0, sample_weight=-np.ones(23))
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_loss_and_grads_and_train_step_match_the_reference(dtype):
     X, y = data(11, 5, 3, "softmax")

@@ -372,6 +372,29 @@ def test_coefs_are_the_live_parameters(digits):
     assert clf.model_.get_params()["W2"].sum() == 80
 
 
+@pytest.mark.parametrize("backend", ["numpy"] + (["cpu"] if HAS_CPU else []))
+def test_sample_weight_follows_scikit_learn(digits, backend):
+    Xtr, _, ytr, _ = digits
+    X, y = Xtr[:200], ytr[:200]
+    w = np.random.default_rng(0).random(len(X)) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for solver, early_stopping in (("sgd", False), ("adam", True), ("lbfgs", False)):
+            kw = dict(solver=solver, hidden_layer_sizes=(16,), max_iter=6, random_state=0,
+                      early_stopping=early_stopping, learning_rate_init=0.01)
+            ours = MLPClassifier(**kw, backend=backend).fit(X, y, sample_weight=w)
+            ref = SkMLPClassifier(**kw).fit(X, y, sample_weight=w)
+            np.testing.assert_allclose(ours.loss_, ref.loss_, rtol=1e-9)
+            np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X),
+                                       rtol=1e-7, atol=1e-12)
+            if early_stopping:
+                np.testing.assert_allclose(ours.validation_scores_, ref.validation_scores_)
+        part = MLPRegressor(max_iter=3, random_state=0, backend=backend)
+        part.partial_fit(X, y.astype(float), sample_weight=w)
+    with pytest.raises(ValueError, match="sample_weight"):
+        MLPClassifier(backend=backend).fit(X, y, sample_weight=np.ones(3))
+
+
 def test_poisson_follows_scikit_learn():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((120, 4))

@@ -25,7 +25,6 @@ OUR_IMPORT = "from fastdnn.sklearn import MLPClassifier, MLPRegressor"
 EXPECTED_FAILURES = {
     "test_gradient": "reads scikit-learn internals: calls _loss_grad_lbfgs with its "
                      "private activation and delta buffers",
-    "test_mlp_sample_weight_with_early_stopping": "sample_weight is not built yet",
 }
 
 # The fixture scikit-learn's conftest gives its tests (its default seed).

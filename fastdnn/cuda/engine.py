@@ -26,7 +26,8 @@ from numba import cuda
 from .. import config
 from . import _device as dev
 from .losses import (mean_squared_error_on_device, poisson_deviance_on_device,
-                     sigmoid_cross_entropy_on_device, softmax_cross_entropy_on_device)
+                     sigmoid_cross_entropy_on_device, softmax_cross_entropy_on_device,
+                     weighted_loss)
 
 # The L2 sum in three order-fixed stages: L2_LANES lanes per weight matrix each sum
 # every L2_LANES-th square (coalesced), L2_FINAL threads each sum every L2_FINAL-th lane
@@ -188,8 +189,12 @@ class DeviceArrays:
         loss = ws.get("loss")
         if loss is None:
             loss = ws["loss"] = cuda.device_array(1, dtype=Z.dtype)
-        fn, out_name = _LOSSES[engine.output]
-        fn(Z, ws["Y"], **{out_name: ws["dout"]}, loss_out=loss)
+        if ws["weight"] is None:
+            fn, out_name = _LOSSES[engine.output]
+            fn(Z, ws["Y"], **{out_name: ws["dout"]}, loss_out=loss)
+        else:   # the feeder checked the weights and summed them on the host
+            weighted_loss(_KIND[engine.output], Z, ws["Y"], ws["dout"], loss, ws["w"],
+                          ws["weight"])
         if not l2:
             return loss
         L = len(engine.blocks)
@@ -203,50 +208,64 @@ class DeviceArrays:
             _sumsq_lanes[dev.launch(L2_LANES)](dev.flat(engine.params.p[f"W{l + 1}"]),
                                                L2_LANES, partial, l * L2_LANES)
         _sum_lanes[dev.launch(L2_FINAL)](partial, final)
-        _batch_loss[1, 1](loss, final, float(l2 / (2 * ws["X"].shape[0])), out)
+        m = ws["X"].shape[0] if ws["weight"] is None else ws["weight"]
+        _batch_loss[1, 1](loss, final, float(l2 / (2 * m)), out)
         return out
 
-    def feeder(self, X, Y):
-        """Batches of (X, Y) for fit: resident on the device when they fit."""
-        return _Feeder(X, Y)
+    def feeder(self, X, Y, weights):
+        """Batches of (X, Y) and the row weights (empty: none) for fit: resident on the
+        device when they fit."""
+        return _Feeder(X, Y, weights)
 
     def totals(self):
         return _Totals()
 
 
 class _Feeder:
-    """Fills a workspace's X and Y with the rows of one batch of the epoch's order."""
+    """Fills a workspace's X and Y (and row weights "w", their sum "weight") with the
+    rows of one batch of the epoch's order."""
 
-    def __init__(self, X, Y):
-        nbytes = X.nbytes + Y.nbytes
-        self.resident = nbytes <= config.CUDA_DATA_FRACTION * _free_bytes()
+    def __init__(self, X, Y, weights):
+        self.weights = weights.reshape(-1, 1)    # rows, gathered as X's are
+        self.weighted = weights.shape[0] > 0
+        arrays = (X, Y) + ((self.weights,) if self.weighted else ())
+        self.resident = sum(a.nbytes for a in arrays) <= \
+            config.CUDA_DATA_FRACTION * _free_bytes()
         if self.resident:
-            self.X, self.Y = _upload(X), _upload(Y)
+            self.arrays = tuple(_upload(a) for a in arrays)
         else:
-            self.X, self.Y = X, Y
+            self.arrays = arrays
             self._staging = {}
-        self.order = None
+        self.order = self.host_order = None
 
     def epoch(self, order):
         """Take the epoch's example order (host int array): one upload per epoch."""
+        self.host_order = order
         self.order = _upload(order.astype(np.int64, copy=False)) if self.resident \
             else order
 
     def fill(self, ws, start, stop):
+        m = stop - start
+        ws["weight"] = None
+        names = ("X", "Y", "w_rows") if self.weighted else ("X", "Y")
+        if self.weighted:   # the sum on the host: the loss kernels divide by it
+            ws["weight"] = float(self.weights[self.host_order[start:stop], 0].sum(
+                dtype=np.float64))
+            if "w_rows" not in ws:
+                ws["w_rows"] = cuda.device_array((m, 1), dtype=self.weights.dtype)
+            ws["w"] = dev.flat(ws["w_rows"])
         if self.resident:
-            for src, dst in ((self.X, ws["X"]), (self.Y, ws["Y"])):
-                _gather_rows[dev.launch(dst.size)](src, self.order, start, dst)
+            for src, name in zip(self.arrays, names):
+                _gather_rows[dev.launch(ws[name].size)](src, self.order, start, ws[name])
             return
         idx = self.order[start:stop]
-        m = stop - start
         staging = self._staging.get(m)
         if staging is None:
-            staging = self._staging[m] = (
-                cuda.pinned_array((m, self.X.shape[1]), dtype=self.X.dtype),
-                cuda.pinned_array((m, self.Y.shape[1]), dtype=self.Y.dtype))
-        for src, host, dst in ((self.X, staging[0], ws["X"]), (self.Y, staging[1], ws["Y"])):
+            staging = self._staging[m] = tuple(
+                cuda.pinned_array((m, a.shape[1]), dtype=a.dtype) for a in self.arrays)
+        for src, host, name in zip(self.arrays, staging, names):
             np.take(src, idx, axis=0, out=host)
-            dst.copy_to_device(host)
+            ws[name].copy_to_device(host)
 
 
 class _Totals:

@@ -115,6 +115,21 @@ def _loss(kind, Z, Y, dZ_out, allow_labels=False, loss_out=None, sample_weight=N
     return loss, call.result(dZ, dZ_out)
 
 
+def weighted_loss(kind, Z, Y, dZ, loss, weights, total):
+    """The loss ``kind`` of a training batch whose rows weigh ``weights`` (a device
+    array of Z's dtype, already checked) summing to ``total``, into the device arrays
+    dZ and loss (the engine's step: nothing moves to or from the host)."""
+    m = Z.shape[0]
+    row_loss = dev.scratch("row_loss", (m, 1), np.float64)
+    _row_loss[dev.launch(m)](kind, Z, Y, _unit_labels(), False, weights,
+                             dev.scalar(total, Z.dtype), dZ, row_loss)
+    dev.column_sums(row_loss, loss, divisor=total)
+
+
+def _unit_labels():
+    return dev.scratch("labels", 1, np.int64)   # unused: the targets are (m, k)
+
+
 def softmax_cross_entropy_on_device(Z, Y, *, sample_weight=None, dZ_out=None,
                                     loss_out=None):
     """softmax_cross_entropy with the loss left on the device as a (1,) array

@@ -22,7 +22,8 @@ from .program import training_program, workspace
 from .runs import infer, train_private, train_shared
 from .structs import (ACT_BUF, BETA1, BETA2, BN, CORRECT, DECAY, DROP, EPS_SCALED, KEEP,
                       L2, LOSS, M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START,
-                      RUN_FIELDS, SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, X_AT, Y_AT)
+                      RUN_FIELDS, SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, WEIGHT_AT,
+                      X_AT, Y_AT)
 from .threads import current_threads
 
 RUN_SECONDS = 0.05    # target length of one run of steps
@@ -75,8 +76,8 @@ class _Scratch:
     def __init__(self, tables, sizes, G, m, threads, rows, slots, steps, dtype):
         layer, self.layer_f, self.model_u, keep = tables
         L, K = layer.shape[1], self.model_u.shape[1]
-        buffers, x_at, y_at, size, tmp = workspace(sizes, G, m, layer[DROP] > 0,
-                                                   layer[BN] > 0)
+        buffers, (x_at, y_at, self.weight_at), size, tmp = workspace(
+            sizes, G, m, layer[DROP] > 0, layer[BN] > 0)
         self.layer = layer.copy()
         self.layer[ACT_BUF:MU_BUF + 1] = buffers
         self.work = (aligned_zeros((rows, size), dtype), np.zeros((threads, tmp)))
@@ -131,7 +132,8 @@ class CpuEngine:
     # ------------------------------------------------------------------ training
     def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
               stop_on_nan=True, on_run=None):
-        """One pass over ``data`` = (X, Y, order) in batches of ``batch`` rows: full
+        """One pass over ``data`` = (X, Y, order, row weights (empty: all 1)) in batches
+        of ``batch`` rows: full
         batches, then the rest. ``lr_of_step(i)``: the learning rate (or (K,) rates) of
         the pass's step i; ``step0``: training steps done before (dropout keys);
         ``l2``: lambda (or (K,) of them); ``on_run(steps)`` after each run.
@@ -164,10 +166,13 @@ class CpuEngine:
                 row += steps * m
         return EpochResult(loss, correct, done, None)
 
-    def step(self, X, Y, optimizer, lr, step, l2, update=True):
-        """One step on the batch (X, Y): its loss (L2 term included), the gradients in
-        params.grad, and the update when ``update`` and the loss is finite."""
-        result = self.train((X, Y, np.arange(X.shape[0])), X.shape[0], optimizer,
+    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None):
+        """One step on the batch (X, Y) (rows weighing ``weights``, default 1): its loss
+        (L2 term included), the gradients in params.grad, and the update when
+        ``update`` and the loss is finite."""
+        weights = _NO_WEIGHTS[X.dtype.type] if weights is None else weights
+        result = self.train((X, Y, np.arange(X.shape[0]), weights),
+                            X.shape[0], optimizer,
                             lambda i: lr, step, l2, update=update, stop_on_nan=update)
         return float(result.loss[0]) / X.shape[0] if result.diverged is None else np.nan
 
@@ -198,8 +203,9 @@ class CpuEngine:
             sc.model_f[L2] = l2
             if update:
                 self._set_optimizer(sc, optimizer)
-            sc.run[[STEPS, ROW_START, STEP0, UPDATE, STOP_ON_NAN, OUTPUT]] = \
-                steps, row_start, step0, update, stop_on_nan, self.output
+            sc.run[[STEPS, ROW_START, STEP0, UPDATE, STOP_ON_NAN, OUTPUT, WEIGHT_AT]] = \
+                steps, row_start, step0, update, stop_on_nan, self.output, \
+                sc.weight_at if data[3].shape[0] else -1
             state = self._state(optimizer if update else None)
             args = (sc.net, state, data, sc.work, sc.run, sc.lr, sc.parts, program)
             if not sc.compiled:   # (once per scratch: it types every argument)
@@ -303,3 +309,4 @@ def _merge(parts, steps, l2, loss, correct, stop_on_nan):
 
 
 _NO_Y = {t: np.zeros((0, 1), t) for t in (np.float32, np.float64)}
+_NO_WEIGHTS = {t: np.zeros(0, t) for t in (np.float32, np.float64)}

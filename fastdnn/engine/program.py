@@ -124,8 +124,9 @@ def workspace(sizes, G, m, dropout, batchnorm):
     """Offsets into one row of Work.buf for G models on up to m rows, and its size.
 
     ``dropout`` and ``batchnorm``: per layer, whether any model drops out / the layer
-    has BatchNorm. Returns dict(x_at, y_at, act_at, out_at, xhat_at, d_at, std_at, size,
-    tmp): tmp is the per-thread float64 scratch size.
+    has BatchNorm. Returns (the layers' buffer offsets (rows ACT_BUF .. MU_BUF), (the
+    batch's, its targets' and its row weights' offsets), size, tmp): tmp is the
+    per-thread float64 scratch size.
     """
     L = len(sizes) - 1
     at = 0
@@ -137,7 +138,7 @@ def workspace(sizes, G, m, dropout, batchnorm):
         at += -at % 16      # 64-byte aligned blocks for float32 (128 for float64)
         return start
 
-    x_at, y_at = take(m * sizes[0]), take(m * sizes[-1])
+    x_at, y_at, w_at = take(m * sizes[0]), take(m * sizes[-1]), take(m)
     buffers = np.full((6, L), -1, np.int64)    # rows ACT_BUF .. MU_BUF, relative
     for l in range(L):
         width = G * sizes[l + 1]
@@ -149,4 +150,4 @@ def workspace(sizes, G, m, dropout, batchnorm):
             buffers[MU_BUF - ACT_BUF, l] = take(width)
         buffers[D_BUF - ACT_BUF, l] = take(max(m * width, sizes[l + 1]))
     widest = max(G * n for n in sizes[1:])
-    return buffers, x_at, y_at, max(at, 1), 3 * widest
+    return buffers, (x_at, y_at, w_at), max(at, 1), 3 * widest

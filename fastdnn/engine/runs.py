@@ -193,7 +193,8 @@ def _score_rows(where, net, P, run, Y, out, parts, buf):
             for j in range(nk):
                 z[j] = z[j] + b[j]
         if Y.shape[0] > 0:
-            loss_i, right_i = score_row(z, Y[i], scratch, P.dtype.type(1.0), run[OUTPUT])
+            one = P.dtype.type(1.0)
+            loss_i, right_i = score_row(z, Y[i], scratch, (one, one), run[OUTPUT])
             loss += loss_i
             right += right_i
     if Y.shape[0] > 0:

@@ -31,7 +31,7 @@ from .structs import (ACT, ACT_BUF, B_AT, BETA1, BETA2, BETA_AT, BIAS, BN, BN_EP
                       LAYER, LO, LOSS, M, MEAN_AT, MOMENTUM, MU_BUF, N_IN, N_OUT, OPT_EPS,
                       OPT_KIND, OUT_BUF, OUTPUT as OUTPUT_CODE, ROW_START, SEED, SLOT, SQ,
                       STD_BUF, STEP0, T0, THRESHOLD, UPDATE as UPDATES, VAR_AT, W_AT,
-                      X_AT, XHAT_BUF, Y_AT)
+                      WEIGHT_AT, X_AT, XHAT_BUF, Y_AT)
 
 _JIT = INTERNAL
 
@@ -46,13 +46,34 @@ def _rows(buf, at, i, width, c0, c1):
 def gather(where, data, run, buf):
     """Rows lo .. hi of step s's batch (the epoch's order) into the batch buffers."""
     s, lo, hi = where[0], where[4], where[5]
-    X, Y, order = data
+    X, Y, order, weights = data
     n0, nk = X.shape[1], Y.shape[1]
     first = run[ROW_START] + s * run[M]
     for i in range(lo, hi):
         r = order[first + i]
         copy_row(X[r], _rows(buf, run[X_AT], i, n0, 0, n0))
         copy_row(Y[r], _rows(buf, run[Y_AT], i, nk, 0, nk))
+        if run[WEIGHT_AT] >= 0:
+            buf[run[WEIGHT_AT] + i] = weights[r]
+
+
+@njit(**INTERNAL)
+def batch_weight(run, buf):
+    """What the batch's loss is divided by: m, or the sum of its rows' weights (in row
+    order, float64, so every item that needs it gets the same bits)."""
+    if run[WEIGHT_AT] < 0:
+        return np.float64(run[M])
+    total = 0.0
+    for i in range(run[M]):
+        total += buf[run[WEIGHT_AT] + i]
+    return total
+
+
+@njit(**INTERNAL)
+def per_batch(run, buf):
+    """The factor from sums over the batch's rows (weighted) to those the host merges
+    (loss times m): m / batch_weight, or exactly 1 without weights."""
+    return 1.0 if run[WEIGHT_AT] < 0 else run[M] / batch_weight(run, buf)
 
 
 gather = separate(gather)
@@ -89,7 +110,8 @@ def forward_hidden(where, net, run, state, buf, tmp, parts):
         k, c0, c1 = block[1], block[4], block[5]
         if model_f[L2, k] > 0:
             u0 = layer[W_AT, l] + (k * n + c0 - g * n) * n_in
-            parts[SQ, s, k, slot] = sum_squares(P[u0:u0 + (c1 - c0) * n_in])
+            parts[SQ, s, k, slot] = sum_squares(P[u0:u0 + (c1 - c0) * n_in]) * \
+                per_batch(run, buf)
 
 
 forward_hidden = separate(forward_hidden)
@@ -200,27 +222,30 @@ def forward_output(where, net, run, P, buf, parts):
     blas.gemm((False, True, hi - lo, nk, n_in), (buf, a_at, lda), (P, w0, n_in),
               (buf, layer[ACT_BUF, l] + lo * G * nk + g * nk, G * nk), 0.0)
     loss, right = 0.0, 0
+    scale = P.dtype.type(batch_weight(run, buf))
     for i in range(lo, hi):
-        loss_i, right_i = _output_row(i, k, g, G, net, run, P, buf)
+        loss_i, right_i = _output_row(i, k, g, G, net, run, P, buf, scale)
         loss += loss_i
         right += right_i
-    parts[LOSS, s, k, slot] = loss
+    parts[LOSS, s, k, slot] = loss * per_batch(run, buf)
     parts[CORRECT, s, k, slot] = right
     if lo == 0 and model_f[L2, k] > 0:
-        parts[SQ, s, k, slot] = sum_squares(P[w0:w0 + nk * n_in])
+        parts[SQ, s, k, slot] = sum_squares(P[w0:w0 + nk * n_in]) * per_batch(run, buf)
 
 
 forward_output = separate(forward_output)
 
 
 @njit(**_JIT)
-def _output_row(i, k, g, G, net, run, P, buf):
-    """Bias, loss and dZ of model k's logits on row i: (loss, right predictions)."""
+def _output_row(i, k, g, G, net, run, P, buf, scale):
+    """Bias, loss and dZ of model k's logits on row i, which weighs w_i (1 without
+    weights): (w_i loss, right predictions); dZ = (y_hat - y) w_i / scale, scale = the
+    batch's weight (m without weights)."""
     layer = net[0]
     l = layer.shape[1] - 1
     nk = layer[N_OUT, l]
     dt = P.dtype.type
-    m = dt(run[M])
+    weight = dt(1) if run[WEIGHT_AT] < 0 else buf[run[WEIGHT_AT] + i]
     z = _rows(buf, layer[ACT_BUF, l], i, G * nk, g * nk, (g + 1) * nk)
     d = _rows(buf, layer[D_BUF, l], i, G * nk, g * nk, (g + 1) * nk)
     y = _rows(buf, run[Y_AT], i, nk, 0, nk)
@@ -228,33 +253,35 @@ def _output_row(i, k, g, G, net, run, P, buf):
         b = P[layer[B_AT, l] + k * nk:layer[B_AT, l] + (k + 1) * nk]
         for j in range(nk):
             z[j] = z[j] + b[j]
-    return score_row(z, y, d, m, run[OUTPUT_CODE])
+    return score_row(z, y, d, (scale, weight), run[OUTPUT_CODE])
 
 
 @njit(**_JIT)
-def score_row(z, y, d, m, output):
-    """Loss of one row of logits z against targets y, the gradient (y_hat - y) / m into
-    d, and the right predictions: (loss, right)."""
+def score_row(z, y, d, scaling, output):
+    """Loss of one row of logits z against targets y, times the row's weight w, the
+    gradient (y_hat - y) w / m into d, and the right predictions: (w loss, right);
+    scaling = (m, w) in z's dtype (w = 1: the plain mean's gradient, bit for bit)."""
+    m, w = scaling
     nk = z.shape[0]
     loss, right = 0.0, 0
     if output == 0:
-        loss, right = softmax_cross_entropy_row(z, y, d, m)
+        loss, right = softmax_cross_entropy_row(z, y, d, m, w)
     elif output == 1:
         for j in range(nk):
             loss += sigmoid_cross_entropy(z[j], y[j])
-            d[j] = (sigmoid(z[j]) - y[j]) / m
+            d[j] = (sigmoid(z[j]) - y[j]) * w / m
             right += (z[j] > 0) == (y[j] > 0.5)
     elif output == 3:
         for j in range(nk):
             deviance, diff = poisson_deviance(z[j], y[j])
             loss += deviance
-            d[j] = diff / m
+            d[j] = diff * w / m
     else:
         for j in range(nk):
             half_sq, diff = squared_error(z[j], y[j])
             loss += half_sq
-            d[j] = diff / m
-    return loss, right
+            d[j] = diff * w / m
+    return loss * w, right
 
 
 # ----------------------------------------------------------------------------- backward
@@ -285,7 +312,7 @@ def weight_grad(where, net, run, lr, state, buf, tmp):
         r0 = layer[W_AT, l] + (k * n + c0 - g * n) * n_in
         r1 = r0 + (c1 - c0) * n_in
         if model_f[L2, k] > 0:
-            add_scaled(grads[r0:r1], dt(model_f[L2, k] / m), P[r0:r1])
+            add_scaled(grads[r0:r1], dt(model_f[L2, k] / batch_weight(run, buf)), P[r0:r1])
         b0 = layer[B_AT, l] + k * n + c0 - g * n
         with_bias = last and layer[BIAS, l]
         if with_bias:

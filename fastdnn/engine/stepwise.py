@@ -32,18 +32,18 @@ class StepwiseEngine:
         self.K, self.E = kernels, arrays
         self.blocks = params.blocks
         self._workspaces = Workspaces()
-        self._feeder = (None, None, None)   # the last (X, Y, feeder): fit's epochs share it
+        self._feeder = (None,) * 4   # the last (X, Y, weights, feeder): fit's epochs share it
 
     # ------------------------------------------------------------------ training
     @finite_checks_skipped()
     def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
               stop_on_nan=True, on_run=None):
         """As fastdnn.engine.cpu.CpuEngine.train (one model)."""
-        X, Y, order = data
+        X, Y, order, weights = data
         n, E = order.shape[0], self.E
-        if self._feeder[0] is not X or self._feeder[1] is not Y:
-            self._feeder = (X, Y, E.feeder(X, Y))   # (on the GPU: the data moves once)
-        feeder = self._feeder[2]
+        if any(a is not b for a, b in zip(self._feeder[:3], (X, Y, weights))):
+            self._feeder = (X, Y, weights, E.feeder(X, Y, weights))   # on the GPU: moves once
+        feeder = self._feeder[3]
         feeder.epoch(order)
         totals = E.totals()
         running = None if update else E.clone(self.params.running)
@@ -76,17 +76,21 @@ class StepwiseEngine:
         return EpochResult(np.array([total]), np.array([totals.correct()]), done, bad)
 
     @finite_checks_skipped()
-    def step(self, X, Y, optimizer, lr, step, l2, update=True):
+    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None):
         """One step on the batch (X, Y): its loss (L2 term included) as a float, the
         gradients in params.grad, and the update when ``update`` (else BatchNorm's running
         statistics are left as they were). The batch is copied in once and the loss read
-        once; nothing else moves."""
+        once; nothing else moves. ``weights``: the rows' weights (None: all 1)."""
         E, m = self.E, X.shape[0]
         running = None if update else E.clone(self.params.running)
         try:
             with self._workspaces.take((m, True), lambda: self._workspace(m)) as ws:
                 E.set(ws["X"], X)
                 E.set(ws["Y"], Y)
+                ws["weight"] = None
+                if weights is not None and weights.shape[0]:
+                    ws["w"] = E.put(weights)
+                    ws["weight"] = float(weights.sum(dtype=np.float64))
                 loss = E.item(self.grads_on(ws, step, l2))
             if update and math.isfinite(loss):
                 optimizer.lr = lr
@@ -102,7 +106,9 @@ class StepwiseEngine:
         keep it (a float on the host; see ``arrays.item``)."""
         Z = self._forward(ws, step, training=True)
         loss = self.E.batch_loss(self, Z, ws, l2)
-        self._backward(ws, step, l2)
+        m, weight = ws["X"].shape[0], ws["weight"]
+        # dense_backward adds (l2 / m) W: with row weights the L2 term is over their sum
+        self._backward(ws, step, l2 if weight is None else l2 * m / weight)
         return loss
 
     def _workspace(self, m, training=True):
@@ -145,17 +151,18 @@ class StepwiseEngine:
             A = b["out"]
         return A
 
-    def data_loss(self, Z, Y, dout):
-        """The output loss (a float) and its gradient into dout."""
-        K = self.K
+    def data_loss(self, Z, Y, dout, sample_weight=None):
+        """The output loss (a float; weighted by sample_weight when given) and its
+        gradient into dout."""
+        K, w = self.K, sample_weight
         if self.output == "softmax":
-            loss, _ = K.softmax_cross_entropy(Z, Y, dZ_out=dout)
+            loss, _ = K.softmax_cross_entropy(Z, Y, sample_weight=w, dZ_out=dout)
         elif self.output == "sigmoid":
-            loss, _ = K.sigmoid_cross_entropy(Z, Y, dZ_out=dout)
+            loss, _ = K.sigmoid_cross_entropy(Z, Y, sample_weight=w, dZ_out=dout)
         elif self.output == "exp":
-            loss, _ = K.poisson_deviance(Z, Y, dZ_out=dout)
+            loss, _ = K.poisson_deviance(Z, Y, sample_weight=w, dZ_out=dout)
         else:
-            loss, _ = K.mean_squared_error(Z, Y, dA_out=dout)
+            loss, _ = K.mean_squared_error(Z, Y, sample_weight=w, dA_out=dout)
         return float(loss)
 
     def l2_term(self, m, l2):
@@ -229,27 +236,39 @@ class HostTraining:
         return loss
 
     def batch_loss(self, engine, Z, ws, l2):
-        loss = engine.data_loss(Z, ws["Y"], ws["dout"])
-        return loss + engine.l2_term(ws["X"].shape[0], l2)
+        if ws["weight"] is None:
+            loss = engine.data_loss(Z, ws["Y"], ws["dout"])
+            return loss + engine.l2_term(ws["X"].shape[0], l2)
+        loss = engine.data_loss(Z, ws["Y"], ws["dout"], sample_weight=ws["w"])
+        return loss + engine.l2_term(ws["weight"], l2)
 
-    def feeder(self, X, Y):
-        return _HostFeeder(X, Y)
+    def feeder(self, X, Y, weights):
+        return _HostFeeder(X, Y, weights)
 
     def totals(self):
         return _HostTotals()
 
 
 class _HostFeeder:
-    def __init__(self, X, Y):
-        self.X, self.Y, self.order = X, Y, None
+    def __init__(self, X, Y, weights):
+        self.X, self.Y, self.weights, self.order = X, Y, weights, None
 
     def epoch(self, order):
         self.order = order
 
     def fill(self, ws, start, stop):
+        """The batch's rows into ws["X"], ws["Y"]; with row weights, theirs into ws["w"]
+        and their sum into ws["weight"] (else None)."""
         idx = self.order[start:stop]
         np.take(self.X, idx, axis=0, out=ws["X"])
         np.take(self.Y, idx, axis=0, out=ws["Y"])
+        ws["weight"] = None
+        if self.weights.shape[0]:
+            w = ws.get("w")
+            if w is None:
+                w = ws["w"] = np.empty(stop - start, self.weights.dtype)
+            np.take(self.weights, idx, out=w)
+            ws["weight"] = float(w.sum(dtype=np.float64))
 
 
 class _HostTotals:

@@ -13,7 +13,8 @@ whose rows are named by the constants below, and functions take small tuples:
 
     net   = (layer, layer_f, model_f, model_u)        the network, all K models
     state = (params, grads, s1, s2, running)          what training changes
-    data  = (X, Y, order)                             the examples and the epoch's order
+    data  = (X, Y, order, weights)                    the examples, the epoch's order and
+                                                      the rows' weights ((0,): all 1)
     where = (s, k0, G, l, lo, hi, slot)               which item: step, group, layer,
                                                       a block of columns or rows
 """
@@ -47,8 +48,9 @@ SEED, THRESHOLD = range(2)
  T0,           # updates done before the run (Adam's bias correction)
  EPS_SCALED,   # 1: Adam's eps is eps / sqrt(1 - beta2^t) (scikit-learn's placement)
  X_AT, Y_AT,   # the batch (m, n_0) and its targets (m, n_L) in a workspace row
- ) = range(13)
-RUN_FIELDS = 13
+ WEIGHT_AT,    # the batch's row weights (m,) in a workspace row; -1: every row weighs 1
+ ) = range(14)
+RUN_FIELDS = 14
 
 # parts: float64 (3, steps, K, slots): per-step partial sums, one slot per item that
 # makes one, merged on the host in slot order (so totals never depend on the threads)

@@ -119,8 +119,12 @@ def check_sample_weight(sample_weight, m, name="sample_weight"):
         raise ValueError(f"{name} must be a real array of shape ({m},), got "
                          f"{w.dtype} {w.shape}")
     w = w.astype(np.float64)
-    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise ValueError(f"{name} must hold finite weights >= 0 with a positive sum")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} must be finite, got NaN or inf")
+    if (w < 0).any():
+        raise ValueError(f"{name} must be >= 0, got a minimum of {w.min()}")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} must not be all zero (their sum divides the loss)")
     return w
 
 

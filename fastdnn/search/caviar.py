@@ -334,9 +334,9 @@ class _EngineStack:
                np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
         for e in range(epochs):
             rates = np.asarray(lrs[e], np.float64)
-            result = engine.train((X, Y, orders[e]), batch_size, self.optimizer,
-                                  lambda i: rates, e * n_steps, self.h["l2"],
-                                  stop_on_nan=False)
+            result = engine.train((X, Y, orders[e], np.empty(0, X.dtype)), batch_size,
+                                  self.optimizer, lambda i: rates, e * n_steps,
+                                  self.h["l2"], stop_on_nan=False)
             out[0][e], out[1][e] = result.loss, result.correct
             if len(X_dev) and (dev_at is None or dev_at[e]):
                 _, out[2][e], out[3][e] = engine.infer(X_dev, Y_dev)

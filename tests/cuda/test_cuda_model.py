@@ -109,6 +109,21 @@ def test_sequential_sigmoid_and_regression_match_numpy(data, output, opt):
     _compare(got[0][1], got[1][1], "float64", "grad")
 
 
+@pytest.mark.parametrize("resident", [True, False])
+def test_weighted_fit_matches_numpy(data, resident, monkeypatch):
+    X, y = data
+    w = np.random.default_rng(3).random(len(X)) * 2
+    if not resident:   # the batches staged through the host
+        monkeypatch.setattr(config, "CUDA_DATA_FRACTION", 0.0)
+    ref, fast = _mlp("numpy"), _mlp("cuda")
+    hists = [m.fit(X, y, optimizer=get_optimizer("adam", lr=0.05), epochs=2, batch_size=6,
+                   verbose=0, sample_weight=w) for m in (ref, fast)]
+    _check_same(ref, fast, *hists, "float64")
+    got = [m.loss_and_grads(X[:5], y[:5], sample_weight=w[:5]) for m in (ref, fast)]
+    assert_close(got[1][0], got[0][0], dtype=np.float64, name="loss")
+    _compare(got[0][1], got[1][1], "float64", "grad")
+
+
 def test_engine_arrays_stay_on_the_device(data):
     X, y = data
     model = _mlp("cuda")
