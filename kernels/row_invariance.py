@@ -15,12 +15,14 @@ whose bits differ from position 0, and distinct results over block heights M = 1
   float32 N=512 K=784:  the same positions; 4 distinct (M = 1-3, 4-7, 8-11, 12-)
   float32 N=10 K=256:   8, 4, 4; 2 distinct
   float64, every shape: 0, 0, 0; 2 distinct (M = 1 alone, then every M >= 2)
-So in float32 a row's bits depend on its lane in OpenBLAS's register tile and on the
-block height; in float64 only a one-row call differs (another code path). The
-differences are rounding (float32: a few ulp; float64: ~1e-16). Bit-invariant rows would
-need, in float64, no one-row products (pad them to two rows), and in float32 a product
-whose order per element does not depend on the row's position (e.g. a dot-product kernel
-with a fixed lane split), at some cost against OpenBLAS. Neither is built yet.
+and, in float64 over every M and start, the rows that differ are exactly the last row of
+an odd M (the edge kernel takes it alone). So in float32 a row's bits depend on its lane
+in OpenBLAS's register tile and on the block height; in float64 only on whether it is
+the last of an odd count. The differences are rounding (float32: a few ulp; float64:
+~1e-16). The engines' inference therefore pads an odd row count by one row, which makes
+float64 predictions bit-invariant (tests/test_engine.py); float32 would need a product
+whose order per element does not depend on the row's position (e.g. a dot-product
+kernel with a fixed lane split), at some cost against OpenBLAS: not built.
 """
 import os
 import sys

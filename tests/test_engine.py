@@ -178,6 +178,19 @@ def test_results_do_not_depend_on_the_thread_count(dtype, monkeypatch):
         assert np.array_equal(one[1], other[1]), n
 
 
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_float64_predictions_do_not_depend_on_the_other_rows(batchnorm):
+    """BLAS gives the last row of an odd count other bits (kernels/row_invariance.py);
+    inference pads it, so a row's float64 outputs are the same in any batch."""
+    X, y = data(300, 12, 3, "softmax", seed=8)
+    m = MLP([12, 100, 50, 3], batchnorm=batchnorm, dtype="float64", backend="cpu", seed=3)
+    m.fit(X, y, epochs=1, batch_size=64, verbose=0)
+    full = m.decision_function(X)
+    for rows in [slice(0, 1), slice(37, 38), slice(0, 37), slice(1, 300), slice(127, 130),
+                 slice(5, 134), np.arange(0, 300, 3), np.arange(299, -1, -1)]:
+        np.testing.assert_array_equal(m.decision_function(X[rows]), full[rows])
+
+
 def test_one_model_predicts_right_from_several_threads_at_once():
     X, y = data(600, 8, 3, "softmax")
     m = MLP([8, 32, 3], batchnorm=True, keep_prob=0.8, backend="cpu", seed=0)

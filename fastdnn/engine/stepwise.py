@@ -207,10 +207,13 @@ class StepwiseEngine:
         out = np.empty((n, k), self.params.dtype)
         for s in range(0, n, chunk):
             rows = X[s:s + chunk]
+            if len(rows) % 2:   # BLAS computes the last of an odd count of rows with
+                rows = np.concatenate([rows, rows[-1:]])   # other bits (as CpuEngine.infer)
             with self._workspaces.take((len(rows), False),
                                        lambda: self._workspace(len(rows), False)) as ws:
                 self.E.set(ws["X"], rows)
-                out[s:s + len(rows)] = self.E.get(self._forward(ws, 0, training=False))
+                logits = self.E.get(self._forward(ws, 0, training=False))
+                out[s:s + chunk] = logits[:min(chunk, n - s)]
         logits = out.reshape(n, 1, k)
         if Y is None:
             return logits
