@@ -195,22 +195,27 @@ def test_one_model_predicts_right_from_several_threads_at_once():
     X, y = data(600, 8, 3, "softmax")
     m = MLP([8, 32, 3], batchnorm=True, keep_prob=0.8, backend="cpu", seed=0)
     m.fit(X, y, epochs=2, verbose=0)
-    rows = [X[i::7] for i in range(7)]          # batches of other sizes
-    want = [m.predict_proba(r) for r in rows]
+    _assert_right_from_threads(m.predict_proba, [X[i::7] for i in range(7)], calls=40)
+
+
+def _assert_right_from_threads(predict, batches, calls, threads_=4):
+    """Each of ``threads_`` threads calls predict ``calls`` times on the batches (of
+    other sizes) in turn; every answer must equal the serial one."""
+    want = [predict(b) for b in batches]
     wrong = []
 
     def work(t):
-        for i in range(40):
-            r = (t + i) % len(rows)
-            if not np.array_equal(m.predict_proba(rows[r]), want[r]):
+        for i in range(calls):
+            r = (t + i) % len(batches)
+            if not np.array_equal(predict(batches[r]), want[r]):
                 wrong.append((t, i))
 
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads_)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    assert not wrong, f"{len(wrong)} wrong answers of 160"
+    assert not wrong, f"{len(wrong)} wrong answers of {threads_ * calls}"
 
 
 def test_no_global_setting_changes_during_or_after_a_call():
@@ -299,19 +304,4 @@ def test_sklearn_estimator_predicts_right_from_several_threads_at_once():
     from fastdnn.sklearn import MLPClassifier
     X, y = data(500, 6, 3, "softmax")
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
-    rows = [X[i::5] for i in range(5)]
-    want = [clf.predict_proba(r) for r in rows]
-    wrong = []
-
-    def work(t):
-        for i in range(30):
-            r = (t + i) % len(rows)
-            if not np.array_equal(clf.predict_proba(rows[r]), want[r]):
-                wrong.append((t, i))
-
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert not wrong, f"{len(wrong)} wrong answers of 120"
+    _assert_right_from_threads(clf.predict_proba, [X[i::5] for i in range(5)], calls=30)
