@@ -7,10 +7,10 @@ a checkpoint gives bit-for-bit the weights of an uninterrupted run.
 """
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from ._files import atomic_replace
 from .optim import optimizer_from_config
 from .schedules import schedule_from_config
 
@@ -25,7 +25,8 @@ def save(model, path):
     """Write ``model`` to ``path`` (an .npz file; no suffix is added).
 
     The file is written to a temporary file in the same directory and moved into place
-    with os.replace, so a crash mid-save leaves any previous file intact.
+    with os.replace, so a crash mid-save leaves any previous file intact (and the next
+    save of the same path removes what the crashed one left; fastdnn._files).
     """
     model._require_built()
     path = os.fspath(path)
@@ -47,18 +48,8 @@ def save(model, path):
             for name, arrs in state["state"].items():
                 for i, a in enumerate(arrs):
                     arrays[f"optimizer_state/{name}/{i}"] = a
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastdnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_replace(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load(path, *, backend=None):

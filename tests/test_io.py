@@ -1,5 +1,8 @@
 """save / load: everything restored, resume bit-for-bit, atomic writes, no pickle."""
 import os
+import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -78,6 +81,38 @@ def test_crash_mid_save_leaves_the_previous_file(tmp_path, monkeypatch):
         m.save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]          # no temporary file left behind
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_saves_temporary_file_goes_with_the_next_save(tmp_path):
+    """A save killed mid-write (SIGKILL, OOM) leaves its temporary file; the next save
+    of the same path removes it, but never a live writer's."""
+    m = make("mlp")
+    path = tmp_path / "m.npz"
+    dead = tmp_path / f".m.npz.{_dead_pid()}.0a1b2c3d4e5f.fastdnn-tmp"
+    live = tmp_path / f".m.npz.{os.getppid()}.0a1b2c3d4e5f.fastdnn-tmp"
+    other = tmp_path / f".n.npz.{_dead_pid()}.0a1b2c3d4e5f.fastdnn-tmp"
+    for f in (dead, live, other):
+        f.write_bytes(b"x" * 1000)
+    m.save(path)
+    assert not dead.exists() and live.exists() and other.exists()
+    assert fastdnn.load(path).get_params()["W1"].shape == m.get_params()["W1"].shape
+
+
+def test_saved_file_has_the_permissions_of_a_new_file(tmp_path):
+    old = os.umask(0o022)
+    try:
+        make("mlp").save(tmp_path / "m.npz")
+        np.savez(tmp_path / "plain.npz", a=np.zeros(1))
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(os.stat(tmp_path / "m.npz").st_mode)
+    assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.npz").st_mode) == 0o644
 
 
 def test_not_a_model_file(tmp_path):

@@ -63,6 +63,22 @@ def test_random_search_serial_table(digits, tmp_path):
     assert list(res.to_pandas()["trial"]) == [0, 1, 2, 3]
 
 
+def test_results_file_is_written_through_a_fresh_temporary_file(tmp_path):
+    """A symlink planted where the old fixed temporary name was (<file>.tmp) is not
+    written through; the table is replaced whole."""
+    from fastdnn.search.results import Results
+    from fastdnn.search.runner import _save
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    results_file = tmp_path / "results.csv"
+    os.symlink(victim, f"{results_file}.tmp")
+    results = Results([{"trial": 0, "status": "ok", "dev_accuracy": 0.5}])
+    _save(results, str(results_file))
+    assert victim.read_text() == "keep me"
+    assert Results.from_csv(results_file).rows[0]["dev_accuracy"] == 0.5
+    assert sorted(os.listdir(tmp_path)) == ["results.csv", "results.csv.tmp", "victim.txt"]
+
+
 def test_failed_trial_is_recorded_and_search_goes_on():
     def fn(p):
         return quadratic({**p, "fail": p["x"] > 0.5})

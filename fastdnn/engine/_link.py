@@ -18,7 +18,6 @@ import hashlib
 import inspect
 import os
 import pickle
-import tempfile
 import threading
 
 import llvmlite.binding as llvm
@@ -26,6 +25,8 @@ import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .._files import atomic_replace
 
 _SEPARATE = []         # the dispatchers wrapped by ``separate``
 _loaded = {}           # symbol -> address, in this process
@@ -73,10 +74,8 @@ def _record(dispatcher, symbol, argtys):
     if os.path.exists(path):
         return
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_replace(path) as tmp, open(tmp, "wb") as f:
             pickle.dump(argtys, f)
-        os.replace(tmp, path)
     except OSError:
         pass
 

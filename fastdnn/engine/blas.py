@@ -20,7 +20,6 @@ import glob
 import hashlib
 import os
 import shutil
-import tempfile
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -28,6 +27,7 @@ from numba import carray, cfunc, njit, types
 from numba.extending import overload
 
 from .. import config
+from .._files import atomic_replace
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -55,16 +55,9 @@ def _private_copy(path):
     if os.path.exists(target) and os.path.getsize(target) == stat.st_size:
         return target
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_replace(target, mode=0o755) as tmp, open(tmp, "wb") as out, \
+            open(path, "rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)
     return target
 
 

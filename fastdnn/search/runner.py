@@ -19,6 +19,7 @@ import traceback
 
 import numpy as np
 
+from .._files import atomic_replace
 from .results import Results
 from .spaces import Choice, as_space, sample_config
 
@@ -148,9 +149,8 @@ def _share_cores(threads):
 def _save(results, results_file):
     if results_file is None:
         return
-    tmp = f"{results_file}.tmp"
-    results.to_csv(tmp)
-    os.replace(tmp, results_file)
+    with atomic_replace(results_file) as tmp:
+        results.to_csv(tmp)
 
 
 def _run_many(trial_fn, configs, results, *, executor, n_workers, deadline,
