@@ -89,3 +89,15 @@ def test_compile_ahead_memo_tells_apart_what_numba_types_tell_apart():
         for j in range(i):
             assert (facts[i] == facts[j]) == (types_[i] == types_[j]), (i, j)
     assert _type_facts(a.copy()) == _type_facts(a)   # same types, same key
+
+
+def test_compile_helper_never_runs_code_from_the_working_directory(tmp_path, monkeypatch):
+    """A module in the user's working directory named like one the helper imports
+    (numba.py) is not imported by the helper process (#15)."""
+    from fastdnn.engine import _link
+    marker = tmp_path / "ran"
+    (tmp_path / "numba.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "fastdnn.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    assert _link._Helper([]).wait()      # it ran (imported the real numba) and succeeded
+    assert not marker.exists()
