@@ -405,12 +405,22 @@ class Sequential:
         self.stop_training = False
         for cb in callbacks:
             cb.on_train_begin(self)
+        saved = None
         try:
             for epoch in range(epochs):
                 start = time.perf_counter()
-                logs = self._epoch(data, optimizer, batch_size, shuffle)
-                if dev is not None:
-                    logs.update({"val_" + k: v for k, v in self._evaluate(*dev).items()})
+                saved = self._save_finite_state(optimizer, saved)
+                try:
+                    logs = self._epoch(data, optimizer, batch_size, shuffle)
+                    if dev is not None:
+                        logs.update({"val_" + k: v
+                                     for k, v in self._evaluate(*dev).items()})
+                    self._check_finite(logs)
+                except FloatingPointError as exc:
+                    self._restore_finite_state(optimizer, saved)
+                    raise FloatingPointError(
+                        f"{exc}. The model is back to its state before epoch "
+                        f"{self.epoch_ + 1}, its last finite weights") from None
                 logs["lr"] = float(optimizer.lr)
                 logs["epoch_time"] = time.perf_counter() - start
                 history.append(logs)
@@ -425,6 +435,44 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_end(self)
         return history
+
+    def _save_finite_state(self, optimizer, saved):
+        """Copy what an epoch changes (weights, BatchNorm statistics, the optimizer's
+        state and counters) into ``saved`` (made on the first epoch, reused after), to
+        go back to if the epoch diverges."""
+        p = self.parameters
+        arrays = [p.flat, p.running] + [a for held in (optimizer.state or {}).values()
+                                        for a in held]
+        if saved is None or len(saved[0]) != len(arrays):
+            copies = [p.arrays.clone(a) for a in arrays]
+        else:
+            copies = saved[0]
+            for dst, src in zip(copies, arrays):
+                p.arrays.copy_into(dst, src)
+        return copies, optimizer.state is not None, (self.step_, self.epoch_, optimizer.t)
+
+    def _restore_finite_state(self, optimizer, saved):
+        copies, had_state, (self.step_, self.epoch_, optimizer.t) = saved
+        p = self.parameters
+        p.arrays.copy_into(p.flat, copies[0])
+        p.arrays.copy_into(p.running, copies[1])
+        if not had_state:
+            optimizer.state = None
+            return
+        held = [a for arrays in optimizer.state.values() for a in arrays]
+        for dst, src in zip(held, copies[2:]):
+            p.arrays.copy_into(dst, src)
+
+    def _check_finite(self, logs):
+        """Raise FloatingPointError when the epoch's last update left a weight that is
+        not finite, or the dev loss is not (the loss checks before each update miss it)."""
+        if "val_loss" in logs and not np.isfinite(logs["val_loss"]):
+            _diverged(logs["val_loss"], f"epoch {self.epoch_} on the validation data")
+        flat = self.parameters.flat
+        # (device weights: the engine folds their check into the epoch's loss, read once)
+        if isinstance(flat, np.ndarray) and not _all_finite(flat):
+            _diverged(None, None, f"epoch {self.epoch_}'s last update made weights that "
+                      "are not finite")
 
     def _epoch(self, data, optimizer, batch_size, shuffle):
         """One pass over data = (X, Y, weights); returns the epoch's logs (loss,
@@ -623,10 +671,10 @@ def model_from_config(config):
     raise ValueError(f"unknown model class {kind!r}")
 
 
-def _diverged(loss, where):
+def _diverged(loss, where, what=None):
     raise FloatingPointError(
-        f"training diverged: the loss is {loss} at {where}; try a smaller learning "
-        "rate, standardized inputs or a stronger L2 / BatchNorm")
+        f"training diverged: {what or f'the loss is {loss} at {where}'}; try a smaller "
+        "learning rate, standardized inputs or a stronger L2 / BatchNorm")
 
 
 def _all_finite(X):

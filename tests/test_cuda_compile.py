@@ -107,6 +107,7 @@ KERNELS = {
         "_batch_loss": "A1 D F D",
         "_accumulate": "D A1 F",
         "_count_correct": "I A2 A2 L",
+        "_nan_unless_finite": "A1 D",
     },
     "fastdnn.cuda.optim": {
         "_sgd": "A1 A1 S S",
@@ -143,7 +144,7 @@ def test_kernel_compiles_to_ptx(compile_ptx, module, name, dtype):
 # Kernels whose float32 version computes in float64 by design: float64 sums and losses
 # (formulas.sigmoid_cross_entropy), the softmax's mixed-type labels.
 FLOAT64_INSIDE = {"_row_loss", "_row_softmax", "_sumsq_lanes", "_sum_lanes", "_batch_loss",
-                  "_accumulate"}
+                  "_accumulate", "_nan_unless_finite"}
 
 
 def float64_lines(ptx):

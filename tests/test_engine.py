@@ -253,12 +253,48 @@ def test_a_diverging_fit_stops_before_the_step_that_diverged():
     m = MLP([5, 8, 3], backend="cpu", seed=0)
     with pytest.raises(FloatingPointError, match=r"diverged.*epoch \d+, step \d+"):
         m.fit(X * 1e3, y, optimizer=fastdnn.SGD(lr=1e30), epochs=5, batch_size=8, verbose=0)
-    # the weights are those before the step whose loss was not finite
+    # both engines stop at the same step, and go back to the same epoch's start
     ref = MLP([5, 8, 3], backend="numpy", seed=0)
     with pytest.raises(FloatingPointError):
         ref.fit(X * 1e3, y, optimizer=fastdnn.SGD(lr=1e30), epochs=5, batch_size=8,
                 verbose=0)
     assert m.step_ == ref.step_
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_a_fit_never_returns_weights_that_are_not_finite(backend, batchnorm):
+    """The last update of an epoch can make weights that are not finite although every
+    loss before it was (#15): fit says so and the model is back to its last finite
+    state, its optimizer state and counters too."""
+    X, y = data(64, 5, 3, "softmax")
+    m = MLP([5, 8, 3], batchnorm=batchnorm, backend=backend, seed=0)
+    opt = fastdnn.Adam(lr=0.01)
+    m.fit(X, y, optimizer=opt, epochs=2, batch_size=16, verbose=0)
+    params, stats, state = m.get_params(), m.get_batchnorm_stats(), opt.state_dict()
+    step, t = m.step_, opt.t
+    with pytest.raises(FloatingPointError, match="not finite.*back to its state before "
+                                                 "epoch 3"):
+        with np.errstate(all="ignore"):
+            m.fit(X * 100, y, optimizer=fastdnn.SGD(lr=1e45), epochs=1, batch_size=64,
+                  verbose=0)
+    for k, v in params.items():
+        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
+    for k, v in stats.items():
+        np.testing.assert_array_equal(m.get_batchnorm_stats()[k], v, err_msg=k)
+    assert m.step_ == step and np.isfinite(m.predict_proba(X)).all()
+    # a dev loss that is not finite is caught too, and the optimizer's state restored
+    opt.lr = 1e38
+    with pytest.raises(FloatingPointError, match="validation data"):
+        with np.errstate(all="ignore"):
+            m.fit(X, y, optimizer=opt, epochs=1, batch_size=64, verbose=0,
+                  validation_data=(X * 10, y))
+    assert opt.t == t and m.step_ == step
+    for name, arrays in state["state"].items():
+        for a, b in zip(opt.state_dict()["state"][name], arrays):
+            np.testing.assert_array_equal(a, b)
+    for k, v in params.items():
+        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
 
 
 _FORKED = {}   # the model and data the fork pool's children inherit

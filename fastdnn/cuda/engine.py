@@ -268,12 +268,29 @@ class _Feeder:
             ws[name].copy_to_device(host)
 
 
+@cuda.jit
+def _nan_unless_finite(x, loss):
+    """loss[0] = NaN when the flat array x holds a value that is not finite (v - v is
+    NaN for inf and NaN); grid-stride over x."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for i in range(start, x.shape[0], stride):
+        v = x[i] - x[i]
+        if v != v:
+            loss[0] = v
+
+
 class _Totals:
     """An epoch's summed loss (float64) and right-prediction count, on the device."""
 
     def __init__(self):
         self.loss = dev.zeros(1, np.float64)
         self.count = dev.zeros(1, np.int64)
+
+    def spoil_unless_finite(self, flat):
+        """Make the loss NaN when the parameters (the epoch's last update) are not
+        finite: the one read of the loss per epoch then reports it."""
+        _nan_unless_finite[dev.launch(flat.shape[0])](flat, self.loss)
 
     def add(self, loss, m):
         _accumulate[1, 1](self.loss, loss, float(m))

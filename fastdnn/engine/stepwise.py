@@ -71,6 +71,8 @@ class StepwiseEngine:
         finally:
             if running is not None:
                 E.copy_into(self.params.running, running)
+        if update:   # on the host the model checks the weights after the epoch
+            totals.spoil_unless_finite(self.params.flat)
         total = totals.loss_sum()
         bad = None if math.isfinite(total) or not stop_on_nan else done
         return EpochResult(np.array([total]), np.array([totals.correct()]), done, bad)
@@ -277,6 +279,9 @@ class _HostFeeder:
 class _HostTotals:
     def __init__(self):
         self.total, self.right = 0.0, 0
+
+    def spoil_unless_finite(self, flat):
+        pass   # the model checks host weights itself (Sequential._check_finite)
 
     def add(self, loss, m):
         self.total += loss * m

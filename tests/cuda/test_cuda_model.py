@@ -124,6 +124,21 @@ def test_weighted_fit_matches_numpy(data, resident, monkeypatch):
     _compare(got[0][1], got[1][1], "float64", "grad")
 
 
+def test_a_fit_never_returns_weights_that_are_not_finite(data):
+    """The last update of the epoch makes weights that are not finite: the engine
+    folds that into the epoch's loss (read once) and the model goes back (#15)."""
+    X, y = data
+    m = _mlp("cuda", dtype="float32", batchnorm=False, keep_prob=1.0, l2=0.0)
+    m.fit(X, y, epochs=1, batch_size=6, verbose=0)
+    before = m.get_params()
+    with pytest.raises(FloatingPointError, match="back to its state before epoch 2"):
+        with np.errstate(all="ignore"):
+            m.fit(X * 100, y, optimizer=get_optimizer("sgd", lr=1e45), epochs=1,
+                  batch_size=len(X), verbose=0)
+    for k, v in before.items():
+        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
+
+
 def test_engine_arrays_stay_on_the_device(data):
     X, y = data
     model = _mlp("cuda")
