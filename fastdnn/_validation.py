@@ -22,6 +22,9 @@ def check_float_array(name, x, ndim=None):
         raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {x.shape}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must be an array of at least 1 dimension, got a 0-d "
+                         "array")
     if x.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {x.shape}")
     return x
@@ -87,10 +90,50 @@ def check_int(name, value, low=None, high=None):
     return value
 
 
+def check_bool(name, value):
+    """A bool (NumPy's too); strings such as "no" are refused rather than read as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
 def check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_key(name, key):
+    """A dropout key: an integer, used modulo 2**64 (as the counter-based hash takes it)."""
+    if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {key!r}")
+    return int(key) & ((1 << 64) - 1)
+
+
+def check_dims(name, shape):
+    """A shape: a non-negative integer or a tuple of them, returned as a tuple."""
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of non-negative integers, got "
+                        f"{shape!r}") from None
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0:
+            raise ValueError(f"{name} must be a tuple of non-negative integers, got "
+                             f"{shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def check_dtype(name, value):
+    """"float32" or "float64" (a NumPy dtype or type naming one), as a np.dtype."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.name not in config.DTYPES:
+        raise ValueError(f"{name} must be one of {list(config.DTYPES)}, got {value!r}")
+    return dtype
 
 
 def check_keep_prob(name, keep_prob):

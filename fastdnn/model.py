@@ -19,7 +19,8 @@ import numpy as np
 
 from . import backend as _backends
 from . import config as _config
-from ._validation import check_choice, check_int, check_keep_prob, check_real
+from ._validation import (check_bool, check_choice, check_dtype, check_finite, check_int,
+                          check_keep_prob, check_real)
 from .callbacks import Callback, History, Progress, as_early_stopping
 from .engine.layout import Block, Parameters
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
@@ -50,10 +51,17 @@ class Sequential:
     backend : "auto", "numpy", "cpu" or "cuda"
     seed : int or None
         Seeds the weights, the shuffling and the dropout masks.
+    batch_invariant : bool
+        Whether a row's prediction has the same bits whatever other rows are predicted
+        with it (default). Float32 products round a row by its lane in BLAS's register
+        tile, so on the CPU backends a float32 model then predicts through float64 (the
+        result rounded to float32), which costs about 2x the float32 predict
+        (kernels/row_invariance.py); False predicts in float32. Float64 predictions
+        are batch-invariant either way; CUDA predictions are not made so.
     """
 
     def __init__(self, layers, *, input_dim=None, init="he", l2=0.0, dtype="float32",
-                 backend="auto", seed=None):
+                 backend="auto", seed=None, batch_invariant=True):
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
@@ -61,14 +69,11 @@ class Sequential:
                                 f"Dropout, got {layer!r}")
         self.init = check_choice("init", init, INITIALIZERS)
         self.l2 = check_real("l2", l2, 0.0)
-        try:
-            name = str(np.dtype(dtype))
-        except TypeError:
-            name = repr(dtype)
-        self.dtype = np.dtype(check_choice("dtype", name, _config.DTYPES))
+        self.dtype = check_dtype("dtype", dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (1 << 63))
         self.seed = check_int("seed", seed, 0)
+        self.batch_invariant = check_bool("batch_invariant", batch_invariant)
         self._plan = self._compile(self.layers)
         self.backend = backend
         self._backend = _backends.get(backend)
@@ -81,6 +86,7 @@ class Sequential:
         self._shuffle_rng = np.random.default_rng([self.seed, 1])
         self.input_dim = None
         self.parameters = None
+        self._wide = None       # float64 twin for batch-invariant float32 predictions
         if input_dim is not None:
             self.build(check_int("input_dim", input_dim, 1))
 
@@ -144,6 +150,7 @@ class Sequential:
         self.parameters.set_host_state(host.flat, host.running)
         self.n_params = self.parameters.size
         self._engine = self._backend.engine(self.parameters, self.output, self.seed)
+        self._wide = None
 
     def _initialize(self, params):
         rng = np.random.default_rng([self.seed, 0])
@@ -175,11 +182,13 @@ class Sequential:
         for name, value in params.items():
             if name not in views:
                 raise KeyError(f"unknown parameter {name!r}; this model has {list(views)}")
-            value = np.asarray(value)
+            value = _real_array(f"params[{name!r}]", value)
             if value.shape != views[name].shape:
                 raise ValueError(f"params[{name!r}] must have shape {views[name].shape}, "
                                  f"got {value.shape}")
-            self.parameters.arrays.set(views[name], value)
+            check_finite(f"params[{name!r}]", value)
+        for name, value in params.items():   # all checked first: all set or none
+            self.parameters.arrays.set(views[name], np.asarray(value))
 
     def get_batchnorm_stats(self):
         """Copies of the running statistics: "running_mean1", "running_var1", ..."""
@@ -200,7 +209,15 @@ class Sequential:
             if name not in targets:
                 raise KeyError(f"unknown BatchNorm statistic {name!r}; this model has "
                                f"{list(targets)}")
-            p.arrays.set(targets[name], value)
+            value = check_finite(f"stats[{name!r}]", _real_array(f"stats[{name!r}]", value))
+            if value.shape != targets[name].shape:
+                raise ValueError(f"stats[{name!r}] must have shape {targets[name].shape}, "
+                                 f"got {value.shape}")
+            if name.startswith("running_var") and (value < 0).any():
+                raise ValueError(f"stats[{name!r}] is a variance and must be >= 0, got a "
+                                 f"minimum of {value.min()}")
+        for name, value in stats.items():
+            p.arrays.set(targets[name], np.asarray(value))
 
     def training_state(self):
         """The counters and shuffling RNG position that resuming training needs."""
@@ -215,11 +232,9 @@ class Sequential:
     def _inputs(self, X, name="X"):
         """X checked, as a C-contiguous array of the model's dtype (a copy only when X is
         not one already; the engines never write it)."""
-        X = np.asarray(X)
+        X = _real_array(name, X)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n examples, n features), got shape {X.shape}")
-        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-            raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
         if len(X) == 0:
             raise ValueError(f"{name} must not be empty")
         self._require_built(X)
@@ -234,7 +249,7 @@ class Sequential:
 
     def _targets(self, y, n, name="y"):
         """y as an (n, k) target matrix of the model's dtype."""
-        y = np.asarray(y)
+        y = _real_array(name, y)
         k = self.blocks[-1].n_out
         if y.ndim == 0 or len(y) != n:
             raise ValueError(f"{name} must have one row per example ({n}), got shape {y.shape}")
@@ -268,6 +283,14 @@ class Sequential:
         if self.output == "exp" and (Y < 0).any():
             raise ValueError(f"{name} must be >= 0 for an exp output (Poisson counts), got "
                              f"a minimum of {Y.min()}")
+        if self.output in ("softmax", "sigmoid") and ((Y < 0) | (Y > 1)).any():
+            what = "one-hot rows" if self.output == "softmax" else "labels 0/1"
+            raise ValueError(f"{name} must hold {what} (probabilities in [0, 1]) for a "
+                             f"{self.output} output, got values in [{Y.min()}, {Y.max()}]")
+        if self.output == "softmax" and not np.allclose(Y.sum(axis=1), 1, atol=1e-3):
+            bad = int(np.argmax(np.abs(Y.sum(axis=1) - 1) > 1e-3))
+            raise ValueError(f"{name}'s one-hot rows must sum to 1, row {bad} sums to "
+                             f"{Y[bad].sum()}")
         return Y
 
     # ------------------------------------------------------------------ public steps
@@ -501,7 +524,24 @@ class Sequential:
     # ------------------------------------------------------------------ inference
     def _logits(self, X):
         """Output pre-activations (n, k) in inference mode."""
-        return self._engine.infer(X)[:, 0, :]
+        if not self.batch_invariant or self._backend.name == "cuda":
+            return self._engine.infer(X)[:, 0, :]
+        if self.dtype == np.float32:
+            return self._wide_logits(X)
+        return self._engine.infer(X, whole_blocks=True)[:, 0, :]
+
+    def _wide_logits(self, X):
+        """Float32 logits computed in float64 and rounded: float64 products give a row
+        the same bits at any position of the batch (kernels/row_invariance.py)."""
+        if self._wide is None:
+            wide = Parameters(self.blocks, np.float64, arrays=self._backend.arrays)
+            self._wide = wide, self._backend.engine(wide, self.output, self.seed)
+        wide, engine = self._wide
+        # every call copies the current weights; threads predicting at once write the
+        # same values
+        wide.set_host_state(*self.parameters.host_state())
+        return engine.infer(X.astype(np.float64), whole_blocks=True)[:, 0, :].astype(
+            np.float32)
 
     def decision_function(self, X):
         """Output pre-activations (logits) (n, k), inference mode."""
@@ -551,7 +591,8 @@ class Sequential:
     def get_config(self):
         return {"class": "Sequential", "layers": [l.get_config() for l in self.layers],
                 "input_dim": self.input_dim, "init": self.init, "l2": self.l2,
-                "dtype": str(self.dtype), "backend": self.backend, "seed": self.seed}
+                "dtype": str(self.dtype), "backend": self.backend, "seed": self.seed,
+                "batch_invariant": self.batch_invariant}
 
     def _clone(self, dtype=None, backend=None):
         """A copy with the same weights and state, optionally another dtype / backend."""
@@ -612,12 +653,15 @@ class MLP(Sequential):
         Dropout keep probability, one for all hidden layers or one per hidden layer.
     l2 : float
         L2 regularisation strength lambda.
-    dtype, backend, seed : see Sequential.
+    dtype, backend, seed, batch_invariant : see Sequential.
     """
 
     def __init__(self, layer_sizes, *, activation="relu", output="softmax", init="he",
                  batchnorm=False, keep_prob=1.0, l2=0.0, dtype="float32", backend="auto",
-                 seed=None):
+                 seed=None, batch_invariant=True):
+        if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__iter__"):
+            raise TypeError(f"layer_sizes must be a list of widths [n_x, n_1, ..., n_L], "
+                            f"got {layer_sizes!r}")
         sizes = list(layer_sizes)
         if len(sizes) < 2:
             raise ValueError(f"layer_sizes must list at least the input and output widths, "
@@ -625,6 +669,7 @@ class MLP(Sequential):
         sizes = [check_int(f"layer_sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         check_choice("activation", activation, HIDDEN_ACTIVATIONS)
         check_choice("output", output, OUTPUT_ACTIVATIONS)
+        batchnorm = check_bool("batchnorm", batchnorm)
         n_hidden = len(sizes) - 2
         if np.ndim(keep_prob) == 0:
             keeps = [keep_prob] * n_hidden
@@ -646,17 +691,33 @@ class MLP(Sequential):
         if output != "identity":
             layers.append(Activation(output))
         self._kwargs = {"layer_sizes": sizes, "activation": activation, "output": output,
-                        "init": init, "batchnorm": bool(batchnorm), "keep_prob": keeps,
+                        "init": init, "batchnorm": batchnorm, "keep_prob": keeps,
                         "l2": float(l2)}
         super().__init__(layers, input_dim=sizes[0], init=init, l2=l2, dtype=dtype,
-                         backend=backend, seed=seed)
+                         backend=backend, seed=seed, batch_invariant=batch_invariant)
 
     def get_config(self):
         return {"class": "MLP", **self._kwargs, "dtype": str(self.dtype),
-                "backend": self.backend, "seed": self.seed}
+                "backend": self.backend, "seed": self.seed,
+                "batch_invariant": self.batch_invariant}
 
     def __repr__(self):
         return f"MLP({self._kwargs['layer_sizes']}, output={self.output!r})"
+
+
+def _real_array(name, x):
+    """``x`` as an array of real numbers (bool, integer or float), or a clear error."""
+    if hasattr(x, "tocsr") or hasattr(x, "todense"):   # SciPy sparse
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. "
+                        f"{name}.toarray())")
+    try:
+        x = np.asarray(x)
+    except ValueError as err:   # a ragged nested list
+        raise ValueError(f"{name} must be a rectangular array of numbers: {err}") from None
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype "
+                        f"{x.dtype}")
+    return x
 
 
 def model_from_config(config):

@@ -62,7 +62,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(est, *args, **kwargs):
         return est._validate_data(*args, **kwargs)
 
-from ._validation import check_choice, check_int, check_keep_prob, check_real
+from ._validation import check_choice, check_dtype, check_int, check_keep_prob, check_real
 from .model import MLP, model_from_config
 from .optim import SGD, Adam, Momentum, Nesterov
 from .reference.losses import check_sample_weight
@@ -240,7 +240,7 @@ class _BaseMLP(BaseEstimator):
             for i, k in enumerate(self.keep_prob):
                 check_keep_prob(f"keep_prob[{i}]", k)
         if self.dtype is not None:
-            check_choice("dtype", str(np.dtype(self.dtype)), ("float32", "float64"))
+            check_dtype("dtype", self.dtype)
         _engine_backend(self.backend)
 
     # ------------------------------------------------------------------ building

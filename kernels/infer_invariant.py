@@ -22,9 +22,9 @@ Min of 5 interleaved rounds, us, 2-core AMD EPYC (Zen, AVX2), 2026-12-01 (time /
             outer4 1722 (4.08)
   256->10:  blas 17; dot8 153 (9.0); dot8x4 259 (15.2); outer 165 (9.7); outer4 233 (13.7)
 Every variant but blas is row-invariant; the best, outer (which includes transposing W),
-costs about 3x OpenBLAS on the large layers: not promoted. Float32 predictions keep
-OpenBLAS's rounding-level dependence on the other rows; float64 ones are invariant
-(kernels/row_invariance.py).
+costs about 3x OpenBLAS on the large layers: not promoted. Promoted instead: float32
+models predict through float64 BLAS in calls of one fixed height, about 2x the float32
+predict and invariant on both CPUs seen (kernels/row_invariance.py).
 """
 import os
 import sys

@@ -178,12 +178,16 @@ def test_results_do_not_depend_on_the_thread_count(dtype, monkeypatch):
         assert np.array_equal(one[1], other[1]), n
 
 
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_float64_predictions_do_not_depend_on_the_other_rows(batchnorm):
-    """BLAS gives the last row of an odd count other bits (kernels/row_invariance.py);
-    inference pads it, so a row's float64 outputs are the same in any batch."""
+def test_predictions_do_not_depend_on_the_other_rows(batchnorm, dtype, backend):
+    """BLAS gives the last row of an odd count other bits in float64, and in float32
+    other bits by a row's lane in its register tile (kernels/row_invariance.py);
+    inference pads odd counts and predicts float32 models through float64, so a row's
+    outputs are the same in any batch."""
     X, y = data(300, 12, 3, "softmax", seed=8)
-    m = MLP([12, 100, 50, 3], batchnorm=batchnorm, dtype="float64", backend="cpu", seed=3)
+    m = MLP([12, 100, 50, 3], batchnorm=batchnorm, dtype=dtype, backend=backend, seed=3)
     m.fit(X, y, epochs=1, batch_size=64, verbose=0)
     full = m.decision_function(X)
     for rows in [slice(0, 1), slice(37, 38), slice(0, 37), slice(1, 300), slice(127, 130),

@@ -33,6 +33,7 @@ number of layers here: hidden layers are ReLU, the last is sigmoid, and the cach
 repeats the course's per-layer group, e.g. (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3).
 """
 import functools
+import inspect
 import math
 
 import numpy as np
@@ -51,6 +52,47 @@ __all__ = [
     "update_parameters_with_momentum", "initialize_adam", "update_parameters_with_adam",
     "update_lr", "schedule_lr_decay", "model",
 ]
+
+
+# --------------------------------------------------------------------------- names
+# What other libraries call the course's arguments: a call with one of these names is
+# told the course's name instead of Python's bare "unexpected keyword argument".
+_OTHER_NAMES = {"lr": "learning_rate", "learning_rate_init": "learning_rate",
+                "step": "t", "iteration": "t", "epochs": "num_epochs",
+                "n_iterations": "num_iterations", "max_iter": "num_iterations",
+                "l2": "lambd", "lambda_": "lambd", "alpha": "lambd",
+                "batch_size": "mini_batch_size", "eps": "epsilon", "dropout": "keep_prob"}
+
+
+def course_names(fn):
+    """Make ``fn`` answer a keyword it lacks, but which names one of its arguments in
+    other libraries (``lr``, ``step``...), with the course's name for it."""
+    own = inspect.signature(fn).parameters
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        for name in kwargs:
+            if name not in own:
+                hint = _OTHER_NAMES.get(name)
+                if hint in own:
+                    raise TypeError(f"{fn.__name__}() takes the course's name "
+                                    f"{hint!r}, not {name!r}")
+                break   # Python's own error below
+        return fn(*args, **kwargs)
+    return call
+
+
+def check_columns(X, Y, n_x=None):
+    """The course's layout: X (n_x, m) and Y (1, m), examples as columns."""
+    X, Y = np.asarray(X), np.asarray(Y)
+    if X.ndim != 2 or Y.ndim != 2 or Y.shape[0] != 1 or X.shape[1] != Y.shape[1] or (
+            n_x is not None and X.shape[0] != n_x):
+        want = "(n_x, m)" if n_x is None else f"({n_x}, m)"
+        transposed = (Y.ndim == 2 and Y.shape[1] == 1 and X.ndim == 2
+                      and X.shape[0] == Y.shape[0])
+        raise ValueError(f"X must be {want} and Y (1, m), examples as columns as in the "
+                         f"course, got X {X.shape} and Y {Y.shape}"
+                         + ("; pass X.T and Y.T" if transposed else ""))
 
 
 # --------------------------------------------------------------------------- kernels
@@ -358,6 +400,7 @@ def predict_dec(parameters, X):
 
 # --------------------------------------------------------------------------- regularization
 
+@course_names
 def compute_cost_with_regularization(A3, Y, parameters, lambd):
     """Cross-entropy plus ``(1/m) * (lambd/2) * sum_l ||W_l||_F^2``.
 
@@ -382,6 +425,7 @@ def compute_cost_with_regularization(A3, Y, parameters, lambd):
     return cross_entropy_cost + L2_regularization_cost
 
 
+@course_names
 def backward_propagation_with_regularization(X, Y, cache, lambd):
     """:func:`backward_propagation` with ``(lambd/m) * W_l`` added to each dW_l.
 
@@ -390,6 +434,7 @@ def backward_propagation_with_regularization(X, Y, cache, lambd):
     return _backward(X, Y, _unpack(cache, dropout=False), lambd=lambd)
 
 
+@course_names
 def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
     """Forward pass with inverted dropout on every hidden layer.
 
@@ -408,6 +453,7 @@ def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
     return _forward(X, parameters, keep_prob=keep_prob)
 
 
+@course_names
 def backward_propagation_with_dropout(X, Y, cache, keep_prob):
     """Backward pass of :func:`forward_propagation_with_dropout`: dA_l is masked by D_l and
     divided by keep_prob before the ReLU derivative. Same return keys as
@@ -502,6 +548,7 @@ def backward_propagation_n(X, Y, cache):
     return _backward(X, Y, _unpack(cache, dropout=False))
 
 
+@course_names
 def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False):
     """Relative difference between ``gradients`` and centred differences of
     :func:`forward_propagation_n`'s cost.
@@ -569,6 +616,7 @@ def _print_verdict(difference):
 
 # --------------------------------------------------------------------------- optimization
 
+@course_names
 def update_parameters_with_gd(parameters, grads, learning_rate, *, inplace=False):
     """One gradient-descent step, W_l -= learning_rate * dW_l, b_l -= learning_rate * db_l.
 
@@ -597,6 +645,7 @@ def update_parameters_with_gd(parameters, grads, learning_rate, *, inplace=False
     return parameters
 
 
+@course_names
 def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     """Shuffle the columns of (X, Y) with ``np.random.seed(seed); np.random.permutation(m)``
     and cut them into mini-batches; the last one holds the m % mini_batch_size left over.
@@ -631,6 +680,7 @@ def initialize_velocity(parameters):
     return v
 
 
+@course_names
 def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate, *, inplace=False):
     """Momentum: v = beta * v + (1 - beta) * dW; W -= learning_rate * v (each W_l, b_l).
 
@@ -656,6 +706,7 @@ def initialize_adam(parameters):
     return initialize_velocity(parameters), initialize_velocity(parameters)
 
 
+@course_names
 def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
                                 beta1=0.9, beta2=0.999, epsilon=1e-8, *, inplace=False):
     """Adam with bias correction, as in the course.
@@ -696,16 +747,19 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
     return parameters, v, s, v_corrected, s_corrected
 
 
+@course_names
 def update_lr(learning_rate0, epoch_num, decay_rate):
     """learning_rate0 / (1 + decay_rate * epoch_num)."""
     return learning_rate0 / (1 + decay_rate * epoch_num)
 
 
+@course_names
 def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
     """learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval))."""
     return learning_rate0 / (1 + decay_rate * np.floor(epoch_num / time_interval))
 
 
+@course_names
 def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_size=64,
           beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True,
           decay=None, decay_rate=1):
@@ -733,6 +787,7 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
     if optimizer not in ("gd", "momentum", "adam"):
         raise ValueError(f"optimizer must be one of ['adam', 'gd', 'momentum'], got {optimizer!r}")
     check_int("num_epochs", num_epochs, 0)
+    check_columns(X, Y, layers_dims[0])
     t = 0
     seed = 10
     m = X.shape[1]

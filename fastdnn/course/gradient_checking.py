@@ -19,7 +19,7 @@ Dimension key (N-dimensional part): m = number of examples; X is (4, m), Y is (1
 parameters of the network [4, 5, 3, 1].
 """
 from .._validation import check_real
-from . import (_print_verdict, _relative_difference, backward_propagation_n,
+from . import (_print_verdict, _relative_difference, backward_propagation_n, course_names,
                dictionary_to_vector, forward_propagation_n, gradient_check_n,
                gradients_to_vector, vector_to_dictionary)
 from ._utils import relu, sigmoid
@@ -62,6 +62,7 @@ def backward_propagation(x, theta):
     return x
 
 
+@course_names
 def gradient_check(x, theta, epsilon=1e-7, print_msg=False):
     """Compare :func:`backward_propagation` with the centred difference of
     :func:`forward_propagation` at theta.

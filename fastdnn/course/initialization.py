@@ -21,8 +21,8 @@ Dimension key: m = number of examples; X is (n_x, m) (n_x = 2 for the circles), 
 import numpy as np
 
 from .._validation import check_choice, check_int
-from . import (_backward, _unpack, compute_cost, forward_propagation,
-               initialize_parameters_he, initialize_parameters_random,
+from . import (_backward, _unpack, check_columns, compute_cost, course_names,
+               forward_propagation, initialize_parameters_he, initialize_parameters_random,
                initialize_parameters_zeros, predict, predict_dec)
 from ._utils import (optional_import, plot_decision_boundary, relu, scatter_dataset, sigmoid,
                      update_parameters)
@@ -115,6 +115,7 @@ _INITIALIZERS = {
 }
 
 
+@course_names
 def model(X, Y, learning_rate=0.01, num_iterations=15000, print_cost=True, initialization="he"):
     """The notebook's network [n_x, 10, 5, 1] trained by full-batch gradient descent.
 
@@ -140,6 +141,7 @@ def model(X, Y, learning_rate=0.01, num_iterations=15000, print_cost=True, initi
     """
     check_choice("initialization", initialization, _INITIALIZERS)
     check_int("num_iterations", num_iterations, 0)
+    check_columns(X, Y)
     layers_dims = [X.shape[0], 10, 5, 1]
     parameters = _INITIALIZERS[initialization](layers_dims)
     for i in range(num_iterations):

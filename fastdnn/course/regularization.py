@@ -24,8 +24,8 @@ import numpy as np
 
 from .._validation import check_int, check_keep_prob
 from . import (_check_layers_dims, backward_propagation, backward_propagation_with_dropout,
-               backward_propagation_with_regularization, compute_cost,
-               compute_cost_with_regularization, forward_propagation,
+               backward_propagation_with_regularization, check_columns, compute_cost,
+               compute_cost_with_regularization, course_names, forward_propagation,
                forward_propagation_with_dropout, predict, predict_dec)
 from ._utils import (optional_import, plot_decision_boundary, relu, scatter_dataset, sigmoid,
                      update_parameters)
@@ -105,6 +105,7 @@ def load_2D_dataset(path=os.path.join("datasets", "data.mat"), *, plot=True):
     return train_X, train_Y, test_X, test_Y
 
 
+@course_names
 def model(X, Y, learning_rate=0.3, num_iterations=30000, print_cost=True, lambd=0, keep_prob=1):
     """The notebook's network [n_x, 20, 3, 1] trained by full-batch gradient descent.
 
@@ -141,6 +142,7 @@ def model(X, Y, learning_rate=0.3, num_iterations=30000, print_cost=True, lambd=
     if lambd != 0 and keep_prob != 1:
         raise ValueError(f"use either lambd or keep_prob < 1, not both (the notebook explores "
                          f"one at a time), got lambd={lambd!r} and keep_prob={keep_prob!r}")
+    check_columns(X, Y)
     layers_dims = [X.shape[0], 20, 3, 1]
     parameters = initialize_parameters(layers_dims)
     for i in range(num_iterations):

@@ -10,10 +10,10 @@ import numpy as np
 from numba import njit, prange
 
 from .. import config
-from .._validation import check_keep_prob, finite_checks_on
+from .._validation import check_keep_prob, check_key, finite_checks_on
 from ..config import CACHE
 from ..formulas import ACTIVATION_CODES
-from ..rng import MASK64, keep_threshold
+from ..rng import keep_threshold
 from ._blas import owns_threads
 
 
@@ -97,7 +97,7 @@ def dropout_args(keep_prob, key, dtype):
     in ``dtype`` (kept units are divided by it, as in the reference)."""
     keep_prob = check_keep_prob("keep_prob", keep_prob)
     apply = keep_prob < 1.0
-    return (apply, np.uint64(int(key) & MASK64), np.uint64(keep_threshold(keep_prob)),
+    return (apply, np.uint64(check_key("key", key)), np.uint64(keep_threshold(keep_prob)),
             dtype.type(keep_prob))
 
 

@@ -6,7 +6,7 @@ below the threshold, so the mask equals fastdnn.reference.dropout_mask bit for b
 import numpy as np
 from numba import njit, prange
 
-from .._validation import check_float_array
+from .._validation import check_dims, check_float_array
 from ..config import CACHE
 from ..formulas import is_kept
 from ._common import buffer, contiguous, dropout_args, launch
@@ -38,6 +38,7 @@ def _rows(shape):
 
 def dropout_mask(shape, keep_prob, key):
     """Boolean keep-mask of ``shape`` for one layer and step (True = kept)."""
+    shape = check_dims("shape", shape)
     _, key, threshold, _ = dropout_args(keep_prob, key, np.dtype(np.float64))
     m, n = _rows(shape)
     mask = np.empty((m, n), dtype=np.bool_)

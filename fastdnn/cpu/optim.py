@@ -18,11 +18,12 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from .._validation import check_update
+from .._validation import check_update, finite_checks_on
 from ..config import CACHE
 from ..engine.pool import claim, close, default_pool, finish
 from ..engine.threads import current_threads
 from ..formulas import OPTIMIZER_CODES
+from ._common import check_finite
 from ._rows import update_range, update_scalars
 
 # Elements per ticket. One array: large blocks keep each thread streaming through memory
@@ -71,12 +72,48 @@ def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, hyper, tid):
         close(ctl, gen)
 
 
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _nonfinite_blocks(ctl, gen, G, blocks, bad, tid):
+    # tickets: the blocks of the lists; bad[0] is set when a block holds NaN or inf
+    # (g * 0 is 0 for finite g, NaN otherwise)
+    while True:
+        t = claim(ctl, gen)
+        if t < 0:
+            break
+        g = G[blocks[t, 0]]
+        s = 0.0
+        for j in range(blocks[t, 1], blocks[t, 2]):
+            s += g[j] * 0
+        if s != 0:
+            bad[0] = 1
+        finish(ctl)
+    if tid == 0:
+        close(ctl, gen)
+
+
+def _check_grads_finite(groups, lists):
+    """Raise before anything is updated when a gradient holds NaN or inf: one read of
+    the gradients, skipped where finite checks are off (fastdnn.config.CHECK_FINITE)."""
+    if not finite_checks_on():
+        return
+    if lists is not None:
+        bad = np.zeros(1, np.int64)
+        threads = current_threads() if lists.size >= SMALL else 1
+        default_pool().run(_nonfinite_blocks, (lists.typed[1], lists.blocks, bad),
+                           len(lists.blocks), threads)
+        if not bad[0]:
+            return
+    for i, group in enumerate(groups):
+        check_finite("grad" if len(groups) == 1 else f"grad[{i}]", group[1])
+
+
 def _run(name, groups, scalars, lists=None):
     """Update every group [param, grad, state...] of ``groups`` (flat arrays)."""
     kind = OPTIMIZER_CODES[name]
     h = scalars   # floats, then a bool: update_scalars' inputs after kind
     if lists is None and len(groups) > 1 and len({grp[0].dtype for grp in groups}) == 1:
         lists = _Lists(groups)
+    _check_grads_finite(groups, lists)
     if lists is not None:
         threads = current_threads() if lists.size >= SMALL else 1
         default_pool().run(_update_lists, (kind, *lists.typed, lists.blocks, h),
@@ -157,7 +194,7 @@ def _groups(param, **others):
         # (flags.carray: C-contiguous, aligned and writable)
         if not (type(p) is np.ndarray and p.dtype.type in _FLOATS and all(
                 type(a) is np.ndarray and a.shape == p.shape and a.dtype == p.dtype
-                and a.flags.carray for a in group)):
+                and a.flags.carray for a in group)) or _overlapping(group):
             _check_group(group, ("param",) + tuple(others))
         flat.append([a if a.ndim == 1 else a.reshape(-1) for a in group])
     return flat
@@ -184,6 +221,17 @@ def _check_group(group, names):
             raise ValueError(f"{name} must be C-contiguous (updated through a flat view)")
         if name != "grad" and not a.flags.writeable:
             raise ValueError(f"{name} must be writable (updated in place)")
+    for i, a in enumerate(group):
+        for name, b in zip(names[i + 1:], group[i + 1:]):
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{name} shares memory with {names[i]}: each must be "
+                                 "an array of its own (an update writes them in place)")
+
+
+def _overlapping(group):
+    """Whether two arrays of ``group`` may share memory (bounds only: cheap)."""
+    return any(np.may_share_memory(a, b) for i, a in enumerate(group)
+               for b in group[i + 1:])
 
 
 def sgd_update(param, grad, lr, weight_decay=0.0):

@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda, uint64
 
 from .. import config
-from .._validation import check_keep_prob
+from .._validation import check_keep_prob, check_key
 # The formulas are scalar @njit(inline="always") functions written with math.*: the CUDA
 # target compiles them too, so every backend computes each element the same way.
 from ..formulas import ACTIVATION_CODES, dropout, is_kept
@@ -173,7 +173,7 @@ def scalar(value, dtype):
 def dropout_args(keep_prob, key, dtype):
     """(use_dropout, key, threshold, keep_prob in ``dtype``): the kernels' dropout arguments."""
     keep_prob = check_keep_prob("keep_prob", keep_prob)
-    return (keep_prob < 1.0, np.uint64(int(key) & ((1 << 64) - 1)),
+    return (keep_prob < 1.0, np.uint64(check_key("key", key)),
             np.uint64(keep_threshold(keep_prob)), scalar(keep_prob, dtype))
 
 

@@ -8,6 +8,7 @@ for bit the reference's: element (i, j) is kept when is_kept(key, i * n + j, thr
 import numpy as np
 from numba import cuda
 
+from .._validation import check_dims
 from ..formulas import activate, activation_grad
 from . import _device as dev
 from ._device import apply_dropout, kept
@@ -83,7 +84,7 @@ def dropout_mask(shape, keep_prob, key):
 def dropout_mask_device(shape, keep_prob, key):
     """dropout_mask as a boolean device array."""
     _, k, threshold, _ = dev.dropout_args(keep_prob, key, np.float64)
-    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    shape = check_dims("shape", shape)
     size = int(np.prod(shape))
     mask = cuda.device_array(size, dtype=np.bool_)
     _mask[dev.launch(size)](k, threshold, mask)

@@ -10,11 +10,13 @@ float32. Host arrays are updated too (copied to the device and back), for tests.
 """
 import math
 
+import numpy as np
 from numba import cuda
 
-from .._validation import check_update
+from .._validation import check_update, finite_checks_on
 from ..formulas import adam_step, momentum_step, rmsprop_step, sgd_step
 from . import _device as dev
+from .engine import _nan_unless_finite
 
 
 @cuda.jit
@@ -64,7 +66,20 @@ def _run(kernel, param, grad, states, *scalars):
             raise ValueError(f"{name} must have the shape of param {tuple(param.shape)}, "
                              f"got {tuple(a.shape)}")
     arrays = [param, grad] + [a for _, a in states]
+    names = ["param", "grad"] + [name for name, _ in states]
+    for i, a in enumerate(arrays):
+        for name, b in zip(names[i + 1:], arrays[i + 1:]):
+            if a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                          and np.may_share_memory(a, b)):
+                raise ValueError(f"{name} shares memory with {names[i]}: each must be an "
+                                 "array of its own (an update writes them in place)")
     devs = [dev.to_device(a) for a in arrays]
+    if finite_checks_on():   # before anything changes: one read of the gradient
+        flag = dev.zeros(1, np.float64)
+        _nan_unless_finite[dev.launch(grad.size)](dev.flat(devs[1]), flag)
+        if not math.isfinite(dev.to_host(flag)[0]):
+            raise ValueError("grad contains NaN or inf; set fastdnn.config.CHECK_FINITE = "
+                             "False to skip this check")
     dt = param.dtype
     args = [dev.flat(d) for d in devs] + [dev.scalar(s, dt) for s in scalars]
     kernel[dev.launch(param.size)](*args)

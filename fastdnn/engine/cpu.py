@@ -240,14 +240,16 @@ class CpuEngine:
         return 1 if work * self.params.models < SMALL_STEP else current_threads()
 
     # ------------------------------------------------------------------ inference
-    def infer(self, X, Y=None):
+    def infer(self, X, Y=None, whole_blocks=False):
         """Logits (n, K, k) of X (C-contiguous, the model's dtype); with targets Y (n, k)
-        also the summed loss (without the L2 term) and right predictions per model."""
-        if Y is None and X.shape[0] % 2:
-            # BLAS computes the last row of an odd count with another kernel, whose bits
-            # differ (kernels/row_invariance.py): with an even count, a float64 row's
-            # logits do not depend on the other rows
-            return self.infer(np.concatenate([X, X[-1:]]))[:-1]
+        also the summed loss (without the L2 term) and right predictions per model.
+        ``whole_blocks``: give a row the same bits in any batch (below)."""
+        if whole_blocks and X.shape[0] % INFER_ROWS:
+            # a row's bits depend on the height of its BLAS call (OpenBLAS picks kernels
+            # by size; kernels/row_invariance.py): every block is given INFER_ROWS rows
+            fill = INFER_ROWS - X.shape[0] % INFER_ROWS
+            return self.infer(np.concatenate([X, np.repeat(X[-1:], fill, axis=0)]))[
+                :X.shape[0]]
         p = self.params
         K, G, n = p.models, self.group, X.shape[0]
         nk = self.sizes[-1]

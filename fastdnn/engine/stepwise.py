@@ -202,15 +202,18 @@ class StepwiseEngine:
 
     # ------------------------------------------------------------------ inference
     @finite_checks_skipped()
-    def infer(self, X, Y=None, chunk=4096):
+    def infer(self, X, Y=None, whole_blocks=False):
         """Logits (n, 1, k) of X in inference mode; with targets Y also the loss (without
-        the L2 term) times n and the right predictions, as (1,) arrays."""
+        the L2 term) times n and the right predictions, as (1,) arrays. ``whole_blocks``:
+        give a row the same bits in any batch (as CpuEngine.infer)."""
         n, k = X.shape[0], self.blocks[-1].n_out
+        chunk = 256 if isinstance(self.E, HostArrays) else 4096
         out = np.empty((n, k), self.params.dtype)
         for s in range(0, n, chunk):
             rows = X[s:s + chunk]
-            if len(rows) % 2:   # BLAS computes the last of an odd count of rows with
-                rows = np.concatenate([rows, rows[-1:]])   # other bits (as CpuEngine.infer)
+            if whole_blocks and len(rows) < chunk:   # every BLAS call gets chunk rows
+                fill = chunk - len(rows)
+                rows = np.concatenate([rows, np.repeat(rows[-1:], fill, axis=0)])
             with self._workspaces.take((len(rows), False),
                                        lambda: self._workspace(len(rows), False)) as ws:
                 self.E.set(ws["X"], rows)

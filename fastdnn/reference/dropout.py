@@ -5,7 +5,7 @@ A: (m, n) activations. The mask of element (i, j) depends only on
 """
 import numpy as np
 
-from .._validation import check_float_array, check_keep_prob, emit
+from .._validation import check_dims, check_float_array, check_keep_prob, check_key, emit
 from ..rng import GOLDEN_GAMMA, MIX1, MIX2, keep_threshold
 
 _U = np.uint64
@@ -22,9 +22,10 @@ def splitmix64(x):
 
 def dropout_mask(shape, keep_prob, key):
     """Boolean keep-mask of ``shape`` for one layer and step (True = kept)."""
+    shape = check_dims("shape", shape)
     keep_prob = check_keep_prob("keep_prob", keep_prob)
     index = np.arange(int(np.prod(shape)), dtype=np.uint64).reshape(shape)
-    bits = splitmix64(index + _U(key)) >> _U(32)
+    bits = splitmix64(index + _U(check_key("key", key))) >> _U(32)
     return bits < _U(keep_threshold(keep_prob))
 
 
@@ -40,6 +41,7 @@ def dropout_backward(dA, keep_prob, key, *, out=None):
 
 def _apply(name, A, keep_prob, key, out):
     check_float_array(name, A)
+    check_key("key", key)
     if check_keep_prob("keep_prob", keep_prob) == 1.0:
         return emit(A.copy(), out)
     mask = dropout_mask(A.shape, keep_prob, key)

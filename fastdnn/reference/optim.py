@@ -6,7 +6,7 @@ where it is decoupled (param -= lr * weight_decay * param before the Adam step).
 """
 import numpy as np
 
-from .._validation import check_int, check_real
+from .._validation import check_finite, check_int, check_real, finite_checks_on
 
 
 def sgd_update(param, grad, lr, weight_decay=0.0):
@@ -79,10 +79,19 @@ def _grad(param, grad, lr, weight_decay, **state):
     check_real("lr", lr, 0.0)
     check_real("weight_decay", weight_decay, 0.0)
     # state arrays are updated in place: a wrong shape could broadcast silently
-    for name, x in {"grad": grad, **state}.items():
+    arrays = {"param": param, "grad": grad, **state}
+    for name, x in arrays.items():
         if x.shape != param.shape:
             raise ValueError(f"{name} must have the shape of param {param.shape}, "
                              f"got {x.shape}")
+    names = list(arrays)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if np.may_share_memory(arrays[a], arrays[b]):
+                raise ValueError(f"{b} shares memory with {a}: each must be an array of "
+                                 "its own (an update writes them in place)")
+    if finite_checks_on():
+        check_finite("grad", grad)
     return grad + weight_decay * param if weight_decay else grad
 
 
