@@ -4,7 +4,7 @@ These hold configuration only; the model compiles a run of
 Dense [-> BatchNorm] [-> Activation] [-> Dropout] into one fused block that calls the
 backend's dense / batchnorm kernels. n_in, n_out = layer widths.
 """
-from ._validation import check_choice, check_int, check_keep_prob, check_real
+from ._validation import check_bool, check_choice, check_int, check_keep_prob, check_real
 from .reference.activations import ACTIVATIONS
 from .reference.init import INITIALIZERS
 
@@ -51,7 +51,7 @@ class Dense(Layer):
         if init is not None:
             check_choice("init", init, INITIALIZERS)
         self.init = init
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
 
     def _config(self):
         return {"units": self.units, "init": self.init, "use_bias": self.use_bias}

@@ -161,7 +161,8 @@ class Optimizer:
         fresh = type(self)(**config, backend=self.backend)
         self.__dict__.update({k: v for k, v in fresh.__dict__.items()
                               if k not in ("backend", "_device_module")})
-        self.initial_lr = self.lr if initial is None else float(initial)
+        self.initial_lr = self.lr if initial is None else check_real("initial_lr",
+                                                                     initial, 0.0)
         self.t = check_int("t", state["t"], 0)
         self.state = None if state["state"] is None else {
             n: [np.array(a, copy=True) for a in state["state"][n]] for n in self._state_names}
@@ -172,14 +173,27 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
+def _learning_rate(lr, learning_rate, default):
+    """The step size from ``lr`` or its Keras spelling ``learning_rate`` (not both)."""
+    if lr is not None and learning_rate is not None:
+        raise TypeError(f"give the learning rate as lr or as learning_rate, not both "
+                        f"(got lr={lr!r} and learning_rate={learning_rate!r})")
+    if lr is None:
+        lr = learning_rate
+    return default if lr is None else lr
+
+
 class SGD(Optimizer):
-    """param -= lr * (g + weight_decay * param)."""
+    """param -= lr * (g + weight_decay * param).
+
+    Every optimizer also takes the learning rate as ``learning_rate`` (Keras's name).
+    """
 
     _kernel = "sgd_update"
     engine_name = "sgd"
 
-    def __init__(self, lr=0.01, weight_decay=0.0, backend="auto"):
-        super().__init__(lr, weight_decay, backend)
+    def __init__(self, lr=None, weight_decay=0.0, backend="auto", *, learning_rate=None):
+        super().__init__(_learning_rate(lr, learning_rate, 0.01), weight_decay, backend)
 
     def _update(self, f, p, g, state, lr):
         f(p, g, lr, self.weight_decay)
@@ -193,8 +207,9 @@ class Momentum(Optimizer):
     _state_names = ("velocity",)
     _hyper_names = ("beta",)
 
-    def __init__(self, lr=0.01, beta=0.9, weight_decay=0.0, backend="auto"):
-        super().__init__(lr, weight_decay, backend)
+    def __init__(self, lr=None, beta=0.9, weight_decay=0.0, backend="auto", *,
+                 learning_rate=None):
+        super().__init__(_learning_rate(lr, learning_rate, 0.01), weight_decay, backend)
         self.beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
 
     def _update(self, f, p, g, state, lr):
@@ -216,8 +231,9 @@ class RMSprop(Optimizer):
     _state_names = ("sq_avg",)
     _hyper_names = ("beta2", "eps")
 
-    def __init__(self, lr=0.001, beta2=0.999, eps=1e-8, weight_decay=0.0, backend="auto"):
-        super().__init__(lr, weight_decay, backend)
+    def __init__(self, lr=None, beta2=0.999, eps=1e-8, weight_decay=0.0, backend="auto", *,
+                 learning_rate=None):
+        super().__init__(_learning_rate(lr, learning_rate, 0.001), weight_decay, backend)
         self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_real("eps", eps, 0.0, low_open=True)
 
@@ -233,9 +249,9 @@ class Adam(Optimizer):
     _state_names = ("m", "v")
     _hyper_names = ("beta1", "beta2", "eps")
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 backend="auto"):
-        super().__init__(lr, weight_decay, backend)
+    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 backend="auto", *, learning_rate=None):
+        super().__init__(_learning_rate(lr, learning_rate, 0.001), weight_decay, backend)
         self.beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_real("eps", eps, 0.0, low_open=True)
@@ -251,9 +267,10 @@ class AdamW(Adam):
     _kernel = "adamw_update"
     engine_name = "adamw"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 backend="auto"):
-        super().__init__(lr, beta1, beta2, eps, weight_decay, backend)
+    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                 backend="auto", *, learning_rate=None):
+        super().__init__(_learning_rate(lr, learning_rate, 0.001), beta1, beta2, eps,
+                         weight_decay, backend)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "rmsprop": RMSprop,
@@ -275,10 +292,12 @@ def get_optimizer(optimizer, **kwargs):
 def optimizer_from_config(config, backend="auto"):
     config = dict(config)
     name = config.pop("name")
+    if not isinstance(name, str):
+        raise TypeError(f"optimizer name must be a string such as 'adam', got {name!r}")
     initial = config.pop("initial_lr", None)
     opt = get_optimizer(name.lower(), **config, backend=backend)
     if initial is not None:
-        opt.initial_lr = float(initial)
+        opt.initial_lr = check_real("initial_lr", initial, 0.0)
     return opt
 
 

@@ -147,4 +147,7 @@ def schedule_from_config(config):
     config = dict(config)
     name = config.pop("name")
     check_choice("schedule", name, tuple(SCHEDULES))
+    if name == "Piecewise":   # (its constructor casts with int(), which turns 1.5 into 1)
+        for i, boundary in enumerate(config.get("boundaries", ())):
+            check_int(f"boundaries[{i}]", boundary)
     return SCHEDULES[name](**config)

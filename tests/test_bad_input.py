@@ -37,10 +37,10 @@ def _identity():
     return MLP([4, 5, 1], output="identity", backend="cpu", seed=0)
 
 
-def _set_params(**params):
+def _set_weights(**params):
     def call():
         m = _softmax()
-        m.set_params(params)
+        m.set_weights(params)
     return call
 
 
@@ -85,14 +85,16 @@ CASES = [
     ("complex X", _fit(_softmax, X + 1j, Y3), TypeError, r"X must hold real numbers"),
     ("MLP(batchnorm='no')", lambda: MLP([4, 5, 3], batchnorm="no"), TypeError,
      r"batchnorm must be True or False"),
+    ("Dense(use_bias='no')", lambda: fastdnn.Dense(4, use_bias="no"), TypeError,
+     r"use_bias must be True or False"),
     ("MLP(batch_invariant='yes')", lambda: MLP([4, 3], batch_invariant="yes"), TypeError,
      r"batch_invariant must be True or False"),
-    ("set_params with NaN", _set_params(W1=np.full((5, 4), np.nan)), ValueError,
-     r"params\['W1'\] contains NaN"),
-    ("set_params with strings", _set_params(W1=np.full((5, 4), "a")), TypeError,
-     r"params\['W1'\] must hold real numbers"),
-    ("set_params of the wrong shape", _set_params(W1=np.ones((4, 5))), ValueError,
-     r"params\['W1'\] must have shape \(5, 4\)"),
+    ("set_weights with NaN", _set_weights(W1=np.full((5, 4), np.nan)), ValueError,
+     r"weights\['W1'\] contains NaN"),
+    ("set_weights with strings", _set_weights(W1=np.full((5, 4), "a")), TypeError,
+     r"weights\['W1'\] must hold real numbers"),
+    ("set_weights of the wrong shape", _set_weights(W1=np.ones((4, 5))), ValueError,
+     r"weights\['W1'\] must have shape \(5, 4\)"),
     ("negative BatchNorm running variance", _set_stats(running_var1=-np.ones(5)),
      ValueError, r"stats\['running_var1'\] is a variance and must be >= 0"),
     ("NaN BatchNorm running mean", _set_stats(running_mean1=np.full(5, np.nan)),
@@ -182,10 +184,10 @@ def test_the_caller_s_arrays_are_untouched_by_a_refused_update():
     assert all((a == 1).all() for a in p)
 
 
-def test_a_refused_set_params_sets_nothing():
+def test_a_refused_set_weights_sets_nothing():
     m = _softmax()
-    before = m.get_params()
+    before = m.get_weights()
     with pytest.raises(ValueError):
-        m.set_params({"W1": np.zeros((5, 4)), "W2": np.full((3, 5), np.nan)})
-    after = m.get_params()
+        m.set_weights({"W1": np.zeros((5, 4)), "W2": np.full((3, 5), np.nan)})
+    after = m.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)

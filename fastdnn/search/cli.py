@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from .._validation import check_int, check_real
+
 
 def load_config(path):
     """The config file as a dict (TOML by extension .toml, else JSON)."""
@@ -39,10 +41,22 @@ def run(args):
     if unknown:
         raise SystemExit(f"fastdnn search: unknown config keys {sorted(unknown)}; "
                          f"allowed: {sorted(allowed)}")
-    space = space_from_config(cfg.get("space", {}))
-    fixed = cfg.get("fixed", {})
+    try:   # a config error names the key and what it takes, without a traceback
+        space = space_from_config(cfg.get("space", {}))
+        fixed = cfg.get("fixed", {})
+        for key in ("fixed", "coarse_to_fine"):
+            if not isinstance(cfg.get(key, {}), dict):
+                raise TypeError(f"{key} must be a table of name = value, got "
+                                f"{cfg[key]!r}")
+        seed = check_int("seed", cfg.get("seed", 0), 0)
+        workers = check_int("workers", cfg.get("workers", 2), 1)
+        if cfg.get("n_trials") is not None:
+            check_int("n_trials", cfg["n_trials"], 0)
+        if cfg.get("time_budget") is not None:
+            check_real("time_budget (seconds)", cfg["time_budget"], 0.0)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"fastdnn search: {args.config}: {e}") from None
     mode, method = cfg.get("mode", "random"), cfg.get("method", "caviar")
-    seed, workers = int(cfg.get("seed", 0)), int(cfg.get("workers", 2))
     results_file = args.results or cfg.get("results_file")
     data = digits_split(seed)
     executor = "serial" if workers <= 1 else None
@@ -51,7 +65,7 @@ def run(args):
         from .caviar import _resolve_backend
         if _resolve_backend("auto") != "numpy":   # the compiled engine: in-process,
             executor = "serial"                    # Numba's threads share the work
-        res = caviar_search(space, data, fixed=fixed, n_trials=int(cfg.get("n_trials", 20)),
+        res = caviar_search(space, data, fixed=fixed, n_trials=cfg.get("n_trials", 20),
                             seed=seed, executor=executor, n_workers=workers,
                             results_file=results_file, verbose=args.verbose)
     elif mode == "random":

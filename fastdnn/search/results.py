@@ -3,6 +3,12 @@
 Columns: trial, round, the hyperparameters, train_loss, train_accuracy, dev_loss,
 dev_accuracy, epochs, time (seconds), status ("ok" or "error"), error, traceback, and
 history (per-epoch learning curves, a dict of lists; JSON in CSV files).
+
+In CSV files every value reads back with its type, so that a resumed search sees its
+parameters as it drew them: ints and bools as Python writes them, floats with repr (a
+"." or an exponent), lists and dicts as JSON (tuples come back as lists), and strings
+plain unless they would read back as something else ("001", "1e3", "True", "", "[1]"):
+those are written as JSON strings, in double quotes.
 """
 import csv
 import json
@@ -144,24 +150,29 @@ def _fmt(v):
 def _encode(v):
     if v is None:
         return ""
+    if isinstance(v, str):
+        # plain when it reads back as itself: "relu" stays relu, "001" becomes "\"001\""
+        back = _decode(v)
+        plain = v != "" and isinstance(back, str) and back == v
+        return v if plain else json.dumps(v)
     if isinstance(v, (dict, list, tuple)):
         return json.dumps(v)
     if isinstance(v, float):
-        return repr(v)
+        return repr(float(v))   # NumPy 2 writes np.float64(0.5) for a float64's repr
     return str(v)
 
 
 def _decode(s):
+    if s in ("True", "False"):
+        return s == "True"
     for conv in (int, float):
         try:
             return conv(s)
         except ValueError:
             pass
-    if s[:1] in "[{":
+    if s[:1] in '["{':
         try:
             return json.loads(s)
         except ValueError:
             pass
-    if s in ("True", "False"):
-        return s == "True"
     return s

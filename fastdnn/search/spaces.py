@@ -6,11 +6,15 @@ r ~ U[log10(1 - high), log10(1 - low)] and returns 1 - 10^r (Adam's beta1 / beta
 momentum), so 0.9 -> 0.99 gets as many samples as 0.99 -> 0.999. ``narrow`` shrinks a
 space around good values on that same scale.
 """
+import itertools
 import math
 
 import numpy as np
 
 from .._validation import check_int, check_real
+
+# columns the search writes itself: a dimension of that name would overwrite them
+RESERVED_NAMES = ("trial", "round", "status", "error", "traceback", "time")
 
 
 class Space:
@@ -121,9 +125,11 @@ class IntUniform(Space):
     log: hidden units, number of layers, batch sizes."""
 
     def __init__(self, low, high, log=False):
+        if not isinstance(log, (bool, np.bool_)):   # "no" would read as True
+            raise TypeError(f"log must be True or False, got {log!r}")
+        self.log = bool(log)
         self.low = check_int("low", low, 1 if log else None)
         self.high = check_int("high", high, self.low)
-        self.log = bool(log)
 
     @property
     def scale(self):
@@ -155,10 +161,9 @@ class Choice(Space):
     scale = "choice"
 
     def __init__(self, options, p=None):
-        self.options = list(options)
-        if not self.options:
-            raise ValueError("options must not be empty")
-        self.p = None if p is None else [float(x) for x in p]
+        self.options = _value_list("options", options)
+        self.p = None if p is None else [check_real(f"p[{i}]", x, 0.0, 1.0)
+                                         for i, x in enumerate(_value_list("p", p))]
         if self.p is not None and (len(self.p) != len(self.options)
                                    or not math.isclose(sum(self.p), 1.0)):
             raise ValueError(f"p must have one probability per option summing to 1, "
@@ -184,9 +189,7 @@ class Grid(Space):
     scale = "choice"
 
     def __init__(self, values):
-        self.values = list(values)
-        if not self.values:
-            raise ValueError("values must not be empty")
+        self.values = _value_list("values", values)
 
     def sample(self, n, rng=None):
         n = check_int("n", n, 0)
@@ -194,6 +197,18 @@ class Grid(Space):
 
     def narrow(self, values, factor=0.5):
         return Grid([v for v in self.values if any(_same(v, w) for w in values)])
+
+
+def _value_list(name, values):
+    """``values`` as a non-empty list; sets are refused because their order (string
+    hashes differ between processes) would change which value a trial draws."""
+    if isinstance(values, (str, bytes, dict, set, frozenset)) \
+            or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of values, got {values!r}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} must not be empty, got []")
+    return values
 
 
 def _same(a, b):
@@ -205,19 +220,41 @@ def _same(a, b):
 
 def grid_configs(space):
     """Every combination of a dict name -> Grid (or list): the grid-search configs."""
-    import itertools
     names = list(space)
     lists = [s.values if isinstance(s, Grid) else list(s) for s in space.values()]
     return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
 
 
 def as_space(value):
-    """A Space from a Space, a list (Choice) or a scalar (Choice of one: held fixed)."""
+    """A Space from a Space, a spec dict such as {"log_uniform": [1e-4, 1e-1]} (see
+    ``space_from_config``), a list (Choice) or a scalar (Choice of one: held fixed)."""
     if isinstance(value, Space):
         return value
+    if isinstance(value, dict):
+        return _space_from_spec(value)
     if isinstance(value, (list, tuple)):
         return Choice(value)
     return Choice([value])
+
+
+def check_space(space):
+    """``space`` (dict name -> Space, spec dict, list or scalar) as a dict name -> Space;
+    every error names the dimension it is about."""
+    if not isinstance(space, dict):
+        raise TypeError(f"space must be a dict name -> Space, got {space!r}")
+    out = {}
+    for name, value in space.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"search space names must be non-empty strings, got {name!r}")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"search space {name!r}: the name is taken by a results "
+                             f"column; names must not be one of {list(RESERVED_NAMES)}")
+        try:
+            out[name] = as_space(value)
+        except (TypeError, ValueError) as e:
+            kind = TypeError if isinstance(e, TypeError) else ValueError
+            raise kind(f"search space {name!r}: {e}") from None
+    return out
 
 
 def sample_config(space, seed, trial):
@@ -231,28 +268,40 @@ def sample_config(space, seed, trial):
     return out
 
 
+# spec dict kind -> (Space, keys allowed beside the kind)
+_SPEC_KINDS = {"log_uniform": (LogUniform, ()), "one_minus_log_uniform":
+               (OneMinusLogUniform, ()), "uniform": (Uniform, ()), "int": (IntUniform,
+               ("log",)), "choice": (Choice, ("p",)), "grid": (Grid, ())}
+
+
+def _space_from_spec(spec):
+    """A Space from one spec dict: exactly one kind, its arguments, allowed extras."""
+    kinds = [k for k in spec if k in _SPEC_KINDS]
+    if len(kinds) != 1:
+        raise ValueError(f"a spec must name exactly one kind of {sorted(_SPEC_KINDS)}, "
+                         f"got {spec!r}")
+    kind = kinds[0]
+    space_type, extras = _SPEC_KINDS[kind]
+    unknown = sorted(set(spec) - {kind, *extras})
+    if unknown:
+        allowed = f"only {list(extras)}" if extras else "no other key"
+        raise ValueError(f"unknown key {unknown[0]!r} in {spec!r}; {kind} takes "
+                         f"{allowed} beside its values")
+    args = spec[kind]
+    options = {k: spec[k] for k in extras if k in spec}
+    if kind in ("choice", "grid"):
+        return space_type(args, **options)
+    if not isinstance(args, (list, tuple)):
+        raise TypeError(f"{kind} takes [low, high], got {args!r}")
+    if len(args) != 2:
+        raise ValueError(f"{kind} takes [low, high], got {list(args)!r}")
+    return space_type(*args, **options)
+
+
 def space_from_config(config):
     """A dict name -> Space from plain data, e.g. parsed TOML / JSON:
     {"learning_rate": {"log_uniform": [1e-4, 1e-1]}, "beta1": {"one_minus_log_uniform":
     [0.8, 0.999]}, "hidden": {"int": [32, 256], "log": true}, "activation": ["relu",
-    "tanh"], "epochs": 30}."""
-    kinds = {"log_uniform": LogUniform, "one_minus_log_uniform": OneMinusLogUniform,
-             "uniform": Uniform, "int": IntUniform, "choice": Choice, "grid": Grid}
-    out = {}
-    for name, spec in config.items():
-        if isinstance(spec, dict):
-            spec = dict(spec)
-            log = spec.pop("log", False)
-            if len(spec) != 1 or next(iter(spec)) not in kinds:
-                raise ValueError(f"search space {name!r} must name one of {sorted(kinds)}, "
-                                 f"got {spec!r}")
-            kind, args = next(iter(spec.items()))
-            if kind == "int":
-                out[name] = IntUniform(*args, log=log)
-            elif kind in ("choice", "grid"):
-                out[name] = kinds[kind](args)
-            else:
-                out[name] = kinds[kind](*args)
-        else:
-            out[name] = as_space(spec)
-    return out
+    "tanh"], "epochs": 30}. A spec may also be {"uniform": [low, high]}, {"choice":
+    [...], "p": [...]} or {"grid": [...]}; errors name the dimension and what it takes."""
+    return check_space(config)
