@@ -11,14 +11,15 @@ from .engine.threads import threads
 from .gradcheck import gradient_check
 from .io import load, save
 from .layers import Activation, BatchNorm, Dense, Dropout
-from .model import MLP, Sequential
+from .model import MLP, NotFittedError, Sequential
 from .optim import SGD, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSprop
 from . import schedules
 
 __version__ = "0.1.0"
 
 __all__ = ["reference", "kernels", "resolve_backend", "__version__",
-           "MLP", "Sequential", "Dense", "BatchNorm", "Activation", "Dropout",
+           "MLP", "Sequential", "NotFittedError",
+           "Dense", "BatchNorm", "Activation", "Dropout",
            "Optimizer", "SGD", "Momentum", "Nesterov", "RMSprop", "Adam", "AdamW",
            "schedules", "Callback", "EarlyStopping", "History", "threads",
            "gradient_check", "diagnose", "load", "save",

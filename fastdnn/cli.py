@@ -2,6 +2,7 @@
 scikit-learn's digits, reports test accuracy, and compares the time per epoch of the fast
 backend with the NumPy reference."""
 import argparse
+import os
 import statistics
 import sys
 
@@ -57,10 +58,46 @@ def demo(args):
     print(f"test accuracy {result['accuracy']:.4f}   dev accuracy {dev:.4f}   "
           f"{fast_time * 1e3:.1f} ms/epoch on {fast}", flush=True)
     if args.compare and fast != "numpy":
-        _, _, ref_time = _train("numpy", data, args, verbose)
+        load = _load_average()
+        _, ref_history, ref_time = _train("numpy", data, args, verbose)
         print(f"NumPy reference: {ref_time * 1e3:.1f} ms/epoch; {fast} is "
-              f"{ref_time / fast_time:.1f}x faster")
+              f"{speed_words(ref_time / fast_time)}")
+        busy = busy_note(history["epoch_time"][1:] + ref_history["epoch_time"][1:],
+                         max(load, _load_average()), os.cpu_count() or 1)
+        if busy:
+            print(busy)
     return 0
+
+
+def speed_words(ratio):
+    """"2.3x faster" or "1.04x slower": never "1.0x faster" for 0.96."""
+    if ratio >= 1:
+        return f"{ratio:.{2 if ratio < 2 else 1}f}x faster"
+    return f"{1 / ratio:.{2 if ratio > 0.5 else 1}f}x slower"
+
+
+def busy_note(epoch_times, load, cores):
+    """A warning when the timing was probably disturbed: other processes kept the cores
+    busy (a load average above the cores by half a core: this process's threads count up
+    to the cores), or the epochs' times spread by more than half their median."""
+    notes = []
+    if load > cores + 0.5:
+        notes.append(f"load average {load:.1f} on {cores} cores")
+    if len(epoch_times) > 2:
+        median = statistics.median(epoch_times)
+        if max(epoch_times) > 1.5 * median:
+            notes.append(f"epoch times up to {max(epoch_times) / median:.1f}x their median")
+    if not notes:
+        return ""
+    return ("warning: the machine was busy during the measurement ("
+            + "; ".join(notes) + "): the ratio is rough")
+
+
+def _load_average():
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):   # not on every platform
+        return 0.0
 
 
 def main(argv=None):

@@ -14,6 +14,7 @@ arrays on every backend.
 """
 import copy
 import time
+import warnings
 
 import numpy as np
 
@@ -29,6 +30,14 @@ from .optim import Adam, get_optimizer
 from .reference.init import INITIALIZERS, initialize_weights
 from .reference.losses import check_sample_weight, sigmoid as _sigmoid, softmax as _softmax
 from .schedules import Schedule
+
+
+_WEIGHTS = object()   # get_params() called without deep: the old meaning, the weights
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A model was asked to predict before it was trained or given weights (the same
+    bases as scikit-learn's NotFittedError)."""
 
 
 class Sequential:
@@ -62,6 +71,9 @@ class Sequential:
 
     def __init__(self, layers, *, input_dim=None, init="he", l2=0.0, dtype="float32",
                  backend="auto", seed=None, batch_invariant=True):
+        self._init_params = dict(layers=layers, input_dim=input_dim, init=init, l2=l2,
+                                 dtype=dtype, backend=backend, seed=seed,
+                                 batch_invariant=batch_invariant)
         self.layers = list(layers)
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, Layer):
@@ -87,6 +99,7 @@ class Sequential:
         self.input_dim = None
         self.parameters = None
         self._wide = None       # float64 twin for batch-invariant float32 predictions
+        self._weights_given = False   # set_weights or load: predictions are meant
         if input_dim is not None:
             self.build(check_int("input_dim", input_dim, 1))
 
@@ -169,26 +182,55 @@ class Sequential:
             self.build(X.shape[1])
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self):
-        """NumPy copies of the parameters: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ..."""
+    def get_weights(self):
+        """NumPy copies of the weights: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ..."""
         self._require_built()
         arrays = self.parameters.arrays
         return {name: arrays.get(view) for name, view in self.parameters.p.items()}
 
-    def set_params(self, params):
-        """Set some or all parameters from a dict like ``get_params()``'s (cast to dtype)."""
+    def set_weights(self, weights):
+        """Set some or all weights from a dict like ``get_weights()``'s (cast to dtype);
+        all are checked before any is set."""
         self._require_built()
         views = self.parameters.p
-        for name, value in params.items():
+        for name, value in weights.items():
             if name not in views:
-                raise KeyError(f"unknown parameter {name!r}; this model has {list(views)}")
-            value = _real_array(f"params[{name!r}]", value)
+                raise KeyError(f"unknown weight {name!r}; this model has {list(views)}")
+            value = _real_array(f"weights[{name!r}]", value)
             if value.shape != views[name].shape:
-                raise ValueError(f"params[{name!r}] must have shape {views[name].shape}, "
+                raise ValueError(f"weights[{name!r}] must have shape {views[name].shape}, "
                                  f"got {value.shape}")
-            check_finite(f"params[{name!r}]", value)
-        for name, value in params.items():   # all checked first: all set or none
+            check_finite(f"weights[{name!r}]", value)
+        for name, value in weights.items():
             self.parameters.arrays.set(views[name], np.asarray(value))
+        self._weights_given = True
+
+    def get_params(self, deep=_WEIGHTS):
+        """The constructor's arguments, as scikit-learn means ``get_params(deep=...)``
+        (so ``sklearn.base.clone`` works). Called without ``deep`` it still returns the
+        weights, as before, with a DeprecationWarning: use ``get_weights()``."""
+        if deep is _WEIGHTS:
+            warnings.warn("MLP.get_params() returning the weights is deprecated; use "
+                          "get_weights() (get_params(deep=...) gives the constructor's "
+                          "arguments, as in scikit-learn)", DeprecationWarning, stacklevel=2)
+            return self.get_weights()
+        return dict(self._init_params)
+
+    def set_params(self, weights=None, **params):
+        """Change constructor arguments, as scikit-learn's ``set_params(**params)``: the
+        model is made anew with them, untrained. Given a dict of weights instead, sets
+        them, as before, with a DeprecationWarning: use ``set_weights()``."""
+        if weights is not None:
+            warnings.warn("MLP.set_params(weights) is deprecated; use set_weights(weights)",
+                          DeprecationWarning, stacklevel=2)
+            self.set_weights(weights)
+            return self
+        unknown = sorted(set(params) - set(self._init_params))
+        if unknown:
+            raise ValueError(f"unknown parameter {unknown[0]!r} for {type(self).__name__}; "
+                             f"valid ones are {sorted(self._init_params)}")
+        self.__init__(**{**self._init_params, **params})
+        return self
 
     def get_batchnorm_stats(self):
         """Copies of the running statistics: "running_mean1", "running_var1", ..."""
@@ -522,8 +564,15 @@ class Sequential:
         return logs
 
     # ------------------------------------------------------------------ inference
+    def _require_fitted(self):
+        if self.step_ == 0 and not self._weights_given:
+            raise NotFittedError(f"this {type(self).__name__} is not trained yet: call fit "
+                                 "(or train_step, set_weights, fastdnn.load) before "
+                                 "predicting")
+
     def _logits(self, X):
         """Output pre-activations (n, k) in inference mode."""
+        self._require_fitted()
         if not self.batch_invariant or self._backend.name == "cuda":
             return self._engine.infer(X)[:, 0, :]
         if self.dtype == np.float32:
@@ -575,6 +624,7 @@ class Sequential:
         return self._evaluate(X, self._targets(y, len(X)))
 
     def _evaluate(self, X, Y):
+        self._require_fitted()
         _, loss, right = self._engine.infer(X, Y)
         out = {"loss": float(loss[0]) / len(X)}
         if self.output in ("softmax", "sigmoid"):
@@ -607,6 +657,15 @@ class Sequential:
             other.parameters.set_host_state(*self.parameters.host_state())
         other.set_training_state(copy.deepcopy(self.training_state()))
         return other
+
+    def __reduce__(self):
+        """Pickled as the bytes ``save`` writes (weights, statistics, optimizer, schedule,
+        counters; no engine, no code), so a model pickled on one backend unpickles on
+        any other; where its own backend is missing, on "auto" with a warning."""
+        from .io import dumps
+        if self.input_dim is None:   # not built: its configuration is all there is
+            return (_unpickle_config, (self.get_config(),))
+        return (_unpickle, (dumps(self), self.backend))
 
     def save(self, path):
         """Save everything to one .npz file (see fastdnn.io.save)."""
@@ -669,7 +728,7 @@ class MLP(Sequential):
         sizes = [check_int(f"layer_sizes[{i}]", s, 1) for i, s in enumerate(sizes)]
         check_choice("activation", activation, HIDDEN_ACTIVATIONS)
         check_choice("output", output, OUTPUT_ACTIVATIONS)
-        batchnorm = check_bool("batchnorm", batchnorm)
+        use_bn = check_bool("batchnorm", batchnorm)
         n_hidden = len(sizes) - 2
         if np.ndim(keep_prob) == 0:
             keeps = [keep_prob] * n_hidden
@@ -682,7 +741,7 @@ class MLP(Sequential):
         layers = []
         for width, keep in zip(sizes[1:-1], keeps):
             layers.append(Dense(width))
-            if batchnorm:
+            if use_bn:
                 layers.append(BatchNorm())
             layers.append(Activation(activation))
             if keep < 1:
@@ -691,10 +750,14 @@ class MLP(Sequential):
         if output != "identity":
             layers.append(Activation(output))
         self._kwargs = {"layer_sizes": sizes, "activation": activation, "output": output,
-                        "init": init, "batchnorm": batchnorm, "keep_prob": keeps,
+                        "init": init, "batchnorm": use_bn, "keep_prob": keeps,
                         "l2": float(l2)}
         super().__init__(layers, input_dim=sizes[0], init=init, l2=l2, dtype=dtype,
                          backend=backend, seed=seed, batch_invariant=batch_invariant)
+        self._init_params = dict(layer_sizes=layer_sizes, activation=activation,
+                                 output=output, init=init, batchnorm=batchnorm,
+                                 keep_prob=keep_prob, l2=l2, dtype=dtype, backend=backend,
+                                 seed=seed, batch_invariant=batch_invariant)
 
     def get_config(self):
         return {"class": "MLP", **self._kwargs, "dtype": str(self.dtype),
@@ -703,6 +766,24 @@ class MLP(Sequential):
 
     def __repr__(self):
         return f"MLP({self._kwargs['layer_sizes']}, output={self.output!r})"
+
+
+def _backend_here(name):
+    """``name`` when this machine has that backend, else "auto" (with a warning)."""
+    if name == "cuda" and not _backends.cuda_available():
+        warnings.warn("this model was pickled on backend 'cuda', which this machine lacks;"
+                      " it is loaded on backend 'auto'", RuntimeWarning, stacklevel=3)
+        return "auto"
+    return name
+
+
+def _unpickle(data, backend):
+    from .io import loads
+    return loads(data, backend=_backend_here(backend))
+
+
+def _unpickle_config(config):
+    return model_from_config(dict(config, backend=_backend_here(config["backend"])))
 
 
 def _real_array(name, x):

@@ -276,14 +276,14 @@ class _BaseMLP(BaseEstimator):
                           dtype=arch["dtype"], backend=_engine_backend(self.backend),
                           seed=seed)
         self.n_layers_ = len(sizes)
-        have = self.model_.get_params()
+        have = self.model_.get_weights()
         if assigned:
             params = self._assigned_params(have)
-        self.model_.set_params({k: v for k, v in params.items() if k in have})
+        self.model_.set_weights({k: v for k, v in params.items() if k in have})
         self._sync_attributes()
         self._arch = arch
         self._optimizer = None
-        self._best_params = (self.model_.get_params(), self.model_.get_batchnorm_stats())
+        self._best_params = (self.model_.get_weights(), self.model_.get_batchnorm_stats())
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
@@ -458,7 +458,7 @@ class _BaseMLP(BaseEstimator):
     def _l2_term(self, m):
         """The L2 term of the loss of m samples (or of rows whose weights sum to m):
         (alpha / 2m) sum ||W||^2."""
-        p = self.model_.get_params()
+        p = self.model_.get_weights()
         return 0.5 * self.alpha * sum(float(np.sum(np.square(p[f"W{l}"], dtype=np.float64)))
                                       for l in range(1, self.n_layers_)) / m
 
@@ -534,7 +534,7 @@ class _BaseMLP(BaseEstimator):
                               "the optimization hasn't converged yet." % self.max_iter,
                               ConvergenceWarning)
         if self.early_stopping:
-            self.model_.set_params(self._best_params[0])
+            self.model_.set_weights(self._best_params[0])
             self.model_.set_batchnorm_stats(self._best_params[1])
 
     def _record_divergence(self, n):
@@ -598,7 +598,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_params = (self.model_.get_params(),
+                self._best_params = (self.model_.get_weights(),
                                      self.model_.get_batchnorm_stats())
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
@@ -640,7 +640,7 @@ class _BaseMLP(BaseEstimator):
         if given is not None and all(len(a) == len(b) and all(x is y for x, y in zip(a, b))
                                      for a, b in zip(given, mine)):
             return
-        self.model_.set_params(self._assigned_params(self.model_.get_params()))
+        self.model_.set_weights(self._assigned_params(self.model_.get_weights()))
         self._sync_attributes()
 
     def _assigned_params(self, have):
@@ -687,7 +687,7 @@ class _BaseMLP(BaseEstimator):
         model = state.get("model_")
         if model is not None and not isinstance(model, dict):
             config = model.get_config()
-            state["model_"] = {"config": config, "params": model.get_params(),
+            state["model_"] = {"config": config, "params": model.get_weights(),
                                "batchnorm_stats": model.get_batchnorm_stats(),
                                "step": model.step_, "epoch": model.epoch_}
         return state
@@ -698,7 +698,7 @@ class _BaseMLP(BaseEstimator):
             config = dict(saved["config"])
             config["backend"] = _engine_backend(state.get("backend", "auto"))
             model = model_from_config(config)
-            model.set_params(saved["params"])
+            model.set_weights(saved["params"])
             model.set_batchnorm_stats(saved["batchnorm_stats"])
             model.step_, model.epoch_ = saved["step"], saved["epoch"]
             state = dict(state, model_=model)
@@ -707,7 +707,7 @@ class _BaseMLP(BaseEstimator):
                 opt.backend = model.backend
         self.__dict__.update(state)
         if isinstance(saved, dict) and "coefs_" in state:
-            self.model_.set_params(self._assigned_params(self.model_.get_params()))
+            self.model_.set_weights(self._assigned_params(self.model_.get_weights()))
             self._sync_attributes()
 
     def __sklearn_tags__(self):

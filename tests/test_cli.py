@@ -17,3 +17,18 @@ def test_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_the_speed_line_says_slower_when_it_is():
+    from fastdnn.cli import speed_words
+    assert speed_words(0.96) == "1.04x slower"
+    assert speed_words(1.04) == "1.04x faster"
+    assert speed_words(3.46) == "3.5x faster"
+    assert speed_words(0.3) == "3.3x slower"
+
+
+def test_a_busy_machine_is_reported():
+    from fastdnn.cli import busy_note
+    assert busy_note([1.0, 1.0, 1.1, 1.0], load=1.9, cores=2) == ""
+    assert "load average 3.1 on 2 cores" in busy_note([1.0] * 4, load=3.1, cores=2)
+    assert "epoch times up to 2.0x" in busy_note([1.0, 1.0, 2.0, 1.0], load=0, cores=2)

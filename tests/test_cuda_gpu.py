@@ -179,8 +179,8 @@ def test_device_resident_model_matches_cpu(rng, dtype, tmp_path):
     cpu, gpu = models
     assert is_device_array(gpu._flat) and is_device_array(gpu._running)
     assert all(is_device_array(a) for arrs in gpu.optimizer.state.values() for a in arrs)
-    for name, value in cpu.get_params().items():
-        close(gpu.get_params()[name], value, dtype, name)
+    for name, value in cpu.get_weights().items():
+        close(gpu.get_weights()[name], value, dtype, name)
     for name, value in cpu.get_batchnorm_stats().items():
         close(gpu.get_batchnorm_stats()[name], value, dtype, name)
     assert_close(np.array(hists[1].history["loss"]), np.array(hists[0].history["loss"]),
@@ -189,5 +189,5 @@ def test_device_resident_model_matches_cpu(rng, dtype, tmp_path):
     path = tmp_path / "gpu.npz"
     gpu.save(path)
     back = fastdnn.load(path)
-    for name, value in gpu.get_params().items():
-        assert np.array_equal(back.get_params()[name], value), name
+    for name, value in gpu.get_weights().items():
+        assert np.array_equal(back.get_weights()[name], value), name

@@ -60,8 +60,8 @@ def test_compiled_fit_matches_the_reference(sizes, kwargs, opt, batch, n, dtype,
                  batch_size=batch, verbose=0, validation_data=(X[:5], y[:5]))
     hf = fast.fit(X, y, optimizer=fastdnn.optim.get_optimizer(opt, lr=0.01), epochs=2,
                   batch_size=batch, verbose=0, validation_data=(X[:5], y[:5]))
-    for k, v in ref.get_params().items():
-        assert_close(fast.get_params()[k], v, dtype=dtype, rtol=rtol, atol=rtol / 10, name=k)
+    for k, v in ref.get_weights().items():
+        assert_close(fast.get_weights()[k], v, dtype=dtype, rtol=rtol, atol=rtol / 10, name=k)
     for k, v in ref.get_batchnorm_stats().items():
         assert_close(fast.get_batchnorm_stats()[k], v, dtype=dtype, rtol=rtol,
                      atol=rtol / 10, name=k)
@@ -88,8 +88,8 @@ def test_weighted_fit_matches_the_reference(output, dtype, rtol):
     hr, hf = (m.fit(X, y, optimizer="adam", epochs=2, batch_size=10, verbose=0,
                     sample_weight=w) for m in (ref, fast))
     assert_close(hf["loss"], hr["loss"], rtol=rtol, atol=rtol, name="loss")
-    for k, v in ref.get_params().items():
-        assert_close(fast.get_params()[k], v, dtype=dtype, rtol=rtol, atol=rtol / 10, name=k)
+    for k, v in ref.get_weights().items():
+        assert_close(fast.get_weights()[k], v, dtype=dtype, rtol=rtol, atol=rtol / 10, name=k)
     (lr_, gr), (lf, gf) = (m.loss_and_grads(X[:9], y[:9], sample_weight=w[:9])
                            for m in (ref, fast))
     assert abs(lf - lr_) <= rtol * abs(lr_)
@@ -107,8 +107,8 @@ def test_integer_sample_weights_are_repeated_rows(backend):
     ha = a.fit(X, y, epochs=3, batch_size=23, shuffle=False, verbose=0, sample_weight=w)
     hb = b.fit(X[rows], y[rows], epochs=3, batch_size=len(rows), shuffle=False, verbose=0)
     assert_close(ha["loss"], hb["loss"], rtol=1e-12, name="loss")
-    for k, v in b.get_params().items():
-        assert_close(a.get_params()[k], v, rtol=1e-12, atol=1e-14, name=k)
+    for k, v in b.get_weights().items():
+        assert_close(a.get_weights()[k], v, rtol=1e-12, atol=1e-14, name=k)
     with pytest.raises(ValueError, match="sample_weight"):
         a.fit(X, y, epochs=1, verbose=0, sample_weight=-np.ones(23))
 
@@ -130,8 +130,8 @@ def test_loss_and_grads_and_train_step_match_the_reference(dtype):
         a = ref.train_step(X, y, "momentum" if _ == 0 else ref.optimizer)
         b = fast.train_step(X, y, "momentum" if _ == 0 else fast.optimizer)
         assert abs(a - b) <= rtol * abs(a) + rtol
-    for k, v in ref.get_params().items():
-        assert_close(fast.get_params()[k], v, dtype=dtype, rtol=rtol, atol=rtol, name=k)
+    for k, v in ref.get_weights().items():
+        assert_close(fast.get_weights()[k], v, dtype=dtype, rtol=rtol, atol=rtol, name=k)
 
 
 def test_gradients_of_the_compiled_engine_are_numerically_right():
@@ -139,17 +139,17 @@ def test_gradients_of_the_compiled_engine_are_numerically_right():
     m = MLP([4, 5, 3], batchnorm=True, l2=0.1, dtype="float64", backend="cpu", seed=1)
     _, grads = m.loss_and_grads(X, y)
     eps = 1e-6
-    W = m.get_params()["W1"]
+    W = m.get_weights()["W1"]
     for i, j in [(0, 0), (2, 3), (4, 1)]:
         for sign, store in ((1, "plus"), (-1, "minus")):
             Wp = W.copy()
             Wp[i, j] += sign * eps
-            m.set_params({"W1": Wp})
+            m.set_weights({"W1": Wp})
             if sign == 1:
                 plus = m.loss_and_grads(X, y)[0]
             else:
                 minus = m.loss_and_grads(X, y)[0]
-        m.set_params({"W1": W})
+        m.set_weights({"W1": W})
         assert abs((plus - minus) / (2 * eps) - grads["dW1"][i, j]) < 1e-6
 
 
@@ -275,7 +275,7 @@ def test_a_fit_never_returns_weights_that_are_not_finite(backend, batchnorm):
     m = MLP([5, 8, 3], batchnorm=batchnorm, backend=backend, seed=0)
     opt = fastdnn.Adam(lr=0.01)
     m.fit(X, y, optimizer=opt, epochs=2, batch_size=16, verbose=0)
-    params, stats, state = m.get_params(), m.get_batchnorm_stats(), opt.state_dict()
+    params, stats, state = m.get_weights(), m.get_batchnorm_stats(), opt.state_dict()
     step, t = m.step_, opt.t
     with pytest.raises(FloatingPointError, match="not finite.*back to its state before "
                                                  "epoch 3"):
@@ -283,7 +283,7 @@ def test_a_fit_never_returns_weights_that_are_not_finite(backend, batchnorm):
             m.fit(X * 100, y, optimizer=fastdnn.SGD(lr=1e45), epochs=1, batch_size=64,
                   verbose=0)
     for k, v in params.items():
-        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
+        np.testing.assert_array_equal(m.get_weights()[k], v, err_msg=k)
     for k, v in stats.items():
         np.testing.assert_array_equal(m.get_batchnorm_stats()[k], v, err_msg=k)
     assert m.step_ == step and np.isfinite(m.predict_proba(X)).all()
@@ -298,7 +298,7 @@ def test_a_fit_never_returns_weights_that_are_not_finite(backend, batchnorm):
         for a, b in zip(opt.state_dict()["state"][name], arrays):
             np.testing.assert_array_equal(a, b)
     for k, v in params.items():
-        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
+        np.testing.assert_array_equal(m.get_weights()[k], v, err_msg=k)
 
 
 _FORKED = {}   # the model and data the fork pool's children inherit
@@ -335,8 +335,8 @@ def test_sequential_layers_on_the_compiled_engine(layers):
     fast = Sequential(copy.deepcopy(layers), backend="cpu", dtype="float64", seed=1)
     for m in (ref, fast):
         m.fit(X, y, epochs=2, batch_size=8, verbose=0)
-    for k, v in ref.get_params().items():
-        assert_close(fast.get_params()[k], v, rtol=1e-10, atol=1e-12, name=k)
+    for k, v in ref.get_weights().items():
+        assert_close(fast.get_weights()[k], v, rtol=1e-10, atol=1e-12, name=k)
 
 
 def test_sklearn_estimator_predicts_right_from_several_threads_at_once():

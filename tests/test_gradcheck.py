@@ -25,7 +25,7 @@ def test_correct_models_pass(kwargs):
     assert r.difference < 1e-6, str(r)
     assert r.passed() and r.verdict == "fine"
     assert all(b["difference"] < 1e-6 for b in r.blocks.values())
-    assert set(r.blocks) == set(m.get_params())
+    assert set(r.blocks) == set(m.get_weights())
     after = m.get_batchnorm_stats()
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
@@ -64,10 +64,10 @@ def test_catches_a_planted_bug_and_names_the_block(monkeypatch):
 def test_float32_model_is_checked_in_float64_and_left_alone():
     X, y = data()
     m = MLP([4, 3, 3], dtype="float32", keep_prob=0.5, backend="numpy", seed=0)
-    p = m.get_params()
+    p = m.get_weights()
     r = fastdnn.gradient_check(m, X, y, epsilon=1e-6)
     assert r.difference < 1e-6
-    assert all(np.array_equal(p[k], v) for k, v in m.get_params().items())
+    assert all(np.array_equal(p[k], v) for k, v in m.get_weights().items())
     assert m.blocks[0].keep_prob == 0.5
     with pytest.raises(ValueError, match="epsilon"):
         fastdnn.gradient_check(m, X, y, epsilon=0)

@@ -43,8 +43,8 @@ def test_resume_is_bit_for_bit(kind, backend, opt, schedule, tmp_path):
     resumed = fastdnn.load(path)
     assert type(resumed) is type(half)
     resumed.fit(X, y, epochs=2, batch_size=16, verbose=0)
-    for k, v in full.get_params().items():
-        assert np.array_equal(v, resumed.get_params()[k]), k
+    for k, v in full.get_weights().items():
+        assert np.array_equal(v, resumed.get_weights()[k]), k
     for k, v in full.get_batchnorm_stats().items():
         assert np.array_equal(v, resumed.get_batchnorm_stats()[k]), k
     assert resumed.step_ == full.step_ and resumed.epoch_ == full.epoch_
@@ -101,7 +101,7 @@ def test_a_killed_saves_temporary_file_goes_with_the_next_save(tmp_path):
         f.write_bytes(b"x" * 1000)
     m.save(path)
     assert not dead.exists() and live.exists() and other.exists()
-    assert fastdnn.load(path).get_params()["W1"].shape == m.get_params()["W1"].shape
+    assert fastdnn.load(path).get_weights()["W1"].shape == m.get_weights()["W1"].shape
 
 
 def test_saved_file_has_the_permissions_of_a_new_file(tmp_path):

@@ -26,33 +26,33 @@ def blobs(n=60, n_x=5, k=3, seed=0):
 
 def test_params_keys_shapes_and_no_bias_with_batchnorm(backend):
     m = MLP([5, 4, 3, 2], batchnorm=True, backend=backend, seed=0)
-    p = m.get_params()
+    p = m.get_weights()
     assert set(p) == {"W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"}
     assert p["W1"].shape == (4, 5) and p["W2"].shape == (3, 4) and p["W3"].shape == (2, 3)
     assert p["gamma1"].shape == (4,) and p["b3"].shape == (2,)
     assert p["W1"].dtype == np.float32
     m2 = MLP([5, 4, 2], backend=backend, seed=0)
-    assert set(m2.get_params()) == {"W1", "b1", "W2", "b2"}
+    assert set(m2.get_weights()) == {"W1", "b1", "W2", "b2"}
 
 
 def test_get_params_returns_copies_and_set_params_sets(backend):
     m = MLP([5, 4, 2], backend=backend, seed=0)
-    p = m.get_params()
+    p = m.get_weights()
     p["W1"][...] = 7
-    assert not np.any(m.get_params()["W1"] == 7)
-    m.set_params({"W1": np.ones((4, 5)), "b2": np.arange(2.0)})
-    assert np.all(m.get_params()["W1"] == 1)
-    assert np.array_equal(m.get_params()["b2"], [0, 1])
+    assert not np.any(m.get_weights()["W1"] == 7)
+    m.set_weights({"W1": np.ones((4, 5)), "b2": np.arange(2.0)})
+    assert np.all(m.get_weights()["W1"] == 1)
+    assert np.array_equal(m.get_weights()["b2"], [0, 1])
     with pytest.raises(KeyError, match="gamma1"):
-        m.set_params({"gamma1": np.ones(4)})
+        m.set_weights({"gamma1": np.ones(4)})
     with pytest.raises(ValueError, match="W1"):
-        m.set_params({"W1": np.ones((5, 4))})
+        m.set_weights({"W1": np.ones((5, 4))})
 
 
 def test_loss_and_grads_match_reference_by_hand():
     X, y = blobs(12)
     m = MLP([5, 4, 3], l2=0.2, dtype="float64", backend="numpy", seed=3)
-    p = m.get_params()
+    p = m.get_weights()
     A1, act1 = R.dense_forward(X, p["W1"], p["b1"], "relu")
     Z2, _ = R.dense_forward(A1, p["W2"], p["b2"])
     loss, dZ = R.softmax_cross_entropy(Z2, y)
@@ -68,11 +68,11 @@ def test_loss_and_grads_match_reference_by_hand():
 def test_loss_and_grads_updates_nothing(backend):
     X, y = blobs(20)
     m = MLP([5, 6, 3], batchnorm=True, keep_prob=0.7, backend=backend, seed=1)
-    before, stats, step = m.get_params(), m.get_batchnorm_stats(), m.step_
+    before, stats, step = m.get_weights(), m.get_batchnorm_stats(), m.step_
     l1, g1 = m.loss_and_grads(X, y)
     l2, g2 = m.loss_and_grads(X, y)
     assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)
-    assert all(np.array_equal(before[k], v) for k, v in m.get_params().items())
+    assert all(np.array_equal(before[k], v) for k, v in m.get_weights().items())
     assert all(np.array_equal(stats[k], v) for k, v in m.get_batchnorm_stats().items())
     assert m.step_ == step
 
@@ -80,7 +80,7 @@ def test_loss_and_grads_updates_nothing(backend):
 def test_train_step_is_one_adam_step_on_the_reference():
     X, y = blobs(16)
     m = MLP([5, 4, 3], keep_prob=0.5, dtype="float64", backend="numpy", seed=2)
-    p = m.get_params()
+    p = m.get_weights()
     # by hand: the dropout key of layer 1 at step 0
     key = dropout_key(m.seed, 0, 1)
     A1, act1 = R.dense_forward(X, p["W1"], p["b1"], "relu", 0.5, key)
@@ -93,7 +93,7 @@ def test_train_step_is_one_adam_step_on_the_reference():
     got = m.train_step(X, y, fastdnn.Adam(lr=0.01))
     assert got == pytest.approx(loss, rel=1e-12)
     for name, want in p.items():
-        assert_close(m.get_params()[name], want, name=name)
+        assert_close(m.get_weights()[name], want, name=name)
     assert m.step_ == 1
 
 
@@ -115,8 +115,8 @@ def test_one_hot_labels_equal_class_indices():
     b = MLP([5, 4, 3], backend="numpy", seed=0)
     a.fit(X, y, epochs=2, batch_size=8, verbose=0)
     b.fit(X, R.one_hot(y, 3), epochs=2, batch_size=8, verbose=0)
-    for k, v in a.get_params().items():
-        assert np.array_equal(v, b.get_params()[k])
+    for k, v in a.get_weights().items():
+        assert np.array_equal(v, b.get_weights()[k])
 
 
 def test_batch_sizes_partition_with_a_smaller_last_batch():
@@ -138,8 +138,8 @@ def test_batch_gradient_descent_equals_full_batch_train_steps():
     opt = fastdnn.SGD(0.1)
     for _ in range(3):
         b.train_step(X, y, opt)
-    for k, v in a.get_params().items():
-        assert_close(v, b.get_params()[k], name=k)
+    for k, v in a.get_weights().items():
+        assert_close(v, b.get_weights()[k], name=k)
 
 
 def test_same_seed_same_result_and_user_data_untouched(backend):
@@ -150,7 +150,7 @@ def test_same_seed_same_result_and_user_data_untouched(backend):
     for seed in (7, 7, 8):
         m = MLP([5, 6, 3], batchnorm=True, keep_prob=0.8, backend=backend, seed=seed)
         m.fit(X32, y, optimizer="adam", epochs=3, batch_size=16, verbose=0)
-        runs.append(m.get_params())
+        runs.append(m.get_weights())
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not np.array_equal(runs[0]["W1"], runs[2]["W1"])
     assert np.array_equal(X32, X_copy) and np.array_equal(y, y_copy)
@@ -164,7 +164,7 @@ def test_backends_agree():
         m = MLP([5, 7, 3], batchnorm=True, keep_prob=0.8, l2=0.1, dtype="float64",
                 backend=backend, seed=3)
         m.fit(X, y, optimizer="adam", epochs=3, batch_size=16, verbose=0)
-        out[backend] = m.get_params()
+        out[backend] = m.get_weights()
     for k in out["numpy"]:
         assert_close(out["cpu"][k], out["numpy"][k], rtol=1e-8, atol=1e-10, name=k)
 
@@ -174,7 +174,7 @@ def test_inference_uses_running_statistics_and_no_dropout(backend):
     m = MLP([5, 4, 3], batchnorm=True, keep_prob=0.5, dtype="float64", backend=backend,
             seed=0)
     m.fit(X, y, epochs=2, batch_size=10, verbose=0)
-    p, s = m.get_params(), m.get_batchnorm_stats()
+    p, s = m.get_weights(), m.get_batchnorm_stats()
     Z1 = X @ p["W1"].T
     A1 = np.maximum((Z1 - s["running_mean1"]) / np.sqrt(s["running_var1"] + 1e-5)
                     * p["gamma1"] + p["beta1"], 0)
@@ -226,7 +226,7 @@ def test_early_stopping_restores_the_best_weights():
             self.params = []
 
         def on_epoch_end(self, model, epoch, logs):
-            self.params.append(model.get_params())
+            self.params.append(model.get_weights())
 
     for patience, epochs in [(1, 40), (100, 8)]:   # stops early / runs out of epochs
         rec = Record()
@@ -239,7 +239,7 @@ def test_early_stopping_restores_the_best_weights():
         if patience == 1:
             assert len(h["val_loss"]) < epochs and h.stopped_epoch is not None
         assert best != len(h["val_loss"]) - 1, "want a case where the best is not the last"
-        for k, v in m.get_params().items():
+        for k, v in m.get_weights().items():
             assert np.array_equal(v, rec.params[best][k]), k
         assert m.evaluate(X_dev, y_dev)["loss"] == pytest.approx(h["val_loss"][best])
 
@@ -319,8 +319,8 @@ def test_sequential_matches_mlp_and_checks_composition():
                       Activation("softmax")], backend="numpy", seed=4)
     mlp.fit(X, y, epochs=2, batch_size=8, verbose=0)
     seq.fit(X, y, epochs=2, batch_size=8, verbose=0)   # built on the first data
-    for k, v in mlp.get_params().items():
-        assert np.array_equal(v, seq.get_params()[k]), k
+    for k, v in mlp.get_weights().items():
+        assert np.array_equal(v, seq.get_weights()[k]), k
     with pytest.raises(ValueError, match="must come after a Dense"):
         Sequential([Activation("relu"), Dense(3)])
     with pytest.raises(ValueError, match="BatchNorm cannot follow Activation"):
@@ -332,7 +332,7 @@ def test_sequential_matches_mlp_and_checks_composition():
     with pytest.raises(TypeError, match="layers"):
         Sequential([Dense(3), "relu"])
     with pytest.raises(RuntimeError, match="not built"):
-        Sequential([Dense(3), Activation("softmax")], backend="numpy").get_params()
+        Sequential([Dense(3), Activation("softmax")], backend="numpy").get_weights()
 
 
 def test_sequential_tanh_without_output_activation_is_regression():

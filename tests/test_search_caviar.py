@@ -46,7 +46,7 @@ def test_caviar_equals_single_models(data, dtype, sizes):
     for i, h in enumerate(HYPER):
         model, hist = single(sizes, h, X, y, (Xd, yd), 3, batch, dtype)
         mine = res.get_params(i)
-        for name, ref in model.get_params().items():
+        for name, ref in model.get_weights().items():
             np.testing.assert_array_equal(mine[name], ref, err_msg=f"model {i} {name}")
         for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
             np.testing.assert_allclose(res.histories[i][key], hist[key], rtol=1e-6,
@@ -61,7 +61,7 @@ def test_caviar_models_with_own_seeds_match_when_order_is_shared(data, backend):
     hyper = {"learning_rate": [1e-2, 1e-2], "seed": [1, 2]}
     res = train_caviar(X, y, [64, 8, 10], hyper, epochs=0, batch_size=16, backend=backend)
     m2 = fastdnn.MLP([64, 8, 10], backend="numpy", seed=2)
-    np.testing.assert_array_equal(res.get_params(1)["W1"], m2.get_params()["W1"])
+    np.testing.assert_array_equal(res.get_params(1)["W1"], m2.get_weights()["W1"])
     assert not np.array_equal(res.get_params(0)["W1"], res.get_params(1)["W1"])
 
 
@@ -263,7 +263,7 @@ def test_engine_caviar_with_batchnorm_equals_single_models(data, optimizer):
         hist = model.fit(X, y, optimizer=opt, epochs=2, batch_size=32, schedule=sched,
                          validation_data=(Xd, yd), verbose=0)
         mine = res.get_params(i)
-        for name, ref in model.get_params().items():
+        for name, ref in model.get_weights().items():
             assert_close(mine[name], ref, rtol=1e-10, atol=1e-12, name=f"model {i} {name}")
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert_close(res.histories[i][key], hist[key], rtol=1e-10, atol=1e-12,

@@ -58,7 +58,7 @@ def _compare(a, b, dtype, what):
 
 
 def _check_same(ref, fast, hist_ref, hist_fast, dtype):
-    _compare(ref.get_params(), fast.get_params(), dtype, "param")
+    _compare(ref.get_weights(), fast.get_weights(), dtype, "param")
     _compare(ref.get_batchnorm_stats(), fast.get_batchnorm_stats(), dtype, "running")
     for key in hist_ref.history:
         if key != "epoch_time":
@@ -79,8 +79,8 @@ def test_mlp_fit_and_train_step_match_numpy(data, dtype):
     assert isinstance(losses[2], float)
     assert_close(losses[2], losses[0], dtype=dtype, name="train_step loss")
     assert_close(losses[2], losses[1], dtype=dtype, name="train_step loss (cpu)")
-    _compare(ref.get_params(), fast.get_params(), dtype, "param after train_step")
-    _compare(cpu.get_params(), fast.get_params(), dtype, "param after train_step (cpu)")
+    _compare(ref.get_weights(), fast.get_weights(), dtype, "param after train_step")
+    _compare(cpu.get_weights(), fast.get_weights(), dtype, "param after train_step (cpu)")
     proba = [m.predict_proba(X) for m in (ref, fast)]
     assert_close(proba[1], proba[0], dtype=dtype, name="predict_proba")
     pred = fast.predict(X)
@@ -130,13 +130,13 @@ def test_a_fit_never_returns_weights_that_are_not_finite(data):
     X, y = data
     m = _mlp("cuda", dtype="float32", batchnorm=False, keep_prob=1.0, l2=0.0)
     m.fit(X, y, epochs=1, batch_size=6, verbose=0)
-    before = m.get_params()
+    before = m.get_weights()
     with pytest.raises(FloatingPointError, match="back to its state before epoch 2"):
         with np.errstate(all="ignore"):
             m.fit(X * 100, y, optimizer=get_optimizer("sgd", lr=1e45), epochs=1,
                   batch_size=len(X), verbose=0)
     for k, v in before.items():
-        np.testing.assert_array_equal(m.get_params()[k], v, err_msg=k)
+        np.testing.assert_array_equal(m.get_weights()[k], v, err_msg=k)
 
 
 def test_engine_arrays_stay_on_the_device(data):
@@ -234,8 +234,8 @@ def test_batches_copied_once_when_the_data_does_not_fit(data, monkeypatch):
     t = _Transfers(monkeypatch)
     streamed.fit(X, y, epochs=1, batch_size=5, verbose=0)
     assert t.into == [5 * NX, 5 * 3, 5 * NX, 5 * 3, 3 * NX, 3 * 3]
-    for name, value in resident.get_params().items():
-        np.testing.assert_array_equal(streamed.get_params()[name], value)
+    for name, value in resident.get_weights().items():
+        np.testing.assert_array_equal(streamed.get_weights()[name], value)
 
 
 def test_save_load_set_params_and_snapshot(data, tmp_path):
@@ -246,31 +246,31 @@ def test_save_load_set_params_and_snapshot(data, tmp_path):
     model.save(path)
     back = fastdnn.load(path)
     assert back.backend == "cuda" and is_device_array(back.parameters.flat)
-    _compare(model.get_params(), back.get_params(), "float64", "loaded")
+    _compare(model.get_weights(), back.get_weights(), "float64", "loaded")
     _compare(model.get_batchnorm_stats(), back.get_batchnorm_stats(), "float64", "loaded")
     # resuming: the host state restored by load moves to the device on the next step
     for m in (model, back):
         m.train_step(X[:4], y[:4], None)
     assert all(is_device_array(a) for arrs in back.optimizer.state.values() for a in arrs)
-    _compare(model.get_params(), back.get_params(), "float64", "resumed")
+    _compare(model.get_weights(), back.get_weights(), "float64", "resumed")
     on_host = fastdnn.load(path, backend="numpy")
     assert isinstance(on_host.parameters.flat, np.ndarray)
     # set_params / set_batchnorm_stats from NumPy, snapshot and restore on the device
     snap = model.parameters.snapshot()
     assert all(is_device_array(a) for a in snap)
-    before = model.get_params()
-    model.set_params({"W1": np.ones((3, NX)), "beta1": np.arange(3.0)})
+    before = model.get_weights()
+    model.set_weights({"W1": np.ones((3, NX)), "beta1": np.arange(3.0)})
     model.set_batchnorm_stats({"running_var1": np.full(3, 2.0)})
-    assert np.all(model.get_params()["W1"] == 1)
+    assert np.all(model.get_weights()["W1"] == 1)
     assert np.all(model.get_batchnorm_stats()["running_var1"] == 2)
     model.parameters.restore(snap)
-    _compare(before, model.get_params(), "float64", "restored")
+    _compare(before, model.get_weights(), "float64", "restored")
 
 
 def test_divergence_is_caught_per_epoch(data):
     X, y = data
     model = _mlp("cuda", batchnorm=False, keep_prob=1.0)
-    model.set_params({"W1": np.full((3, NX), np.nan)})
+    model.set_weights({"W1": np.full((3, NX), np.nan)})
     with pytest.raises(FloatingPointError, match="epoch 1"):
         model.fit(X, y, epochs=2, batch_size=5, verbose=0)
 
