@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._cache import harden_caches
 from .config import CACHE
 from .reference.activations import LEAKY_RELU_SLOPE
 from .rng import GOLDEN_GAMMA, MIX1, MIX2
@@ -248,3 +249,6 @@ def adam_step(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_be
     m = beta1 * m + one_minus_beta1 * g
     v = beta2 * v + one_minus_beta2 * g * g
     return decay * p - step_size * m / (math.sqrt(v) * inv_sqrt_bc2 + eps), m, v
+
+
+harden_caches(__name__)

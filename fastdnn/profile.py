@@ -171,7 +171,8 @@ def _stream_kernels():
             for i in prange(a.size):
                 a[i] = b[i] + s * c[i]
 
-        _STREAM.update(copy=stream_copy, triad=stream_triad)
+        from ._cache import harden_cache
+        _STREAM.update(copy=harden_cache(stream_copy), triad=harden_cache(stream_triad))
     return _STREAM["copy"], _STREAM["triad"]
 
 

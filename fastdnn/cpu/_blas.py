@@ -21,6 +21,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .. import config
+from .._cache import harden_caches
 from ..config import CACHE
 
 # Fewest columns per block (narrower ones repack A too often for what they gain) and
@@ -173,3 +174,6 @@ def matmul(A, B, out, transpose_a=False, transpose_b=False, beta=0.0):
         out += a @ b
         return out
     return np.dot(a, b, out=out)
+
+
+harden_caches(__name__)

@@ -4,12 +4,16 @@ the cheap finite check.
 m = batch size, n = layer width.
 """
 import functools
+import os
+import threading
+import warnings
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 from .. import config
+from .._cache import harden_cache, harden_caches
 from .._validation import check_keep_prob, check_key, finite_checks_on
 from ..config import CACHE
 from ..formulas import ACTIVATION_CODES
@@ -59,6 +63,15 @@ SPIN_GUARD = _openblas_spins()
 
 def launch(kernel, *args):
     """Call a parallel kernel, on the calling thread alone while SPIN_GUARD is on."""
+    if not _fork_watched:
+        try:
+            return _launch(kernel, *args)
+        finally:
+            _watch_fork()
+    return _launch(kernel, *args)
+
+
+def _launch(kernel, *args):
     if not SPIN_GUARD or owns_threads():
         return kernel(*args)
     threads = numba.get_num_threads()
@@ -71,6 +84,35 @@ def launch(kernel, *args):
         numba.set_num_threads(threads)
 
 
+_fork_watched = []   # the threading layer, once the first parallel kernel ran
+_fork_lock = threading.Lock()
+
+
+def _watch_fork():
+    """After the first parallel kernel: when Numba runs them on GNU OpenMP, a later
+    fork() gets its child terminated by OpenMP ("fork() called from a process already
+    using GNU OpenMP"); say why, and what to do, in the parent before it forks. The
+    engine's own thread pool (fit, predict) does not use OpenMP and forks safely."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:   # no parallel region has run yet
+        return
+    with _fork_lock:
+        if _fork_watched:
+            return
+        _fork_watched.append(layer)
+        if layer == "omp" and hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=_warn_before_fork)
+
+
+def _warn_before_fork():
+    warnings.warn(
+        "fork() after fastdnn.cpu's parallel kernels ran on Numba's OpenMP threading "
+        "layer: GNU OpenMP terminates the child process. Start processes with "
+        "multiprocessing.get_context('spawn'), or set NUMBA_THREADING_LAYER=workqueue "
+        "(or tbb) before the first kernel runs", RuntimeWarning, stacklevel=2)
+
+
 def specialised(factory):
     """Memoise a kernel factory whose arguments (an activation code, a dropout flag) are
     compile-time constants of the kernel it returns.
@@ -78,9 +120,13 @@ def specialised(factory):
     Each compiled kernel then holds one activation's loop and one dropout path instead of
     every branch: the cold first training step compiles about a third less code. Numba's
     cache keys a closure's kernel by the values it closes over, so each variant is cached
-    on its own.
+    on its own. The kernels' disk caches are hardened (fastdnn._cache).
     """
-    return functools.cache(factory)
+    @functools.cache
+    @functools.wraps(factory)
+    def hardened_factory(*args, **kwargs):
+        return harden_cache(factory(*args, **kwargs))
+    return hardened_factory
 
 
 def activation_code(activation):
@@ -153,3 +199,6 @@ def check_finite(name, x):
             f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "
             "set fastdnn.config.CHECK_FINITE = False to skip this check")
     return x
+
+
+harden_caches(__name__)

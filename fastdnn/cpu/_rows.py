@@ -17,6 +17,7 @@ sigmoid's and Adam's vectorisable (with Python's error model Adam ran 11x slower
 import numpy as np
 from numba import njit
 
+from .._cache import harden_caches
 from ..config import CACHE, INTERNAL
 from ..formulas import (activate, activation_grad, adam_step, dropout, is_kept,
                         momentum_step, rmsprop_step, sgd_step)
@@ -271,3 +272,6 @@ def update_scalars(kind, lr, t, beta1, beta2, eps, weight_decay, eps_scaled):
         if kind == 5:
             c, wd = 1.0 - lr * weight_decay, 0.0
     return (rate, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, wd, a, c)
+
+
+harden_caches(__name__)

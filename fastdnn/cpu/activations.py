@@ -4,6 +4,7 @@ Z, A, dA: (m, n); m = batch size, n = layer width. Derivatives are taken from A.
 """
 from numba import njit, prange
 
+from .._cache import harden_caches
 from .._validation import check_float_array, check_same_dtype, check_shape
 from ..config import CACHE
 from ..reference.activations import ACTIVATIONS, DERIVATIVES  # noqa: F401 (registries)
@@ -50,3 +51,6 @@ def activation_backward(dA, A, activation, *, out=None):
     out = buffer("out", out, A.shape, A.dtype)
     launch(_activation_backward, _as_2d(dA), _as_2d(A), code, _as_2d(out))
     return out
+
+
+harden_caches(__name__)

@@ -10,6 +10,7 @@ Running averages: running = momentum * running + (1 - momentum) * batch statisti
 import numpy as np
 from numba import njit, prange
 
+from .._cache import harden_caches
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
 from ._common import (activation_code, buffer, check_finite, contiguous, dropout_args,
@@ -276,3 +277,6 @@ def _check(Z, gamma, beta, running_mean, running_var, momentum, eps):
             raise ValueError(f"{name} must be a writable C-contiguous array (updated in place)")
     check_real("momentum", momentum, 0.0, 1.0)
     check_real("eps", eps, 0.0, low_open=True)
+
+
+harden_caches(__name__)

@@ -11,6 +11,7 @@ Backward: dZ = d_out * mask / keep_prob * activation'(act) and db in one pass; t
 import numpy as np
 from numba import njit, prange
 
+from .._cache import harden_caches
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
 from ..config import CACHE, REDUCTION_CHUNK
 from ._blas import matmul
@@ -191,3 +192,6 @@ def _check_layer(X, W, b):
         check_float_array("b", b, ndim=1)
         check_shape("b", b, (W.shape[0],))
         check_same_dtype("b", b, X.dtype)
+
+
+harden_caches(__name__)

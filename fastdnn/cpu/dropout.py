@@ -6,6 +6,7 @@ below the threshold, so the mask equals fastdnn.reference.dropout_mask bit for b
 import numpy as np
 from numba import njit, prange
 
+from .._cache import harden_caches
 from .._validation import check_dims, check_float_array
 from ..config import CACHE
 from ..formulas import is_kept
@@ -63,3 +64,6 @@ def dropout_forward(A, keep_prob, key, *, out=None):
 def dropout_backward(dA, keep_prob, key, *, out=None):
     """Gradient through dropout: the same mask and scale as forward."""
     return dropout_forward(dA, keep_prob, key, out=out)
+
+
+harden_caches(__name__)

@@ -8,6 +8,7 @@ Per-row losses are summed in row order, so the loss does not depend on the threa
 import numpy as np
 from numba import njit, prange
 
+from .._cache import harden_caches
 from .._validation import check_float_array, check_shape
 from ..config import CACHE
 from .. import formulas
@@ -232,3 +233,6 @@ def sigmoid(Z, *, out=None):
     out = buffer("out", out, Z.shape, Z.dtype)
     launch(_sigmoid, Z, out)
     return out
+
+
+harden_caches(__name__)

@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
+from .._cache import harden_caches
 from .._validation import check_update, finite_checks_on
 from ..config import CACHE
 from ..engine.pool import claim, close, default_pool, finish
@@ -293,3 +294,6 @@ def _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, nam
 
 def _lists_of(param):
     return param.lists if isinstance(param, TensorLists) else None
+
+
+harden_caches(__name__)

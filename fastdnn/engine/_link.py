@@ -11,14 +11,19 @@ A caller loaded from the disk cache in a new process needs those symbols before 
 loaded: each one compiled is recorded next to Numba's cache of its function (one small
 file per signature, written atomically), and every cache load of a function of the
 modules given to ``guard`` first loads the recorded ones it has not loaded yet (another
-process may have compiled new ones since).
+process may have compiled new ones since). A caller whose cached code calls a symbol that
+no record provides (its record was removed, or damaged: it is then removed with a
+warning) would call address 0 once loaded; it is compiled instead, which compiles or
+loads its callees and records them again.
 """
 import glob
 import hashlib
 import inspect
 import os
 import pickle
+import re
 import threading
+import warnings
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -26,6 +31,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .._cache import entry_file, harden_cache, remove_if_damaged
 from .._files import atomic_replace
 
 _SEPARATE = []         # the dispatchers wrapped by ``separate``
@@ -33,6 +39,7 @@ _loaded = {}           # symbol -> address, in this process
 _loading = set()       # symbols being loaded (their callees load first, re-entrantly)
 _lock = threading.RLock()
 _SUFFIX = ".fastdnn-link"
+_DAMAGED = object()    # what _read_record returns for a damaged record
 
 
 def _symbol(dispatcher, argtys):
@@ -71,7 +78,10 @@ def _record(dispatcher, symbol, argtys):
     if folder is None:   # not cached: callers are compiled in this process, never loaded
         return
     path = os.path.join(folder, symbol + _SUFFIX)
-    if os.path.exists(path):
+    recorded = _read_record(path, dispatcher, symbol)
+    if recorded is _DAMAGED:
+        _warn_damaged_record(path, "rewritten")
+    elif recorded is not None:
         return
     try:
         with atomic_replace(path) as tmp, open(tmp, "wb") as f:
@@ -92,12 +102,34 @@ def prepare():
                 symbol = os.path.basename(path)[:-len(_SUFFIX)]
                 if symbol in _loaded or symbol in _loading:
                     continue
-                try:
-                    with open(path, "rb") as f:
-                        argtys = pickle.load(f)
-                except Exception:  # noqa: BLE001 - a torn or foreign file: skip it
-                    continue
-                load(dispatcher, argtys)
+                argtys = _read_record(path, dispatcher, symbol)
+                if argtys is _DAMAGED:
+                    if remove_if_damaged(path, lambda: _read_record(
+                            path, dispatcher, symbol) is _DAMAGED):
+                        _warn_damaged_record(path, "removed")
+                elif argtys is not None:
+                    load(dispatcher, argtys)
+
+
+def _read_record(path, dispatcher, symbol):
+    """The argument types recorded in ``path`` for ``symbol``: None when there is no
+    record, _DAMAGED when it is truncated, garbled or not a record of that symbol."""
+    try:
+        with open(path, "rb") as f:
+            argtys = pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except Exception:  # noqa: BLE001 - whatever unpickling a damaged file raises
+        return _DAMAGED
+    if (isinstance(argtys, tuple) and all(isinstance(t, types.Type) for t in argtys)
+            and _symbol(dispatcher, argtys) == symbol):
+        return argtys
+    return _DAMAGED
+
+
+def _warn_damaged_record(path, done):
+    warnings.warn(f"fastdnn: the link record {path} was damaged; it is {done} and the "
+                  "functions that call it are recompiled where needed", RuntimeWarning)
 
 
 def separate(dispatcher):
@@ -138,17 +170,41 @@ def guard(module):
 
 
 def _guard_cache(dispatcher):
+    harden_cache(dispatcher)   # first, so that it wraps Numba's own loader
     cache = getattr(dispatcher, "_cache", None)
     if cache is not None and not getattr(cache, "_fastdnn_guarded", False):
-        cache.load_overload = _guarded(cache.load_overload)
+        cache.load_overload = _guarded(dispatcher, cache.load_overload)
         cache._fastdnn_guarded = True
 
 
-def _guarded(load_overload):
-    def load_overload_after_prepare(*args, **kwargs):
+def _guarded(dispatcher, load_overload):
+    def load_overload_after_prepare(sig, target_context):
         prepare()
-        return load_overload(*args, **kwargs)
+        unknown = _unregistered_callees(dispatcher, sig, target_context)
+        if unknown:
+            name = f"{dispatcher.py_func.__module__}.{dispatcher.py_func.__qualname__}"
+            warnings.warn(f"fastdnn: the cached code of {name} calls "
+                          f"{', '.join(sorted(unknown))}, which no link record provides; "
+                          "it is recompiled", RuntimeWarning)
+            return None
+        return load_overload(sig, target_context)
     return load_overload_after_prepare
+
+
+def _unregistered_callees(dispatcher, sig, target_context):
+    """The symbols of separate functions that the cache entry of ``dispatcher`` for
+    ``sig`` calls and no record has registered (their names are in its machine code)."""
+    path = entry_file(dispatcher, sig, target_context)
+    if path is None or not _SEPARATE:
+        return set()
+    names = "|".join(sorted({re.escape(d.py_func.__name__) for d in _SEPARATE}))
+    try:
+        with open(path, "rb") as f:
+            code = f.read()
+    except OSError:
+        return set()
+    found = re.findall(rb"fastdnn_(?:%s)_[0-9a-f]{16}" % names.encode(), code)
+    return {s.decode() for s in found} - set(_loaded) - _loading
 
 
 # ----------------------------------------------------------------------------- ahead

@@ -23,10 +23,11 @@ import shutil
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import carray, cfunc, njit, types
+from numba import carray, njit, types
 from numba.extending import overload
 
 from .. import config
+from .._cache import harden_caches, hardened_cfunc
 from .._files import atomic_replace
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -86,7 +87,7 @@ def _loop_gemm(real):
                      types.int64, real, ptr, types.int64, ptr, types.int64, real, ptr,
                      types.int64)
 
-    @cfunc(sig, cache=config.CACHE, error_model="numpy")
+    @hardened_cfunc(sig, cache=config.CACHE, error_model="numpy")
     def gemm(order, ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc):
         rows_a, cols_a = (K, M) if ta == _TRANS else (M, K)   # A as stored
         rows_b, cols_b = (N, K) if tb == _TRANS else (K, N)
@@ -169,3 +170,6 @@ def gemm(shape, a, b, c, beta):
     _gemm_of(_TRANS if transpose_a else _NO_TRANS, _TRANS if transpose_b else _NO_TRANS,
              M, N, K, real(1.0), A.ctypes.data + a0 * item, lda,
              B.ctypes.data + b0 * item, ldb, real(beta), C.ctypes.data + c0 * item, ldc)
+
+
+harden_caches(__name__)

@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from .. import config
+from .._cache import harden_caches
 from ._sync import compare_exchange, fetch_add, load, nap, pause, store
 
 SPIN = 4000        # pause instructions before napping: ~20-40 us
@@ -192,3 +193,6 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+harden_caches(__name__)

@@ -20,6 +20,7 @@ import sys
 import numpy as np
 from numba import njit
 
+from .._cache import harden_caches
 from ..config import CACHE, INTERNAL
 from ..cpu._rows import activate_inplace, bias_activate_inplace
 from . import _link, blas
@@ -203,3 +204,6 @@ def _score_rows(where, net, P, run, Y, out, parts, buf):
 
 
 _link.guard(sys.modules[__name__])
+
+
+harden_caches(__name__)

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 from numba import njit
 
+from .._cache import harden_caches
 from ..config import INTERNAL
 from ..cpu._rows import (activate_inplace, add_scaled, bias_activate_inplace, copy_row,
                          dropout_inplace, dropout_row, grad_inplace, sum_squares,
@@ -503,3 +504,6 @@ def step_finite(parts, model_f, s, k0, G, m):
 
 
 _link.guard(sys.modules[__name__])
+
+
+harden_caches(__name__)

@@ -34,6 +34,7 @@ import time
 
 import numpy as np
 
+from .._cache import harden_cache
 from .._validation import check_choice, check_int
 from ..layers import HIDDEN_ACTIVATIONS
 from ..reference.activations import activation_backward, activation_forward
@@ -68,7 +69,7 @@ class CaviarResult:
         self.hyperparameters, self.time = hyper, seconds
 
     def get_params(self, i):
-        """Model i's parameters as MLP.get_params() names them: W1, b1, W2, ..."""
+        """Model i's weights as MLP.get_weights() names them: W1, b1, W2, ..."""
         return {name: view[i].copy() for name, view in self._trainer.p.items()}
 
     def __len__(self):
@@ -251,7 +252,7 @@ def _adam_kernel():
                     v[k, j] = vj
                     p[k, j] = p[k, j] - (lr[k] * (mj / c1[k])) / (np.sqrt(vj / c2[k]) + eps[k])
 
-        _ADAM.append(adam_stacked)
+        _ADAM.append(harden_cache(adam_stacked))
     return _ADAM[0]
 
 
