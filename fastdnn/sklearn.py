@@ -680,6 +680,13 @@ class _BaseMLP(BaseEstimator):
                                dtype=(np.float64, np.float32))
         return self.model_.decision_function(_dense(X))
 
+    def to_onnx(self, path=None, *, fold_batchnorm=True, opset=None):
+        """The fitted estimator as an ONNX graph whose outputs match ``predict`` (and
+        ``predict_proba``), written to ``path`` if given (fastdnn.export)."""
+        from .export import sklearn_to_onnx
+        check_is_fitted(self, "model_")
+        return sklearn_to_onnx(self, path, fold_batchnorm=fold_batchnorm, opset=opset)
+
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
         state = self.__dict__.copy()

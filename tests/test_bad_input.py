@@ -5,13 +5,17 @@ Each row: (case, call, error type, pattern the message must match). A silent cas
 error) or an obscure one (another type, or a message that does not name the argument)
 fails. Extend the table whenever a public argument appears.
 """
+import json
+import os
 import re
+import tempfile
 
 import numpy as np
 import pytest
 
 import fastdnn
-from fastdnn import MLP, cpu, reference
+from fastdnn import MLP, cpu, reference, search
+from fastdnn.io import ModelFileError
 from fastdnn import course
 from fastdnn.course import initialization, regularization
 from fastdnn.sklearn import MLPClassifier, MLPRegressor
@@ -72,6 +76,47 @@ def _adam_t():
     return course.update_parameters_with_adam(p, g, v, s, step=1)
 
 
+def _load(data=None, **changes):
+    """load() of a file holding ``data``, or of a good model file with entries changed."""
+    def call():
+        path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        if data is not None:
+            with open(path, "wb") as f:
+                f.write(data)
+        else:
+            m = MLP([4, 5, 3], backend="numpy", seed=0)
+            m.fit(X, Y3, epochs=1, verbose=0)
+            m.save(path)
+            with np.load(path) as saved:
+                entries = dict(saved)
+            for key, value in changes.items():
+                entries[key] = value(entries[key]) if callable(value) else value
+            np.savez(path, **entries)
+        return fastdnn.load(path)
+    return call
+
+
+def _good_file_bytes():
+    path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    m = MLP([4, 5, 3], backend="numpy", seed=0)
+    m.fit(X, Y3, epochs=1, verbose=0)
+    m.save(path)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _training(**fields):
+    return lambda entry: np.array(json.dumps({**json.loads(str(entry)), **fields}))
+
+
+def _search(**kwargs):
+    def trial(params):
+        return {"dev_accuracy": 0.5}
+    return lambda: search.random_search(trial, space={"x": search.Uniform(0, 1)},
+                                        **{"n_trials": 2, "executor": "serial", **kwargs})
+
+
+GOOD = _good_file_bytes()
 ones = np.ones(5)
 CASES = [
     # ---- targets that were silently accepted
@@ -115,7 +160,37 @@ CASES = [
     ("state aliasing another state (cpu)",
      (lambda m: lambda: cpu.adam_update(ones.copy(), ones, m, m, 1, 0.1))(np.zeros(5)),
      ValueError, r"v shares memory with m"),
+    ("load() of NaN weights", _load(params=lambda p: p * np.nan), ModelFileError,
+     r"cannot load .*'params'.*NaN"),
+    ("load() of string weights", _load(params=lambda p: p.astype(str)), ModelFileError,
+     r"cannot load .*'params'"),
+    ("load() of step=-5", _load(training=_training(step=-5)), ModelFileError,
+     r"cannot load .*step must be in \[0"),
+    ("random_search(n_trials=-1)", _search(n_trials=-1), ValueError, r"n_trials"),
+    ("random_search(n_trials=1.5)", _search(n_trials=1.5), TypeError, r"n_trials"),
+    ("random_search(time_budget=-1)", _search(time_budget=-1), ValueError, r"time_budget"),
     # ---- obscure errors that now name the argument
+    ("load() of a truncated file", _load(GOOD[:len(GOOD) // 2]), ModelFileError,
+     r"cannot load .*(damaged|truncated)"),
+    ("load() of an empty file", _load(b""), ModelFileError, r"cannot load .*empty"),
+    ("load() of random bytes", _load(bytes(RNG.integers(0, 256, 3000, np.uint8))),
+     ModelFileError, r"cannot load .*not a fastdnn model file"),
+    ("load() of a future format", _load(format=np.array(json.dumps("fastdnn-model-2"))),
+     ModelFileError, r"cannot load .*newer fastdnn"),
+    ("load() of wrong-length weights", _load(params=lambda p: p[:-1]), ModelFileError,
+     r"cannot load .*'params'"),
+    ("load() of bad architecture JSON", _load(architecture=np.array("{not json")),
+     ModelFileError, r"cannot load .*'architecture' is not valid JSON"),
+    ("random_search(n_workers=0)", _search(n_workers=0, executor=None), ValueError,
+     r"n_workers"),
+    ("random_search(seed=-1)", _search(seed=-1), ValueError, r"seed"),
+    ("a malformed search space", lambda: search.random_search(
+        lambda p: {}, space={"x": {"log_uniform": [1e-4]}}, n_trials=1,
+        executor="serial"), ValueError, r"'x'.*log_uniform takes \[low, high\]"),
+    ("BatchNorm after the output Dense on cpu",
+     lambda: fastdnn.Sequential([fastdnn.Dense(3), fastdnn.BatchNorm()], input_dim=4,
+                                backend="cpu"), ValueError,
+     r"BatchNorm after the output Dense is not supported by the cpu backend"),
     ("MLP(None)", lambda: MLP(None), TypeError, r"layer_sizes must be a list of widths"),
     ("MLP(12)", lambda: MLP(12), TypeError, r"layer_sizes must be a list of widths"),
     ("MLP('784')", lambda: MLP("784"), TypeError, r"layer_sizes must be a list of widths"),
@@ -173,6 +248,21 @@ def test_bad_input_raises_a_clear_error(call, error, pattern):
     assert type(info.value) is error, f"obscure: {type(info.value).__name__}: {info.value}"
     if pattern is not None:
         assert re.search(pattern, str(info.value)), f"obscure: {info.value}"
+
+
+def test_the_table_reports_no_silent_and_no_obscure_case():
+    """The whole table in one pass, counted as the issue counts it."""
+    silent, obscure = [], []
+    for name, call, error, pattern in CASES:
+        try:
+            call()
+        except Exception as exc:   # noqa: BLE001  (any error is classified below)
+            if type(exc) is not error or (pattern and not re.search(pattern, str(exc))):
+                obscure.append(f"{name}: {type(exc).__name__}: {exc}")
+        else:
+            silent.append(name)
+    assert (silent, obscure) == ([], []), f"{len(silent)} silent, {len(obscure)} obscure"
+    assert len(CASES) >= 50
 
 
 def test_the_caller_s_arrays_are_untouched_by_a_refused_update():

@@ -106,6 +106,10 @@ class CpuEngine:
     """
 
     def __init__(self, params, output, seeds, keep=None, group=None):
+        if params.blocks[-1].bn is not None:
+            # the compiled steps normalize hidden layers only: refuse rather than skip it
+            raise ValueError("a BatchNorm after the output Dense is not supported by the "
+                             "cpu backend; remove it, or use backend='numpy'")
         self.params, self.output = params, OUTPUT_CODES[output]
         self.group = min(group or params.models, params.models)
         self.sizes = [params.blocks[0].n_in] + [b.n_out for b in params.blocks]
