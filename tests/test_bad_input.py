@@ -281,3 +281,21 @@ def test_a_refused_set_weights_sets_nothing():
         m.set_weights({"W1": np.zeros((5, 4)), "W2": np.full((3, 5), np.nan)})
     after = m.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 16384, 16385, 100003])
+def test_the_finite_check_finds_one_bad_value_anywhere(dtype, n):
+    from fastdnn.cpu._common import check_finite
+    for where in {0, n // 2, n - 1}:
+        for bad in (np.nan, np.inf, -np.inf):
+            x = np.ones(n, dtype)
+            x[where] = bad
+            with pytest.raises(ValueError, match=rf"x contains NaN or inf \(first at index "
+                                                 rf"\({where},\)\)"):
+                check_finite("x", x)
+            p, g = [np.ones(3, dtype), np.ones(n, dtype)], [np.ones(3, dtype), x]
+            with pytest.raises(ValueError, match=r"grad\[1\]"):
+                cpu.adam_update(p, g, [np.zeros(3, dtype), np.zeros(n, dtype)],
+                                [np.zeros(3, dtype), np.zeros(n, dtype)], 1, 0.1)
+    check_finite("x", np.ones(n, dtype))

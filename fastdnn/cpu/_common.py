@@ -174,18 +174,30 @@ def reusable(x, dtype):
     return x.dtype == dtype and x.flags.c_contiguous and x.flags.writeable
 
 
+@njit(cache=CACHE, error_model="numpy", nogil=True)
+def holds_nonfinite(x):
+    """Whether the 1-D array x holds a NaN or inf (v - v is 0 for finite v, NaN
+    otherwise). The integer OR reduction vectorises where a float sum may not be
+    reordered, but only in a loop of its own, not inlined in a prange body: 80 us against
+    520 us on 1e6 float32 (one thread; summing x * 0: 13 ms on 1.6e7)."""
+    bad = 0
+    for j in range(x.shape[0]):
+        v = x[j]
+        bad |= v - v != 0
+    return bad != 0
+
+
 @njit(parallel=True, cache=CACHE, error_model="numpy")
-def _nonfinite_sum(x):
-    # x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when all
-    # are finite; one read pass, no temporary array. Parallel over rows.
-    x2 = x.reshape(x.shape[0], -1)
-    total = 0.0
-    for i in prange(x2.shape[0]):
-        s = 0.0
-        for j in range(x2.shape[1]):
-            s += x2[i, j] * 0
-        total += s
-    return total
+def _nonfinite_count(x):
+    # chunks of the flat x that hold a NaN or inf, in parallel
+    n = x.shape[0]
+    count = 0
+    for c in prange((n + _FINITE_CHUNK - 1) // _FINITE_CHUNK):
+        count += holds_nonfinite(x[c * _FINITE_CHUNK:min(n, (c + 1) * _FINITE_CHUNK)])
+    return count
+
+
+_FINITE_CHUNK = 16384
 
 
 def check_finite(name, x):
@@ -193,7 +205,7 @@ def check_finite(name, x):
     fastdnn.config.CHECK_FINITE is False."""
     if not finite_checks_on():
         return x
-    if launch(_nonfinite_sum, contiguous(x)) != 0:
+    if launch(_nonfinite_count, contiguous(x).reshape(-1)) != 0:
         bad = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(
             f"{name} contains NaN or inf (first at index {tuple(int(i) for i in bad)}); "

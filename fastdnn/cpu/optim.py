@@ -24,7 +24,7 @@ from ..config import CACHE
 from ..engine.pool import claim, close, default_pool, finish
 from ..engine.threads import current_threads
 from ..formulas import OPTIMIZER_CODES
-from ._common import check_finite
+from ._common import check_finite, holds_nonfinite
 from ._rows import update_range, update_scalars
 
 # Elements per ticket. One array: large blocks keep each thread streaming through memory
@@ -76,16 +76,11 @@ def _update_lists(ctl, gen, kind, P, G, S1, S2, blocks, hyper, tid):
 @njit(cache=CACHE, nogil=True, error_model="numpy")
 def _nonfinite_blocks(ctl, gen, G, blocks, bad, tid):
     # tickets: the blocks of the lists; bad[0] is set when a block holds NaN or inf
-    # (g * 0 is 0 for finite g, NaN otherwise)
     while True:
         t = claim(ctl, gen)
         if t < 0:
             break
-        g = G[blocks[t, 0]]
-        s = 0.0
-        for j in range(blocks[t, 1], blocks[t, 2]):
-            s += g[j] * 0
-        if s != 0:
+        if holds_nonfinite(G[blocks[t, 0]][blocks[t, 1]:blocks[t, 2]]):
             bad[0] = 1
         finish(ctl)
     if tid == 0:
