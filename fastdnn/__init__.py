@@ -3,8 +3,10 @@
 The public API is re-exported here; importing fastdnn compiles nothing.
 """
 from . import reference
+from .augment import Augment
 from .backend import kernels, resolve as resolve_backend
-from .callbacks import Callback, EarlyStopping, History
+from .callbacks import (CSVLogger, Callback, EarlyStopping, GradientMonitor, History,
+                        ModelCheckpoint, ReduceLROnPlateau)
 from .data import Standardizer, minibatches, one_hot, train_dev_test_split
 from .diagnose import diagnose
 from .engine.threads import threads
@@ -21,6 +23,7 @@ __all__ = ["reference", "kernels", "resolve_backend", "__version__",
            "MLP", "Sequential", "NotFittedError",
            "Dense", "BatchNorm", "Activation", "Dropout",
            "Optimizer", "SGD", "Momentum", "Nesterov", "RMSprop", "Adam", "AdamW",
-           "schedules", "Callback", "EarlyStopping", "History", "threads",
+           "schedules", "Callback", "EarlyStopping", "History", "ModelCheckpoint",
+           "CSVLogger", "ReduceLROnPlateau", "GradientMonitor", "threads",
            "gradient_check", "diagnose", "load", "save",
-           "train_dev_test_split", "Standardizer", "one_hot", "minibatches"]
+           "train_dev_test_split", "Standardizer", "one_hot", "minibatches", "Augment"]

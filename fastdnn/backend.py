@@ -9,19 +9,37 @@ pick one here and never probe modules for what they can do.
 - cpu: fastdnn.cpu's kernels, host arrays, the compiled engine (fastdnn.engine.cpu);
 - cuda: fastdnn.cuda's kernels, device arrays, the stepwise engine on the GPU.
 """
+from __future__ import annotations
+
 import ctypes
 import functools
 import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Union
 
 from . import config
 from ._validation import check_choice
+
+if TYPE_CHECKING:
+    from .engine.cpu import CpuEngine
+    from .engine.layout import Parameters
+    from .engine.stepwise import StepwiseEngine
+
+#: What ``Backend.engine`` returns: fastdnn.engine.cpu's compiled engine ("cpu"), or the
+#: stepwise engine of kernel calls ("numpy", "cuda").
+Engine = Union["CpuEngine", "StepwiseEngine"]
 
 BACKENDS = ("numpy", "cpu", "cuda")
 _MODULES = {"numpy": "fastdnn.reference", "cpu": "fastdnn.cpu", "cuda": "fastdnn.cuda"}
 
 
-def cuda_available():
-    """True when numba-cuda can see a GPU (False, never an error, otherwise)."""
+def cuda_available() -> bool:
+    """True when numba-cuda can see a GPU (False, never an error, otherwise).
+
+    Returns
+    -------
+    bool
+    """
     if not _driver_library():
         return False   # without asking numba-cuda, whose import alone takes ~1 s
     try:
@@ -46,23 +64,66 @@ def _driver_library():
     return False
 
 
-def resolve(backend="auto"):
-    """The concrete backend name for ``backend`` ("auto": cuda with a GPU, else cpu)."""
+def resolve(backend: str = "auto") -> str:
+    """The concrete backend name for ``backend`` ("auto": cuda with a GPU, else cpu).
+
+    Parameters
+    ----------
+    backend : "auto", "numpy", "cpu" or "cuda"
+
+    Returns
+    -------
+    str
+        "numpy", "cpu" or "cuda".
+
+    Raises
+    ------
+    ValueError
+        For another name.
+    """
     check_choice("backend", backend, ("auto",) + BACKENDS)
     if backend == "auto":
         return "cuda" if cuda_available() else "cpu"
     return backend
 
 
-def kernels(backend="auto"):
-    """The kernel module of ``backend``; raises one clear error if it cannot be used."""
+def kernels(backend: str = "auto") -> ModuleType:
+    """The kernel module of ``backend``; raises one clear error if it cannot be used.
+
+    Parameters
+    ----------
+    backend : "auto", "numpy", "cpu" or "cuda"
+
+    Returns
+    -------
+    module
+        fastdnn.reference, fastdnn.cpu or fastdnn.cuda.
+    """
     return get(backend).kernels
 
 
 class Backend:
-    """A backend's kernel module, array operations and engine."""
+    """A backend's kernel module, array operations and engine.
 
-    def __init__(self, name):
+    Parameters
+    ----------
+    name : "numpy", "cpu" or "cuda"
+        A resolved name (see ``resolve``).
+
+    Attributes
+    ----------
+    kernels : module
+        The kernel module.
+    arrays : HostArrays or DeviceArrays
+        Where a model's arrays live, and the operations on them.
+
+    Raises
+    ------
+    RuntimeError
+        For "cuda" without a usable GPU.
+    """
+
+    def __init__(self, name: str) -> None:
         self.name = name
         if name == "cuda" and not cuda_available():
             raise RuntimeError(
@@ -77,8 +138,22 @@ class Backend:
             from .engine.stepwise import HOST
             self.arrays = HOST
 
-    def engine(self, params, output, seed):
-        """The engine that trains and predicts with ``params`` (fastdnn.engine.layout)."""
+    def engine(self, params: Parameters, output: str, seed: int) -> Engine:
+        """The engine that trains and predicts with ``params`` (fastdnn.engine.layout).
+
+        Parameters
+        ----------
+        params : fastdnn.engine.layout.Parameters
+            The model's parameters.
+        output : "softmax", "sigmoid", "identity" or "exp"
+            The output activation.
+        seed : int
+            The dropout seed.
+
+        Returns
+        -------
+        CpuEngine or StepwiseEngine
+        """
         if self.name == "cpu":
             from .engine.cpu import CpuEngine
             return CpuEngine(params, output, [seed])
@@ -94,6 +169,15 @@ def _backend(name):
     return Backend(name)
 
 
-def get(backend="auto"):
-    """The Backend object of ``backend`` ("auto" resolved)."""
+def get(backend: str = "auto") -> Backend:
+    """The Backend object of ``backend`` ("auto" resolved), made once per name.
+
+    Parameters
+    ----------
+    backend : "auto", "numpy", "cpu" or "cuda"
+
+    Returns
+    -------
+    Backend
+    """
     return _backend(resolve(backend))

@@ -1,10 +1,13 @@
 """The ``fastdnn`` command: ``fastdnn demo`` trains a BatchNorm + dropout + Adam network on
 scikit-learn's digits, reports test accuracy, and compares the time per epoch of the fast
 backend with the NumPy reference."""
+from __future__ import annotations
+
 import argparse
 import os
 import statistics
 import sys
+from collections.abc import Sequence
 
 from .profile import add_parser as add_profile_parser
 from .search.cli import add_parser as add_search_parser
@@ -25,7 +28,19 @@ def _train(backend, data, args, verbose):
     return model, history, per_epoch
 
 
-def demo(args):
+def demo(args: argparse.Namespace) -> int:
+    """Run ``fastdnn demo``: train on the digits, print the accuracies and timings.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options: epochs, batch_size, lr, l2, dtype, backend, compare, seed.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     from sklearn.datasets import load_digits
 
     from . import resolve_backend, train_dev_test_split
@@ -69,17 +84,46 @@ def demo(args):
     return 0
 
 
-def speed_words(ratio):
-    """"2.3x faster" or "1.04x slower": never "1.0x faster" for 0.96."""
+def speed_words(ratio: float) -> str:
+    """A speed ratio in words: "2.3x faster" or "1.04x slower".
+
+    Never "1.0x faster" for 0.96.
+
+    Parameters
+    ----------
+    ratio : float > 0
+        Reference time / fast time.
+
+    Returns
+    -------
+    str
+    """
     if ratio >= 1:
         return f"{ratio:.{2 if ratio < 2 else 1}f}x faster"
     return f"{1 / ratio:.{2 if ratio > 0.5 else 1}f}x slower"
 
 
-def busy_note(epoch_times, load, cores):
-    """A warning when the timing was probably disturbed: other processes kept the cores
-    busy (a load average above the cores by half a core: this process's threads count up
-    to the cores), or the epochs' times spread by more than half their median."""
+def busy_note(epoch_times: Sequence[float], load: float, cores: int) -> str:
+    """A warning when the timing was probably disturbed.
+
+    That is when other processes kept the cores busy (a load average above the cores by
+    half a core: this process's threads count up to the cores), or the epochs' times
+    spread by more than half their median.
+
+    Parameters
+    ----------
+    epoch_times : sequence of float
+        Seconds per epoch.
+    load : float
+        The highest 1-minute load average seen.
+    cores : int
+        The machine's logical CPUs.
+
+    Returns
+    -------
+    str
+        The warning, or "" when the timing looks undisturbed.
+    """
     notes = []
     if load > cores + 0.5:
         notes.append(f"load average {load:.1f} on {cores} cores")
@@ -100,7 +144,19 @@ def _load_average():
         return 0.0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fastdnn`` command: parse ``argv`` and run its subcommand.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The subcommand's exit status.
+    """
     parser = argparse.ArgumentParser(prog="fastdnn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train on scikit-learn's digits and report accuracy")

@@ -3,14 +3,36 @@
 n = number of examples, n_x = features. X: (n, n_x); y: (n,) labels or (n, k) targets.
 Nothing here changes the caller's arrays.
 """
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from ._validation import check_int, check_real
 from .reference.losses import one_hot as _one_hot
 
 
-def one_hot(labels, k=None, dtype=np.float32):
-    """(n,) integer labels in [0, k) to an (n, k) one-hot matrix (k: max label + 1)."""
+def one_hot(labels: ArrayLike, k: int | None = None,
+            dtype: DTypeLike = np.float32) -> NDArray[Any]:
+    """(n,) integer labels in [0, k) to an (n, k) one-hot matrix.
+
+    Parameters
+    ----------
+    labels : array_like of int, (n,)
+        Class labels.
+    k : int >= 1, optional
+        Number of classes; default: the largest label + 1.
+    dtype : dtype, default float32
+        The result's dtype.
+
+    Returns
+    -------
+    (n, k) array of ``dtype``
+        1 at (i, labels[i]), 0 elsewhere.
+    """
     labels = np.asarray(labels)
     if k is None:
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or not labels.size:
@@ -20,21 +42,31 @@ def one_hot(labels, k=None, dtype=np.float32):
     return _one_hot(labels, check_int("k", k, 1), dtype)
 
 
-def train_dev_test_split(X, y, fractions=(0.98, 0.01, 0.01), *, stratify=True, seed=None):
+def train_dev_test_split(X: ArrayLike, y: ArrayLike,
+                         fractions: Sequence[float] = (0.98, 0.01, 0.01), *,
+                         stratify: bool = True, seed: int | None = None,
+                         ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any],
+                                    NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Split into train, dev and test sets by fractions, stratified by class.
 
     Parameters
     ----------
-    X : (n, n_x) array
-    y : (n,) class labels (or (n, k) targets, stratified by their argmax)
-    fractions : three non-negative numbers summing to 1 (train, dev, test)
-    stratify : bool
+    X : array_like, (n, n_x)
+        The examples.
+    y : array_like, (n,) or (n, k)
+        Class labels, or targets (stratified by their argmax).
+    fractions : three floats >= 0 summing to 1, default (0.98, 0.01, 0.01)
+        The train, dev and test shares; a positive dev or test share gets one example
+        at least.
+    stratify : bool, default True
         Keep each class's share in every set (within one example).
-    seed : int or None
+    seed : int, optional
+        Seeds the shuffle.
 
     Returns
     -------
-    X_train, X_dev, X_test, y_train, y_dev, y_test : copies
+    X_train, X_dev, X_test, y_train, y_dev, y_test : arrays
+        Copies of rows of X and y.
     """
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim < 1 or y.ndim < 1 or len(X) != len(y):
@@ -73,14 +105,36 @@ class Standardizer:
     """Zero mean and unit variance per feature, with statistics from the training set.
 
     Features with zero variance are only centred.
+
+    Parameters
+    ----------
+    eps : float >= 0, default 0.0
+        Added to the variance.
+
+    Attributes
+    ----------
+    mean_, scale_ : (n_x,) float64 arrays
+        The training set's mean and sqrt(var + eps) (1 where that is 0); set by fit.
     """
 
-    def __init__(self, eps=0.0):
+    def __init__(self, eps: float = 0.0) -> None:
         self.eps = check_real("eps", eps, 0.0)
         self.mean_ = None
         self.scale_ = None
 
-    def fit(self, X):
+    def fit(self, X: ArrayLike) -> Standardizer:
+        """Learn each feature's mean and scale from the training set.
+
+        Parameters
+        ----------
+        X : array_like, (n, n_x)
+            The training set (non-empty).
+
+        Returns
+        -------
+        Standardizer
+            self.
+        """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or not len(X):
             raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
@@ -89,8 +143,26 @@ class Standardizer:
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
-    def transform(self, X, dtype=None):
-        """A standardized copy of X (dtype: X's float dtype, or float64)."""
+    def transform(self, X: ArrayLike, dtype: DTypeLike | None = None,
+                  ) -> NDArray[np.floating]:
+        """A standardized copy of X: (X - mean_) / scale_.
+
+        Parameters
+        ----------
+        X : array_like, (n, n_x)
+            Data with the training set's features.
+        dtype : dtype, optional
+            The result's dtype; default X's float dtype, or float64.
+
+        Returns
+        -------
+        (n, n_x) array
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        """
         if self.mean_ is None:
             raise RuntimeError("Standardizer is not fitted: call fit(X_train) first")
         X = np.asarray(X)
@@ -100,17 +172,61 @@ class Standardizer:
             dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
         return ((X - self.mean_) / self.scale_).astype(dtype)
 
-    def fit_transform(self, X, dtype=None):
+    def fit_transform(self, X: ArrayLike, dtype: DTypeLike | None = None,
+                      ) -> NDArray[np.floating]:
+        """fit(X), then transform(X).
+
+        Parameters
+        ----------
+        X : array_like, (n, n_x)
+            The training set.
+        dtype : dtype, optional
+            As in transform.
+
+        Returns
+        -------
+        (n, n_x) array
+        """
         return self.fit(X).transform(X, dtype)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Undo transform: X * scale_ + mean_.
+
+        Parameters
+        ----------
+        X : array_like, (n, n_x)
+            Standardized data.
+
+        Returns
+        -------
+        (n, n_x) float64 array
+        """
         return np.asarray(X) * self.scale_ + self.mean_
 
 
-def minibatches(X, y, batch_size, *, shuffle=True, seed=None):
-    """Yield (X_batch, y_batch): shuffle once, then partition; the last batch is smaller.
+def minibatches(X: ArrayLike, y: ArrayLike, batch_size: int, *, shuffle: bool = True,
+                seed: int | None = None) -> Iterator[tuple[NDArray[Any], NDArray[Any]]]:
+    """Mini-batches of (X, y): shuffle once, then partition; the last batch is smaller.
 
     batch_size = n gives batch gradient descent, 1 gives stochastic gradient descent.
+
+    Parameters
+    ----------
+    X : array_like, (n, n_x)
+        The examples.
+    y : array_like, (n,) or (n, k)
+        Their labels or targets.
+    batch_size : int >= 1
+        Rows per batch.
+    shuffle : bool, default True
+        Shuffle the rows first (else keep their order).
+    seed : int, optional
+        Seeds the shuffle.
+
+    Yields
+    ------
+    X_batch, y_batch : arrays
+        Copies of up to batch_size rows of X and y.
     """
     X, y = np.asarray(X), np.asarray(y)
     if len(X) != len(y):

@@ -13,13 +13,22 @@ output is the graph output "logits"; the output activation (Softmax, Sigmoid, Ex
 what ``predict_proba`` and ``predict`` return. The graph computes in the model's dtype
 (float32 or float64: onnxruntime's CPU kernels take both for every op used here).
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._files import atomic_replace
 from ._validation import check_bool, check_int
 from .reference.activations import LEAKY_RELU_SLOPE
+
+if TYPE_CHECKING:
+    import onnx
+
+    from .model import Sequential
+    from .sklearn import MLPClassifier, MLPRegressor
 
 #: The opset written when none is asked for: ops as in ONNX 1.12 / onnxruntime 1.12 and
 #: later, so that older serving runtimes load the file too.
@@ -50,7 +59,8 @@ HIDDEN_ACTIVATIONS = {
 }
 
 
-def to_onnx(model, path=None, *, fold_batchnorm=True, opset=None):
+def to_onnx(model: Sequential, path: str | os.PathLike[str] | None = None, *,
+            fold_batchnorm: bool = True, opset: int | None = None) -> onnx.ModelProto:
     """A built fastdnn model as an ONNX graph that predicts as the model does.
 
     Parameters
@@ -122,7 +132,10 @@ def to_onnx(model, path=None, *, fold_batchnorm=True, opset=None):
     return _finish(onnx, graph, model, repr(model), opset, path)
 
 
-def sklearn_to_onnx(estimator, path=None, *, fold_batchnorm=True, opset=None):
+def sklearn_to_onnx(estimator: MLPClassifier | MLPRegressor,
+                    path: str | os.PathLike[str] | None = None, *,
+                    fold_batchnorm: bool = True, opset: int | None = None,
+                    ) -> onnx.ModelProto:
     """A fitted fastdnn.sklearn MLPClassifier or MLPRegressor as an ONNX graph.
 
     Parameters

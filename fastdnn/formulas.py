@@ -23,7 +23,7 @@ from numba.extending import overload
 from ._cache import harden_caches
 from .config import CACHE
 from .reference.activations import LEAKY_RELU_SLOPE
-from .rng import GOLDEN_GAMMA, MIX1, MIX2
+from .rng import AUGMENT, GOLDEN_GAMMA, MIX1, MIX2
 
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
 OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "nesterov": 2, "rmsprop": 3, "adam": 4,
@@ -38,6 +38,12 @@ _S27 = np.uint64(27)
 _S30 = np.uint64(30)
 _S31 = np.uint64(31)
 _S32 = np.uint64(32)
+_S16 = np.uint64(16)
+_S48 = np.uint64(48)
+_S63 = np.uint64(63)
+_LOW16 = np.uint64(0xFFFF)
+_LOW31 = np.uint64(0x7FFFFFFF)
+_LOW32 = np.uint64(0xFFFFFFFF)
 _ZERO = np.float32(0.0)
 _ONE = np.float32(1.0)
 
@@ -84,6 +90,60 @@ def dropout(x, kept, keep_prob):
     """Inverted dropout of one element: x / keep_prob when kept, else 0 (x * 0, which
     keeps NaN and inf visible as the reference's x * mask does)."""
     return x / keep_prob if kept else x * _ZERO
+
+
+# ----------------------------------------------------------------------------- augmentation
+# Image rows (height, width, channels), row-major, channels last; see fastdnn.augment and
+# the draws' keys in fastdnn.rng. fastdnn.reference.augment is the vectorised twin.
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def augment_key(seed, step, purpose):
+    """The key of one step's augmentation draws: fastdnn.rng.augment_key."""
+    return dropout_key(seed, step, AUGMENT + purpose)
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def augment_draws(key, row, flip, shift):
+    """(flipped, dy, dx) of batch row ``row`` from its geometry hash (of key + row): the
+    top bit flips it (when ``flip``), bits 32..62 and 0..31 pick dy and dx uniformly in
+    [-shift, shift] by multiply-shift (exact in uint64)."""
+    bits = splitmix64(key + np.uint64(row))
+    span = np.uint64(2 * shift + 1)
+    flipped = flip != 0 and (bits >> _S63) != np.uint64(0)
+    dy = np.int64((((bits >> _S32) & _LOW31) * span) >> _S31) - shift
+    dx = np.int64(((bits & _LOW32) * span) >> _S32) - shift
+    return flipped, dy, dx
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def augment_source(y, x, height, width, draws):
+    """The source pixel (y' width + x') that pixel (y, x) of the augmented image shows,
+    or -1 where it was shifted in from outside (zero): the image is flipped left-right
+    (when drawn), then moved by (dy, dx)."""
+    flipped, dy, dx = draws
+    ys, xs = y - dy, x - dx
+    if ys < 0 or ys >= height or xs < 0 or xs >= width:
+        return -1
+    if flipped:
+        xs = width - 1 - xs
+    return ys * width + xs
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def irwin_hall4(bits):
+    """The centred sum of the four 16-bit fields u_k of ``bits``: sum_k (2 u_k + 1) - 2**18,
+    an even integer in [-262140, 262140], mean 0, variance 4 (2**32 - 1) / 3: Irwin-Hall
+    noise from integer arithmetic only (exact in float32)."""
+    total = (bits & _LOW16) + ((bits >> _S16) & _LOW16) + ((bits >> _S32) & _LOW16) + \
+        (bits >> _S48)
+    return np.int64(total) * 2 - 262140
+
+
+@njit(inline="always", cache=CACHE, error_model="numpy")
+def augment_noise(key, index, scale):
+    """The noise of element ``index`` (uint64, row-major in the batch): irwin_hall4 of
+    its hash times ``scale`` (fastdnn.rng.noise_scale, in the data's dtype)."""
+    return np.float32(irwin_hall4(splitmix64(key + index))) * scale
 
 
 # ----------------------------------------------------------------------------- activations

@@ -5,13 +5,28 @@ dropout switched off and BatchNorm in training mode (running statistics restored
 includes the L2 term. Reading of the relative difference
 ||g - g_approx|| / (||g|| + ||g_approx||): about 1e-7 fine, 1e-5 suspicious, 1e-3 a bug.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_real
+
+if TYPE_CHECKING:
+    from .model import Sequential
 
 
 class GradientCheckResult:
     """Outcome of gradient_check.
+
+    Parameters
+    ----------
+    difference : float
+        The relative difference over all parameters.
+    blocks : dict
+        Per parameter block, as the attribute.
 
     Attributes
     ----------
@@ -22,19 +37,32 @@ class GradientCheckResult:
         "worst_abs_error", "grad", "approx"}.
     """
 
-    def __init__(self, difference, blocks):
+    def __init__(self, difference: float, blocks: dict[str, dict[str, Any]]) -> None:
         self.difference = difference
         self.blocks = blocks
 
     @property
-    def worst_block(self):
+    def worst_block(self) -> str:
+        """The name of the block with the largest relative difference."""
         return max(self.blocks, key=lambda k: self.blocks[k]["difference"])
 
     @property
-    def verdict(self):
+    def verdict(self) -> str:
+        """``reading(difference)``: "fine", "suspicious" or "probably a bug"."""
         return reading(self.difference)
 
-    def passed(self, threshold=1e-5):
+    def passed(self, threshold: float = 1e-5) -> bool:
+        """Whether the relative difference is below ``threshold``.
+
+        Parameters
+        ----------
+        threshold : float, default 1e-5
+            The largest difference that passes (excluded).
+
+        Returns
+        -------
+        bool
+        """
         return self.difference < threshold
 
     def __str__(self):
@@ -48,7 +76,19 @@ class GradientCheckResult:
     __repr__ = __str__
 
 
-def reading(difference):
+def reading(difference: float) -> str:
+    """The usual reading of a relative difference of gradients.
+
+    Parameters
+    ----------
+    difference : float
+        ||g - g_approx|| / (||g|| + ||g_approx||).
+
+    Returns
+    -------
+    str
+        "fine" below 1e-6, "suspicious" below 1e-4, else "probably a bug".
+    """
     if difference < 1e-6:
         return "fine"
     if difference < 1e-4:
@@ -61,14 +101,19 @@ def _relative(a, b):
     return float(np.linalg.norm(a - b) / denom) if denom > 0 else 0.0
 
 
-def gradient_check(model, X, y, epsilon=1e-7):
+def gradient_check(model: Sequential, X: ArrayLike, y: ArrayLike,
+                   epsilon: float = 1e-7) -> GradientCheckResult:
     """Compare ``model``'s backprop gradients with central differences on (X, y).
 
     Parameters
     ----------
     model : Sequential or MLP
-    X : (m, n_x) array, y : labels or targets
-    epsilon : float
+        The model to check (the check runs on a float64 copy of it).
+    X : array_like, (m, n_x)
+        The inputs.
+    y : array_like
+        Their labels or targets.
+    epsilon : float > 0, default 1e-7
         The central-difference step.
 
     Returns

@@ -13,6 +13,8 @@ for exactly the bytes stored after it, uncompressed, so a file cannot make ``loa
 allocate more than a small multiple of its own size: no cap on model size is needed.
 Whatever is wrong raises ModelFileError (a ValueError) naming the file.
 """
+from __future__ import annotations
+
 import contextlib
 import io
 import json
@@ -20,6 +22,7 @@ import math
 import os
 import re
 import zipfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +33,9 @@ from .backend import BACKENDS
 from .layers import BatchNorm, Dense, layer_from_config
 from .optim import optimizer_from_config
 from .schedules import schedule_from_config
+
+if TYPE_CHECKING:
+    from .model import Sequential
 
 FORMAT = "fastdnn-model-1"
 #: Entries every file has; "optimizer" and "optimizer_state/<name>/0" are optional.
@@ -52,12 +58,20 @@ def _text(value):
     return np.array(json.dumps(value))
 
 
-def save(model, path):
+def save(model: Sequential, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` (an .npz file; no suffix is added).
 
     The file is written to a temporary file in the same directory and moved into place
     with os.replace, so a crash mid-save leaves any previous file intact (and the next
     save of the same path removes what the crashed one left; fastdnn._files).
+
+    Parameters
+    ----------
+    model : Sequential or MLP
+        A built model: its architecture, weights, BatchNorm statistics, optimizer,
+        schedule and training state (counters, shuffling RNG) are saved.
+    path : str or os.PathLike
+        The file to write.
     """
     path = os.fspath(path)
     arrays = _arrays(model)
@@ -65,15 +79,44 @@ def save(model, path):
         np.savez(f, **arrays)
 
 
-def dumps(model):
-    """The bytes ``save`` would write (what a pickled model holds)."""
+def dumps(model: Sequential) -> bytes:
+    """The bytes ``save`` would write (what a pickled model holds).
+
+    Parameters
+    ----------
+    model : Sequential or MLP
+        A built model.
+
+    Returns
+    -------
+    bytes
+        An .npz archive.
+    """
     buffer = io.BytesIO()
     np.savez(buffer, **_arrays(model))
     return buffer.getvalue()
 
 
-def loads(data, *, backend=None):
-    """The model of ``dumps``' bytes, checked as ``load`` checks a file."""
+def loads(data: bytes, *, backend: str | None = None) -> Sequential:
+    """The model of ``dumps``' bytes, checked as ``load`` checks a file.
+
+    Parameters
+    ----------
+    data : bytes
+        What ``dumps`` returned.
+    backend : str, optional
+        Overrides the saved backend.
+
+    Returns
+    -------
+    Sequential or MLP
+        The model, as saved.
+
+    Raises
+    ------
+    ModelFileError
+        As ``load``.
+    """
     return _load(io.BytesIO(data), len(data), "<bytes>", backend)
 
 
@@ -101,11 +144,23 @@ def _arrays(model):
     return arrays
 
 
-def load(path, *, backend=None):
-    """Read a model written by ``save``; ``backend`` overrides the saved one.
+def load(path: str | os.PathLike[str], *, backend: str | None = None) -> Sequential:
+    """Read a model written by ``save``.
 
     Every entry of the file is checked before anything is built (see the module
     docstring); nothing in it is unpickled.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    backend : {"auto", "numpy", "cpu", "cuda"}, optional
+        Overrides the saved backend.
+
+    Returns
+    -------
+    Sequential or MLP
+        The model, as saved (weights, optimizer, schedule and training state).
 
     Raises
     ------

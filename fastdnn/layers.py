@@ -4,6 +4,11 @@ These hold configuration only; the model compiles a run of
 Dense [-> BatchNorm] [-> Activation] [-> Dropout] into one fused block that calls the
 backend's dense / batchnorm kernels. n_in, n_out = layer widths.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
 from ._validation import check_bool, check_choice, check_int, check_keep_prob, check_real
 from .reference.activations import ACTIVATIONS
 from .reference.init import INITIALIZERS
@@ -19,7 +24,15 @@ _LAST_ONLY = ("softmax", "exp")
 class Layer:
     """Base class: a layer spec that can be written to and read from JSON."""
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The layer's type and arguments, as JSON-friendly values.
+
+        Returns
+        -------
+        dict
+            {"type": the class name, then the constructor's arguments}: what
+            ``layer_from_config`` rebuilds the layer from.
+        """
         return {"type": type(self).__name__, **self._config()}
 
     def _config(self):
@@ -46,7 +59,8 @@ class Dense(Layer):
         Whether to add b. A Dense followed by BatchNorm never has a bias (beta replaces it).
     """
 
-    def __init__(self, units, *, init=None, use_bias=True):
+    def __init__(self, units: int, *, init: str | None = None,
+                 use_bias: bool = True) -> None:
         self.units = check_int("units", units, 1)
         if init is not None:
             check_choice("init", init, INITIALIZERS)
@@ -61,9 +75,16 @@ class BatchNorm(Layer):
     """Batch normalisation over features, after a Dense layer and before its activation.
 
     Running statistics: running = momentum * running + (1 - momentum) * batch statistic.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1], default 0.9
+        The weight of the old running statistic.
+    eps : float > 0, default 1e-5
+        Added to the variance.
     """
 
-    def __init__(self, momentum=0.9, eps=1e-5):
+    def __init__(self, momentum: float = 0.9, eps: float = 1e-5) -> None:
         self.momentum = check_real("momentum", momentum, 0.0, 1.0)
         self.eps = check_real("eps", eps, 0.0, low_open=True)
 
@@ -72,10 +93,16 @@ class BatchNorm(Layer):
 
 
 class Activation(Layer):
-    """An element-wise activation: one of relu, leaky_relu, tanh, sigmoid, identity,
-    or softmax or exp (last layer only)."""
+    """An element-wise activation.
 
-    def __init__(self, name):
+    Parameters
+    ----------
+    name : str
+        One of relu, leaky_relu, tanh, sigmoid, identity, or softmax or exp (last
+        layer only).
+    """
+
+    def __init__(self, name: str) -> None:
         self.name = check_choice("activation", name,
                                  tuple(sorted(set(HIDDEN_ACTIVATIONS) | set(_LAST_ONLY))))
 
@@ -84,9 +111,15 @@ class Activation(Layer):
 
 
 class Dropout(Layer):
-    """Inverted dropout keeping each unit with probability ``keep_prob`` in (0, 1]."""
+    """Inverted dropout: each unit kept with probability keep_prob, scaled by 1 / keep_prob.
 
-    def __init__(self, keep_prob):
+    Parameters
+    ----------
+    keep_prob : float in (0, 1]
+        The probability of keeping a unit.
+    """
+
+    def __init__(self, keep_prob: float) -> None:
         self.keep_prob = check_keep_prob("keep_prob", keep_prob)
 
     def _config(self):
@@ -96,8 +129,18 @@ class Dropout(Layer):
 LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, Dropout)}
 
 
-def layer_from_config(config):
-    """Rebuild a layer from ``Layer.get_config()``'s dict."""
+def layer_from_config(config: Mapping[str, Any]) -> Layer:
+    """Rebuild a layer from ``Layer.get_config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        {"type": a key of LAYERS, then the constructor's arguments}.
+
+    Returns
+    -------
+    Layer
+    """
     config = dict(config)
     kind = config.pop("type")
     check_choice("layer type", kind, tuple(LAYERS))

@@ -9,23 +9,58 @@ kernel module keeps arrays on a device (fastdnn.cuda, given device arrays), the 
 device arrays too, made by the module's ``zeros_like`` and read back by its ``to_host``
 (``state_dict`` always returns NumPy arrays).
 """
+from __future__ import annotations
+
 import importlib
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._validation import check_int, check_real
 from .backend import kernels as _kernels
 
+if TYPE_CHECKING:
+    from .cuda._device import DeviceArray
+
+#: What ``step`` takes as params and grads: one array, or matching arrays; NumPy arrays,
+#: or device arrays of a kernel module that keeps them on a device (fastdnn.cuda).
+Arrays = Union[NDArray[np.floating], "DeviceArray",
+               Sequence[Union[NDArray[np.floating], "DeviceArray"]]]
+
 
 class Optimizer:
-    """Base class. Subclasses set ``_kernel``, ``_state_names`` and ``_hyper_names``."""
+    """Base class of the optimizers: hyperparameters, step count and state arrays.
+
+    Subclasses set ``_kernel``, ``_state_names`` and ``_hyper_names``.
+
+    Parameters
+    ----------
+    lr : float >= 0
+        The learning rate.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2 (decoupled in AdamW).
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+
+    Attributes
+    ----------
+    initial_lr : float
+        ``lr`` as first given (schedules start from it).
+    t : int
+        Updates done.
+    state : dict or None
+        {name: [array per param]}, made on the first step.
+    """
 
     _kernel = None
     engine_name = None   # the compiled engine's update (formulas.OPTIMIZER_CODES)
     _state_names = ()
     _hyper_names = ()
 
-    def __init__(self, lr, weight_decay=0.0, backend="auto"):
+    def __init__(self, lr: float, weight_decay: float = 0.0, backend: str = "auto") -> None:
         self.lr = check_real("lr", lr, 0.0)
         self.initial_lr = self.lr
         self.weight_decay = check_real("weight_decay", weight_decay, 0.0)
@@ -35,13 +70,15 @@ class Optimizer:
         self._lists = None  # (kernel module, its TensorLists of the last list update)
 
     # ------------------------------------------------------------------ updating
-    def step(self, params, grads, *, kernels=None):
+    def step(self, params: Arrays, grads: Arrays, *,
+             kernels: ModuleType | None = None) -> None:
         """One update of ``params`` in place from ``grads``.
 
         Parameters
         ----------
         params, grads : ndarray or list of ndarray
-            Matching arrays (same shapes and float dtype).
+            Matching arrays (same shapes and float dtype); device arrays on a kernel
+            module that keeps arrays on a device.
         kernels : module, optional
             The kernel module to run on (the models pass theirs); default: this
             optimizer's ``backend``.
@@ -79,9 +116,27 @@ class Optimizer:
     def _state_lists(self):
         return [self.state[n] for n in self._state_names] if self.state else []
 
-    def flat_state(self, param):
-        """This optimizer's state arrays for the one flat array ``param`` (made on first
-        use, zero), in ``_state_names`` order: what the compiled engine updates."""
+    def flat_state(self, param: NDArray[np.floating]) -> list[NDArray[np.floating]]:
+        """This optimizer's state arrays for one flat parameter array.
+
+        What the compiled engine updates.
+
+        Parameters
+        ----------
+        param : (P,) float32 or float64 array
+            The flat parameters.
+
+        Returns
+        -------
+        list of arrays
+            The state arrays of param's shape and dtype (made on first use, zero), in
+            ``_state_names`` order; empty for SGD.
+
+        Raises
+        ------
+        ValueError
+            When the optimizer holds state for other parameters.
+        """
         if self.state is None:
             self.state = {n: [np.zeros_like(param)] for n in self._state_names}
         arrays = []
@@ -126,7 +181,7 @@ class Optimizer:
                 if isinstance(a, np.ndarray) != isinstance(p, np.ndarray):
                     arrays[i] = K.to_host(a) if isinstance(p, np.ndarray) else K.to_device(a)
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state and the step count."""
         self.t = 0
         self.state = None
@@ -139,20 +194,45 @@ class Optimizer:
     def __setstate__(self, state):
         self.__dict__.update({"_lists": None, **state})
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The optimizer's name and hyperparameters, as JSON-friendly values.
+
+        Returns
+        -------
+        dict
+            {"name", "lr", "initial_lr", "weight_decay", and the subclass's own}.
+        """
         return {"name": type(self).__name__, "lr": self.lr, "initial_lr": self.initial_lr,
                 "weight_decay": self.weight_decay,
                 **{k: getattr(self, k) for k in self._hyper_names}}
 
-    def state_dict(self):
-        """Hyperparameters, step count and copies of the state arrays."""
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters, step count and copies of the state arrays.
+
+        Returns
+        -------
+        dict
+            {"config": get_config(), "t": step count, "state": None or
+            {name: [NumPy copy per param]}}.
+        """
         return {"config": self.get_config(), "t": self.t,
                 "state": None if self.state is None else
                 {n: [_host_copy(a, getattr(self, "_device_module", None)) for a in arrs]
                  for n, arrs in self.state.items()}}
 
-    def load_state_dict(self, state):
-        """Restore what ``state_dict`` returned (hyperparameters included)."""
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (hyperparameters included).
+
+        Parameters
+        ----------
+        state : dict
+            A ``state_dict`` of an optimizer of this class.
+
+        Raises
+        ------
+        ValueError
+            When ``state`` is another optimizer's.
+        """
         config = dict(state["config"])
         if config.pop("name") != type(self).__name__:
             raise ValueError(f"state is for {state['config']['name']}, "
@@ -184,15 +264,27 @@ def _learning_rate(lr, learning_rate, default):
 
 
 class SGD(Optimizer):
-    """param -= lr * (g + weight_decay * param).
+    """Gradient descent: param -= lr * (g + weight_decay * param).
 
     Every optimizer also takes the learning rate as ``learning_rate`` (Keras's name).
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.01
+        The learning rate.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
     """
 
     _kernel = "sgd_update"
     engine_name = "sgd"
 
-    def __init__(self, lr=None, weight_decay=0.0, backend="auto", *, learning_rate=None):
+    def __init__(self, lr: float | None = None, weight_decay: float = 0.0,
+                 backend: str = "auto", *, learning_rate: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.01), weight_decay, backend)
 
     def _update(self, f, p, g, state, lr):
@@ -200,15 +292,30 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """v = beta v + (1 - beta) g; param -= lr v."""
+    """Momentum: v = beta v + (1 - beta) g; param -= lr v.
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.01
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
+    """
 
     _kernel = "momentum_update"
     engine_name = "momentum"
     _state_names = ("velocity",)
     _hyper_names = ("beta",)
 
-    def __init__(self, lr=None, beta=0.9, weight_decay=0.0, backend="auto", *,
-                 learning_rate=None):
+    def __init__(self, lr: float | None = None, beta: float = 0.9,
+                 weight_decay: float = 0.0, backend: str = "auto", *,
+                 learning_rate: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.01), weight_decay, backend)
         self.beta = check_real("beta", beta, 0.0, 1.0, high_open=True)
 
@@ -217,22 +324,53 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Momentum with the look-ahead step: param -= lr (beta v + (1 - beta) g)."""
+    """Momentum with the look-ahead step: param -= lr (beta v + (1 - beta) g).
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.01
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
+    """
 
     _kernel = "nesterov_update"
     engine_name = "nesterov"
 
 
 class RMSprop(Optimizer):
-    """s = beta2 s + (1 - beta2) g^2; param -= lr g / (sqrt(s) + eps)."""
+    """RMSprop: s = beta2 s + (1 - beta2) g^2; param -= lr g / (sqrt(s) + eps).
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.001
+        The learning rate.
+    beta2 : float in [0, 1), default 0.999
+        The weight of the previous average.
+    eps : float > 0, default 1e-8
+        Added to sqrt(s).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
+    """
 
     _kernel = "rmsprop_update"
     engine_name = "rmsprop"
     _state_names = ("sq_avg",)
     _hyper_names = ("beta2", "eps")
 
-    def __init__(self, lr=None, beta2=0.999, eps=1e-8, weight_decay=0.0, backend="auto", *,
-                 learning_rate=None):
+    def __init__(self, lr: float | None = None, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, backend: str = "auto", *,
+                 learning_rate: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.001), weight_decay, backend)
         self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_real("eps", eps, 0.0, low_open=True)
@@ -242,15 +380,32 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction (coupled L2 through ``weight_decay``)."""
+    """Adam with bias correction (coupled L2 through ``weight_decay``).
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.001
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous moment averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
+    """
 
     _kernel = "adam_update"
     engine_name = "adam"
     _state_names = ("m", "v")
     _hyper_names = ("beta1", "beta2", "eps")
 
-    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-                 backend="auto", *, learning_rate=None):
+    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.0, backend: str = "auto", *,
+                 learning_rate: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.001), weight_decay, backend)
         self.beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
@@ -262,13 +417,30 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay: param -= lr * weight_decay * param first."""
+    """Adam with decoupled weight decay: param -= lr * weight_decay * param first.
+
+    Parameters
+    ----------
+    lr : float >= 0, default 0.001
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous moment averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.01
+        Decoupled decay, applied before the Adam step.
+    backend : str, default "auto"
+        The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
+    learning_rate : float, optional
+        Keras's name for ``lr`` (give one of the two).
+    """
 
     _kernel = "adamw_update"
     engine_name = "adamw"
 
-    def __init__(self, lr=None, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
-                 backend="auto", *, learning_rate=None):
+    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01, backend: str = "auto", *,
+                 learning_rate: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.001), beta1, beta2, eps,
                          weight_decay, backend)
 
@@ -277,8 +449,27 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "rmsprop":
               "adam": Adam, "adamw": AdamW}
 
 
-def get_optimizer(optimizer, **kwargs):
-    """An Optimizer from an instance (returned as is) or a name such as "adam"."""
+def get_optimizer(optimizer: Optimizer | str, **kwargs: Any) -> Optimizer:
+    """An Optimizer from an instance (returned as is) or a name such as "adam".
+
+    Parameters
+    ----------
+    optimizer : Optimizer or str
+        An optimizer, or a key of OPTIMIZERS (any case).
+    **kwargs
+        The constructor's arguments, with a name only.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    TypeError
+        For keyword arguments given with an instance.
+    """
     if isinstance(optimizer, Optimizer):
         if kwargs:
             raise TypeError("keyword arguments are only used with an optimizer name")
@@ -289,7 +480,21 @@ def get_optimizer(optimizer, **kwargs):
                      f"got {optimizer!r}")
 
 
-def optimizer_from_config(config, backend="auto"):
+def optimizer_from_config(config: Mapping[str, Any], backend: str = "auto") -> Optimizer:
+    """Rebuild an optimizer from ``Optimizer.get_config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        {"name", hyperparameters..., and optionally "initial_lr"}.
+    backend : str, default "auto"
+        The new optimizer's backend.
+
+    Returns
+    -------
+    Optimizer
+        Without state: ``load_state_dict`` restores that.
+    """
     config = dict(config)
     name = config.pop("name")
     if not isinstance(name, str):

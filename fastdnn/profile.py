@@ -24,6 +24,8 @@ matrix product and a vCPU that idled wakes slowly; tables give medians.
 
 L = number of layers, m = batch size, n = parameter count.
 """
+from __future__ import annotations
+
 import argparse
 import json
 import os
@@ -31,8 +33,11 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 SECTIONS = ("bandwidth", "gemm", "optim", "step")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -42,6 +47,11 @@ ACCESSES = {"sgd": 3, "momentum": 5, "nesterov": 5, "rmsprop": 5, "adam": 7, "ad
 LR = 1e-3
 ENV_VARS = ("OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER")
+
+#: One row of a result table: column name -> value (what --json writes).
+Row = dict[str, Any]
+#: A GEMM of ``step_gemms``: (label, shape of A, shape of B, flops).
+Gemm = tuple[str, tuple[int, int], tuple[int, int], int]
 
 
 # --------------------------------------------------------------------------- timing
@@ -59,12 +69,32 @@ def _calibrate(fn, min_time):
         number = next(s * 10**e for e in range(8) for s in (1, 2, 5) if s * 10**e >= want)
 
 
-def measure(fns, repeat=7, min_time=0.05, settle=0.2, warmup=1):
+def measure(fns: Mapping[Hashable, Callable[[], object]], repeat: int = 7,
+            min_time: float = 0.05, settle: float = 0.2,
+            warmup: int = 1) -> dict[Hashable, dict[str, Any]]:
     """Median seconds per call of each zero-argument callable in ``fns`` (name -> fn).
 
     Interleaved rounds; each sample is a calibrated block preceded by ``settle`` seconds
-    of untimed calls of the same function. Returns name -> {"median_s", "best_s",
-    "samples_s", "number"}.
+    of untimed calls of the same function.
+
+    Parameters
+    ----------
+    fns : dict name -> callable
+        Zero-argument callables; a name may be any hashable (e.g. a tuple).
+    repeat : int
+        Samples (rounds) per function.
+    min_time : float
+        Seconds each sample's block lasts at least (the call count is calibrated);
+        0: one call per sample.
+    settle : float
+        Seconds of untimed calls before each block.
+    warmup : int
+        Untimed calls of each function before calibrating (compiles).
+
+    Returns
+    -------
+    dict name -> dict
+        {"median_s", "best_s", "samples_s" (list), "number" (calls per sample)}.
     """
     numbers = {}
     for name, fn in fns.items():
@@ -88,8 +118,15 @@ def measure(fns, repeat=7, min_time=0.05, settle=0.2, warmup=1):
 
 
 # --------------------------------------------------------------------------- environment
-def set_threads(n):
-    """Pin Numba, the BLAS (through threadpoolctl) and torch to ``n`` threads."""
+def set_threads(n: int) -> None:
+    """Pin Numba, the BLAS (through threadpoolctl) and torch to ``n`` threads.
+
+    Numba gets at most NUMBA_NUM_THREADS; the BLAS and torch only where installed.
+
+    Parameters
+    ----------
+    n : int >= 1
+    """
     import numba
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -111,7 +148,15 @@ def _torch():
     return torch
 
 
-def environment():
+def environment() -> dict[str, Any]:
+    """What the measurements ran on: versions, CPU, BLAS, threads, environment variables.
+
+    Returns
+    -------
+    dict
+        python, machine, cpu, logical_cpus, numpy, numba, numba_threads, blas, torch
+        (None when not installed) and env (the ENV_VARS that are set).
+    """
     import numba
     info = {"python": platform.python_version(), "machine": platform.machine(),
             "cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "numpy": np.__version__,
@@ -176,8 +221,25 @@ def _stream_kernels():
     return _STREAM["copy"], _STREAM["triad"]
 
 
-def stream_bandwidth(n, opts, ops=("copy", "triad")):
-    """GB/s of STREAM copy (8 B/element) and triad (12 B/element) on n float32 elements."""
+def stream_bandwidth(n: int, opts: argparse.Namespace,
+                     ops: Sequence[str] = ("copy", "triad")) -> dict[str, Row]:
+    """GB/s of STREAM copy (8 B/element) and triad (12 B/element) on n float32 elements.
+
+    Runs on all NUMBA_NUM_THREADS threads, whatever ``set_threads`` chose.
+
+    Parameters
+    ----------
+    n : int
+        Elements per array.
+    opts : argparse.Namespace
+        repeat, min_time and settle (at most 0.05 s used here).
+    ops : sequence of "copy" and "triad"
+
+    Returns
+    -------
+    dict op -> dict
+        elements, bytes_per_element, threads, GBps (median), best_GBps, median_s.
+    """
     copy, triad = _stream_kernels()
     a = np.zeros(n, np.float32)  # zeros, full: every page is touched before timing
     b = np.full(n, 1.0, np.float32)
@@ -203,8 +265,22 @@ def stream_bandwidth(n, opts, ops=("copy", "triad")):
 
 
 # --------------------------------------------------------------------------- GEMMs
-def step_gemms(layers, m):
-    """(label, a_shape, b_shape, flops) of the 3L - 1 matrix products of a training step."""
+def step_gemms(layers: Sequence[int], m: int) -> list[Gemm]:
+    """(label, a_shape, b_shape, flops) of the 3L - 1 matrix products of a training step.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        The widths [n_0, n_1, ..., n_L].
+    m : int
+        The batch size.
+
+    Returns
+    -------
+    list of (str, (int, int), (int, int), int)
+        Per layer l: forward X @ W.T, weight gradient dZ.T @ X, and for l > 1 the input
+        gradient dZ @ W.
+    """
     out = []
     for l, (n_in, n_out) in enumerate(zip(layers[:-1], layers[1:]), start=1):
         flops = 2 * m * n_in * n_out
@@ -215,8 +291,28 @@ def step_gemms(layers, m):
     return out
 
 
-def gemm_rates(layers, m, dtype, opts, with_torch=True):
-    """GFLOP/s of each step GEMM with NumPy's BLAS (and torch's when installed)."""
+def gemm_rates(layers: Sequence[int], m: int, dtype: DTypeLike, opts: argparse.Namespace,
+               with_torch: bool = True) -> list[Row]:
+    """GFLOP/s of each step GEMM with NumPy's BLAS (and torch's when installed).
+
+    Parameters
+    ----------
+    layers : sequence of int
+        The network's widths.
+    m : int
+        The batch size.
+    dtype : float32 or float64
+    opts : argparse.Namespace
+        repeat, min_time, settle.
+    with_torch : bool
+        Also time torch.mm when torch is installed.
+
+    Returns
+    -------
+    list of dict
+        One per GEMM of ``step_gemms``: gemm, shape, flops, numpy_us, numpy_GFLOPs
+        (torch_us, torch_GFLOPs with torch).
+    """
     rng = np.random.default_rng(0)
     rows, fns, torch = [], {}, _torch() if with_torch else None
     for label, sa, sb, flops in step_gemms(layers, m):
@@ -322,11 +418,34 @@ def _agreement(K, name, n, dtype):
     return max(_rel_error(g, r) for g, r in zip(got, ref))
 
 
-def optimizer_throughput(n, names, backend, dtype, opts, triad, shapes=None):
+def optimizer_throughput(n: int, names: Sequence[str], backend: str, dtype: DTypeLike,
+                         opts: argparse.Namespace, triad: Mapping[str, float],
+                         shapes: Sequence[tuple[int, ...]] | None = None) -> list[Row]:
     """Rows per (optimizer, implementation): us/step, Mparam/s, GB/s, fraction of triad.
 
-    ``shapes``: update lists of tensors of these shapes (n elements in all) instead of one
-    flat array; the NumPy reference then runs one call per tensor.
+    Parameters
+    ----------
+    n : int
+        Parameters updated per step.
+    names : sequence of str
+        Optimizers, from OPTIMIZERS.
+    backend : "numpy", "cpu" or "cuda"
+        fastdnn's kernels to time beside the NumPy reference (and torch when installed).
+    dtype : float32 or float64
+    opts : argparse.Namespace
+        repeat, min_time, settle (at most 0.05 s used here).
+    triad : dict name -> GB/s
+        Bandwidths each row is compared with (a column frac_<name> each).
+    shapes : sequence of tuple of int, optional
+        Update lists of tensors of these shapes (n elements in all) instead of one flat
+        array; the NumPy reference then runs one call per tensor.
+
+    Returns
+    -------
+    list of dict
+        optimizer, impl, params, bytes_per_param, us, Mparams_per_s, GBps, vs_numpy,
+        frac_*, rel_err_vs_ref (fastdnn rows); a row with a note for an unsupported
+        torch mode.
     """
     from . import reference as R
     K = _kernels(backend)
@@ -409,8 +528,29 @@ def _model_step(backend, layers, X, y, keep_prob):
     return lambda: model.train_step(X, y, optimizer)
 
 
-def training_step(layers, m, backend, dtype, opts, gemm):
-    """Rows per implementation: ms/step, samples/s, GEMM floor ms, other ms, vs NumPy."""
+def training_step(layers: Sequence[int], m: int, backend: str, dtype: DTypeLike,
+                  opts: argparse.Namespace, gemm: Sequence[Mapping[str, Any]]) -> list[Row]:
+    """Rows per implementation: ms/step, samples/s, GEMM floor ms, other ms, vs NumPy.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        The network's widths.
+    m : int
+        The batch size.
+    backend : "numpy", "cpu" or "cuda"
+        fastdnn's backend, timed beside the NumPy reference (and torch when installed).
+    dtype : float32 or float64
+    opts : argparse.Namespace
+        repeat, min_time, settle.
+    gemm : list of dict
+        ``gemm_rates``' rows for the same layers and batch: the GEMM floor.
+
+    Returns
+    -------
+    list of dict
+        impl, ms, samples_per_s, gemm_ms, other_ms, gemm_share, GFLOPs, vs_numpy, note.
+    """
     rng = np.random.default_rng(0)
     X = rng.standard_normal((m, layers[0])).astype(dtype)
     y = rng.integers(0, layers[-1], m)
@@ -534,8 +674,16 @@ def _table(rows, columns, title, out):
             print("  ".join("-" * w for w in widths), file=out)
 
 
-def report(result, out=None):
-    """Print ``result`` (from profile()) as readable tables."""
+def report(result: Mapping[str, Any], out: IO[str] | None = None) -> None:
+    """Print ``result`` (from profile()) as readable tables.
+
+    Parameters
+    ----------
+    result : dict
+        What ``profile`` returns.
+    out : file, optional
+        Default sys.stdout.
+    """
     out = sys.stdout if out is None else out
     env, a = result["environment"], result["settings"]
     print(f"fastdnn profile: {env['cpu']}, {env['logical_cpus']} logical CPUs, "
@@ -602,8 +750,16 @@ def report(result, out=None):
           f"each >= {a['min_time'] * 1e3:.0f} ms", file=out)
 
 
-def plot(result, path):
-    """Bar charts of the measured sections into ``path`` (needs matplotlib)."""
+def plot(result: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Bar charts of the measured sections into ``path`` (needs matplotlib).
+
+    Parameters
+    ----------
+    result : dict
+        What ``profile`` returns.
+    path : str or path
+        The image file (format from the extension).
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -645,8 +801,20 @@ def plot(result, path):
 
 
 # --------------------------------------------------------------------------- command
-def profile(opts):
-    """Run the selected sections; returns the result dictionary (what --json writes)."""
+def profile(opts: argparse.Namespace) -> dict[str, Any]:
+    """Run the selected sections.
+
+    Parameters
+    ----------
+    opts : argparse.Namespace
+        The options ``configure`` adds, parsed (backend resolved).
+
+    Returns
+    -------
+    dict
+        What --json writes: environment, settings, the sections' results (bandwidth,
+        optim, optim_tensors, gemm, step) and seconds.
+    """
     start = time.perf_counter()
     set_threads(opts.threads)
     result = {"environment": environment(), "settings": {
@@ -677,8 +845,20 @@ def profile(opts):
     return result
 
 
-def run(opts):
-    """Entry point of the ``profile`` subcommand; returns the exit status."""
+def run(opts: argparse.Namespace) -> int:
+    """Entry point of the ``profile`` subcommand.
+
+    Parameters
+    ----------
+    opts : argparse.Namespace
+        The options ``configure`` adds, parsed.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 when --plot lacks matplotlib or the backend cannot be
+        used.
+    """
     if opts.plot:
         try:
             import matplotlib  # noqa: F401
@@ -711,8 +891,18 @@ def run(opts):
     return 0
 
 
-def configure(parser):
-    """Add the profile options to ``parser`` and make it run the profile."""
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the profile options to ``parser`` and make it run the profile.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``parser``, its default ``run`` set to ``run``.
+    """
     parser.add_argument("--layers", type=_layers, default=[784, 512, 256, 10],
                         help="network widths for the gemm and step sections "
                              "(default 784,512,256,10)")
@@ -752,16 +942,38 @@ def configure(parser):
     return parser
 
 
-def add_parser(subparsers):
-    """Register ``profile`` on the ``fastdnn`` command's subparsers."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``profile`` on the ``fastdnn`` command's subparsers.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returns.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The ``profile`` subcommand's parser.
+    """
     return configure(subparsers.add_parser(
         "profile", help="measure this machine's limits and fastdnn against them",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter))
 
 
-def main(argv=None):
-    """``python -m fastdnn.profile [options]``: the same as ``fastdnn profile``."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fastdnn.profile [options]``: the same as ``fastdnn profile``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The options; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status (see ``run``).
+    """
     parser = configure(argparse.ArgumentParser(prog="fastdnn profile",
                                                description=__doc__.split("\n\n")[0]))
     opts = parser.parse_args(argv)

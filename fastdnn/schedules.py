@@ -6,21 +6,51 @@ number of epochs completed before the current one (0 for the first epoch); with
 inverse-square-root schedules use count + 1, since they are defined from 1.
 ``lr0=None`` takes the optimizer's initial learning rate.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from ._validation import check_choice, check_int, check_real
 from .reference import schedules as _S
 
 
 class Schedule:
-    """Base class; subclasses define ``_lr(lr0, count)`` and ``_hyper``."""
+    """Base class of the schedules; subclasses define ``_lr(lr0, count)`` and ``_hyper``.
+
+    Parameters
+    ----------
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ()
 
-    def __init__(self, lr0=None, per="epoch"):
+    def __init__(self, lr0: float | None = None, per: str = "epoch") -> None:
         self.lr0 = None if lr0 is None else check_real("lr0", lr0, 0.0)
         self.per = check_choice("per", per, ("epoch", "iteration"))
 
-    def __call__(self, count, lr0=None):
-        """The learning rate at ``count`` (see the module docstring)."""
+    def __call__(self, count: int, lr0: float | None = None) -> float:
+        """The learning rate at ``count`` (see the module docstring).
+
+        Parameters
+        ----------
+        count : int >= 0
+            Epochs (or updates, per="iteration") completed before the current one.
+        lr0 : float, optional
+            The optimizer's initial learning rate, used when the schedule has no lr0.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        ValueError
+            When neither the schedule nor the call gives lr0 and it is needed.
+        """
         count = check_int("count", count, 0)
         base = self.lr0 if self.lr0 is not None else lr0
         if base is None and self._needs_lr0:
@@ -29,7 +59,14 @@ class Schedule:
 
     _needs_lr0 = True
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The schedule's class name and arguments, as JSON-friendly values.
+
+        Returns
+        -------
+        dict
+            What ``schedule_from_config`` rebuilds the schedule from.
+        """
         return {"name": type(self).__name__, "lr0": self.lr0, "per": self.per,
                 **{k: getattr(self, k) for k in self._hyper}}
 
@@ -39,18 +76,37 @@ class Schedule:
 
 
 class Constant(Schedule):
-    """lr0 throughout."""
+    """lr0 throughout.
+
+    Parameters
+    ----------
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     def _lr(self, lr0, count):
         return _S.constant(lr0, count)
 
 
 class InverseTime(Schedule):
-    """lr0 / (1 + decay_rate * count)."""
+    """Inverse-time decay: lr0 / (1 + decay_rate * count).
+
+    Parameters
+    ----------
+    decay_rate : float >= 0, default 1.0
+        The decay rate.
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ("decay_rate",)
 
-    def __init__(self, decay_rate=1.0, lr0=None, per="epoch"):
+    def __init__(self, decay_rate: float = 1.0, lr0: float | None = None,
+                 per: str = "epoch") -> None:
         super().__init__(lr0, per)
         self.decay_rate = check_real("decay_rate", decay_rate, 0.0)
 
@@ -59,11 +115,22 @@ class InverseTime(Schedule):
 
 
 class Exponential(Schedule):
-    """lr0 * base ** count."""
+    """Exponential decay: lr0 * base ** count.
+
+    Parameters
+    ----------
+    base : float in (0, 1], default 0.95
+        The factor per count.
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ("base",)
 
-    def __init__(self, base=0.95, lr0=None, per="epoch"):
+    def __init__(self, base: float = 0.95, lr0: float | None = None,
+                 per: str = "epoch") -> None:
         super().__init__(lr0, per)
         self.base = check_real("base", base, 0.0, 1.0, low_open=True)
 
@@ -72,11 +139,22 @@ class Exponential(Schedule):
 
 
 class InverseSqrtEpoch(Schedule):
-    """lr0 * k / sqrt(count + 1)."""
+    """Inverse square-root decay: lr0 * k / sqrt(count + 1).
+
+    Parameters
+    ----------
+    k : float >= 0, default 1.0
+        A factor.
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ("k",)
 
-    def __init__(self, k=1.0, lr0=None, per="epoch"):
+    def __init__(self, k: float = 1.0, lr0: float | None = None,
+                 per: str = "epoch") -> None:
         super().__init__(lr0, per)
         self.k = check_real("k", k, 0.0)
 
@@ -85,11 +163,19 @@ class InverseSqrtEpoch(Schedule):
 
 
 class InverseSqrtStep(Schedule):
-    """k / sqrt(count + 1), by default per iteration (k defaults to the initial lr)."""
+    """Inverse square-root decay per step: k / sqrt(count + 1).
+
+    Parameters
+    ----------
+    k : float >= 0, optional
+        The learning rate of the first count; None takes the optimizer's initial lr.
+    per : {"epoch", "iteration"}, default "iteration"
+        What the count counts.
+    """
 
     _hyper = ("k",)
 
-    def __init__(self, k=None, per="iteration"):
+    def __init__(self, k: float | None = None, per: str = "iteration") -> None:
         super().__init__(None, per)
         self.k = None if k is None else check_real("k", k, 0.0)
 
@@ -100,16 +186,29 @@ class InverseSqrtStep(Schedule):
     def _needs_lr0(self):
         return self.k is None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": "InverseSqrtStep", "per": self.per, "k": self.k}
 
 
 class Staircase(Schedule):
-    """lr0 / (1 + decay_rate * floor(count / interval))."""
+    """Inverse-time decay in steps: lr0 / (1 + decay_rate * floor(count / interval)).
+
+    Parameters
+    ----------
+    decay_rate : float >= 0, default 1.0
+        The decay rate.
+    interval : int >= 1, default 10
+        Counts per step.
+    lr0 : float >= 0, optional
+        The initial learning rate; None takes the optimizer's.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ("decay_rate", "interval")
 
-    def __init__(self, decay_rate=1.0, interval=10, lr0=None, per="epoch"):
+    def __init__(self, decay_rate: float = 1.0, interval: int = 10,
+                 lr0: float | None = None, per: str = "epoch") -> None:
         super().__init__(lr0, per)
         self.decay_rate = check_real("decay_rate", decay_rate, 0.0)
         self.interval = check_int("interval", interval, 1)
@@ -119,12 +218,23 @@ class Staircase(Schedule):
 
 
 class Piecewise(Schedule):
-    """values[i] for boundaries[i-1] <= count < boundaries[i]."""
+    """Piecewise constant: values[i] for boundaries[i-1] <= count < boundaries[i].
+
+    Parameters
+    ----------
+    boundaries : sequence of int
+        Increasing counts.
+    values : sequence of float >= 0
+        len(boundaries) + 1 learning rates.
+    per : {"epoch", "iteration"}, default "epoch"
+        What the count counts.
+    """
 
     _hyper = ("boundaries", "values")
     _needs_lr0 = False
 
-    def __init__(self, boundaries, values, per="epoch"):
+    def __init__(self, boundaries: Sequence[int], values: Sequence[float],
+                 per: str = "epoch") -> None:
         super().__init__(None, per)
         self.boundaries = [int(b) for b in boundaries]
         self.values = [check_real("values", v, 0.0) for v in values]
@@ -133,7 +243,7 @@ class Piecewise(Schedule):
     def _lr(self, lr0, count):
         return _S.piecewise(count, self.boundaries, self.values)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": "Piecewise", "per": self.per, "boundaries": self.boundaries,
                 "values": self.values}
 
@@ -143,7 +253,18 @@ SCHEDULES = {cls.__name__: cls for cls in (Constant, InverseTime, Exponential,
                                            Piecewise)}
 
 
-def schedule_from_config(config):
+def schedule_from_config(config: Mapping[str, Any]) -> Schedule:
+    """Rebuild a schedule from ``Schedule.get_config()``'s dict.
+
+    Parameters
+    ----------
+    config : dict
+        {"name": a key of SCHEDULES, then the constructor's arguments}.
+
+    Returns
+    -------
+    Schedule
+    """
     config = dict(config)
     name = config.pop("name")
     check_choice("schedule", name, tuple(SCHEDULES))

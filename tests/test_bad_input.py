@@ -196,9 +196,10 @@ CASES = [
     ("MLP('784')", lambda: MLP("784"), TypeError, r"layer_sizes must be a list of widths"),
     ("ragged list as X", _fit(lambda: MLP([2, 3, 3], seed=0), [[1, 2], [3]], [0, 1]),
      ValueError, r"X must be a rectangular array of numbers"),
-    ("sparse X in MLP.fit",
-     lambda: _softmax().fit(__import__("scipy.sparse").sparse.csr_matrix(X), Y3, epochs=1,
-                            verbose=0), TypeError, r"X is a sparse matrix"),
+    ("sparse X holding NaN in MLP.fit",
+     lambda: _softmax().fit(__import__("scipy.sparse").sparse.csr_matrix(
+         np.where(X > 1, np.nan, X)), Y3, epochs=1, verbose=0), ValueError,
+     r"X contains NaN or inf \(in its stored values\)"),
     ("dropout_mask((-1, 5)) (cpu)", lambda: cpu.dropout_mask((-1, 5), 0.5, 1), ValueError,
      r"shape must be a tuple of non-negative integers"),
     ("dropout_mask((-1, 5)) (numpy)", lambda: reference.dropout_mask((-1, 5), 0.5, 1),

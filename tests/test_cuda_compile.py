@@ -102,6 +102,7 @@ KERNELS = {
     },
     "fastdnn.cuda.engine": {
         "_gather_rows": "A2 L I A2",
+        "_augment_rows": "A2 U U I I I I I S A2",
         "_sumsq_lanes": "A1 I D I",
         "_sum_lanes": "D D",
         "_batch_loss": "A1 D F D",

@@ -276,3 +276,13 @@ def test_batchnorm_and_other_optimizers_need_the_engine(data):
         train_caviar(X, y, [64, 8, 10], HYPER, epochs=1, backend="numpy", batchnorm=True)
     with pytest.raises(ValueError, match="backend='cpu'"):
         train_caviar(X, y, [64, 8, 10], HYPER, epochs=1, backend="numpy", optimizer="sgd")
+
+
+def test_progress_with_every_trial_failed_so_far(data, capsys):
+    from fastdnn.search.caviar import caviar_search
+    X, y, Xd, yd = data
+    res = caviar_search({"learning_rate": [1e300]}, (X, y, Xd, yd),
+                        fixed={"hidden_units": 8, "epochs": 2}, n_trials=2, verbose=1,
+                        backend="numpy")
+    assert len(res.ok) == 0
+    assert "none finished without error yet" in capsys.readouterr().out

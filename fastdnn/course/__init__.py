@@ -32,14 +32,29 @@ The course's 3-layer helpers (LINEAR->RELU->LINEAR->RELU->LINEAR->SIGMOID) accep
 number of layers here: hidden layers are ReLU, the last is sigmoid, and the cache tuple
 repeats the course's per-layer group, e.g. (Z1, A1, W1, b1, Z2, A2, W2, b2, Z3, A3, W3, b3).
 """
+from __future__ import annotations
+
 import functools
 import inspect
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .. import backend
 from .._validation import check_int, check_keep_prob, check_real
+
+#: A course array in the column layout: X (n_x, m), Y (1, m), W_l, b_l, Z_l, A_l, ...
+#: (float64 in the notebooks; labels Y may be integers).
+Array = NDArray[Any]
+#: "W1", "b1", ... (parameters) or "dW1", "db1", ... (gradients, optimizer state) -> array.
+Arrays = dict[str, Array]
+#: A forward function's cache: (Z1, A1, W1, b1, ..., ZL, AL, WL, bL), with D_l after
+#: Z_l in the hidden layers' groups under dropout.
+Cache = tuple[Array, ...]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
     "initialize_parameters_zeros", "initialize_parameters_random", "initialize_parameters_he",
@@ -64,9 +79,21 @@ _OTHER_NAMES = {"lr": "learning_rate", "learning_rate_init": "learning_rate",
                 "batch_size": "mini_batch_size", "eps": "epsilon", "dropout": "keep_prob"}
 
 
-def course_names(fn):
-    """Make ``fn`` answer a keyword it lacks, but which names one of its arguments in
-    other libraries (``lr``, ``step``...), with the course's name for it."""
+def course_names(fn: _F) -> _F:
+    """Make ``fn`` name the course's argument when called with another library's name.
+
+    A keyword ``fn`` lacks, but which names one of its arguments in other libraries
+    (``lr``, ``step``...), raises a TypeError with the course's name for it.
+
+    Parameters
+    ----------
+    fn : callable
+
+    Returns
+    -------
+    callable
+        ``fn`` wrapped (functools.wraps: the same name, signature and docstring).
+    """
     own = inspect.signature(fn).parameters
 
     @functools.wraps(fn)
@@ -82,8 +109,20 @@ def course_names(fn):
     return call
 
 
-def check_columns(X, Y, n_x=None):
-    """The course's layout: X (n_x, m) and Y (1, m), examples as columns."""
+def check_columns(X: ArrayLike, Y: ArrayLike, n_x: int | None = None) -> None:
+    """Check the course's layout: X (n_x, m) and Y (1, m), examples as columns.
+
+    Parameters
+    ----------
+    X, Y : arrays
+    n_x : int, optional
+        The input width X must have.
+
+    Raises
+    ------
+    ValueError
+        Otherwise (suggesting X.T and Y.T when they look transposed).
+    """
     X, Y = np.asarray(X), np.asarray(Y)
     if X.ndim != 2 or Y.ndim != 2 or Y.shape[0] != 1 or X.shape[1] != Y.shape[1] or (
             n_x is not None and X.shape[0] != n_x):
@@ -180,7 +219,7 @@ def _check_layers_dims(layers_dims):
     return dims
 
 
-def initialize_parameters_zeros(layers_dims):
+def initialize_parameters_zeros(layers_dims: Sequence[int]) -> Arrays:
     """All-zero weights and biases (the course's example of what not to do).
 
     Parameters
@@ -201,11 +240,20 @@ def initialize_parameters_zeros(layers_dims):
     return parameters
 
 
-def initialize_parameters_random(layers_dims):
+def initialize_parameters_random(layers_dims: Sequence[int]) -> Arrays:
     """Large random weights: ``np.random.seed(3)``, then randn(n_l, n_{l-1}) * 10; zero biases.
 
-    Reseeds NumPy's global generator, as the course does. Same return as
-    :func:`initialize_parameters_zeros`.
+    Reseeds NumPy's global generator, as the course does.
+
+    Parameters
+    ----------
+    layers_dims : list of int
+        Widths [n_x, n_1, ..., n_L].
+
+    Returns
+    -------
+    parameters : dict
+        As :func:`initialize_parameters_zeros` returns them.
     """
     dims = _check_layers_dims(layers_dims)
     np.random.seed(3)
@@ -216,12 +264,21 @@ def initialize_parameters_random(layers_dims):
     return parameters
 
 
-def initialize_parameters_he(layers_dims):
+def initialize_parameters_he(layers_dims: Sequence[int]) -> Arrays:
     """He initialization: ``np.random.seed(3)``, then randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1}).
 
     Biases are zeros. Reseeds NumPy's global generator, as the course does. This is also the
-    optimization notebook's ``initialize_parameters``. Same return as
-    :func:`initialize_parameters_zeros`.
+    optimization notebook's ``initialize_parameters``.
+
+    Parameters
+    ----------
+    layers_dims : list of int
+        Widths [n_x, n_1, ..., n_L].
+
+    Returns
+    -------
+    parameters : dict
+        As :func:`initialize_parameters_zeros` returns them.
     """
     dims = _check_layers_dims(layers_dims)
     np.random.seed(3)
@@ -328,7 +385,7 @@ def _backward(X, Y, layers, lambd=0.0, keep_prob=None, mean_first=False, lower=F
     return gradients
 
 
-def forward_propagation(X, parameters):
+def forward_propagation(X: Array, parameters: Arrays) -> tuple[Array, Cache]:
     """LINEAR -> RELU -> ... -> LINEAR -> SIGMOID, as in reg_utils / opt_utils.
 
     Parameters
@@ -347,7 +404,7 @@ def forward_propagation(X, parameters):
     return _forward(X, parameters)
 
 
-def backward_propagation(X, Y, cache):
+def backward_propagation(X: Array, Y: Array, cache: Cache) -> Arrays:
     """Gradients of the mean cross-entropy, as in reg_utils.
 
     Parameters
@@ -366,11 +423,22 @@ def backward_propagation(X, Y, cache):
     return _backward(X, Y, _unpack(cache, dropout=False))
 
 
-def compute_cost(a3, Y):
+def compute_cost(a3: Array, Y: Array) -> float:
     """Mean cross-entropy, ``1./m * np.nansum(-Y log a3 - (1 - Y) log(1 - a3))`` (reg_utils).
 
     (The optimization notebook's helper of the same name returns the sum instead:
     :func:`fastdnn.course.optimization.compute_cost`; :func:`model` uses that sum.)
+
+    Parameters
+    ----------
+    a3 : ndarray (1, m)
+        Sigmoid outputs.
+    Y : ndarray (1, m)
+        0/1 labels.
+
+    Returns
+    -------
+    cost : float
     """
     m = Y.shape[1]
     logprobs = np.multiply(-np.log(a3), Y) + np.multiply(-np.log(1 - a3), 1 - Y)
@@ -382,8 +450,21 @@ def _cost_total(a3, Y):
     return np.sum(logprobs)
 
 
-def predict(X, y, parameters):
-    """0/1 predictions (a3 > 0.5) of shape (1, m); prints "Accuracy: ..." as the course does."""
+def predict(X: Array, y: Array, parameters: Arrays) -> NDArray[np.int_]:
+    """0/1 predictions (a3 > 0.5) of shape (1, m); prints "Accuracy: ..." as the course does.
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    y : ndarray (1, m)
+        The true labels, for the accuracy printed.
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
+
+    Returns
+    -------
+    p : ndarray (1, m) of int
+    """
     m = X.shape[1]
     p = np.zeros((1, m), dtype=int)
     a3, _ = forward_propagation(X, parameters)
@@ -392,8 +473,19 @@ def predict(X, y, parameters):
     return p
 
 
-def predict_dec(parameters, X):
-    """Boolean predictions a3 > 0.5, shape (1, m) (used by the course's decision-boundary plots)."""
+def predict_dec(parameters: Arrays, X: Array) -> NDArray[np.bool_]:
+    """Boolean predictions a3 > 0.5, shape (1, m) (used by the course's decision-boundary plots).
+
+    Parameters
+    ----------
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
+    X : ndarray (n_x, m)
+
+    Returns
+    -------
+    predictions : ndarray (1, m) of bool
+    """
     a3, _ = forward_propagation(X, parameters)
     return a3 > 0.5
 
@@ -401,7 +493,8 @@ def predict_dec(parameters, X):
 # --------------------------------------------------------------------------- regularization
 
 @course_names
-def compute_cost_with_regularization(A3, Y, parameters, lambd):
+def compute_cost_with_regularization(A3: Array, Y: Array, parameters: Arrays,
+                                     lambd: float) -> float:
     """Cross-entropy plus ``(1/m) * (lambd/2) * sum_l ||W_l||_F^2``.
 
     Parameters
@@ -426,21 +519,41 @@ def compute_cost_with_regularization(A3, Y, parameters, lambd):
 
 
 @course_names
-def backward_propagation_with_regularization(X, Y, cache, lambd):
+def backward_propagation_with_regularization(X: Array, Y: Array, cache: Cache,
+                                             lambd: float) -> Arrays:
     """:func:`backward_propagation` with ``(lambd/m) * W_l`` added to each dW_l.
 
-    Same arguments and return as :func:`backward_propagation`, plus ``lambd`` (float).
+    Parameters
+    ----------
+    X, Y, cache
+        As in :func:`backward_propagation`.
+    lambd : float
+        L2 regularization strength.
+
+    Returns
+    -------
+    gradients : dict
+        As :func:`backward_propagation` returns them.
     """
     return _backward(X, Y, _unpack(cache, dropout=False), lambd=lambd)
 
 
 @course_names
-def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
+def forward_propagation_with_dropout(X: Array, parameters: Arrays,
+                                     keep_prob: float = 0.5) -> tuple[Array, Cache]:
     """Forward pass with inverted dropout on every hidden layer.
 
     Calls ``np.random.seed(1)``, then for each hidden layer draws
     ``D = (np.random.rand(*A.shape) < keep_prob).astype(int)`` and sets ``A = A * D / keep_prob``
     (as two steps, as the course does).
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
+    keep_prob : float in (0, 1]
+        Probability of keeping a hidden unit.
 
     Returns
     -------
@@ -454,10 +567,26 @@ def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
 
 
 @course_names
-def backward_propagation_with_dropout(X, Y, cache, keep_prob):
-    """Backward pass of :func:`forward_propagation_with_dropout`: dA_l is masked by D_l and
-    divided by keep_prob before the ReLU derivative. Same return keys as
-    :func:`backward_propagation`."""
+def backward_propagation_with_dropout(X: Array, Y: Array, cache: Cache,
+                                      keep_prob: float) -> Arrays:
+    """Backward pass of :func:`forward_propagation_with_dropout`.
+
+    dA_l is masked by D_l and divided by keep_prob before the ReLU derivative.
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    Y : ndarray (1, m)
+    cache : tuple
+        From :func:`forward_propagation_with_dropout`.
+    keep_prob : float in (0, 1]
+        The forward pass's.
+
+    Returns
+    -------
+    gradients : dict
+        The keys :func:`backward_propagation` returns.
+    """
     check_keep_prob("keep_prob", keep_prob)
     return _backward(X, Y, _unpack(cache, dropout=True), keep_prob=keep_prob)
 
@@ -471,8 +600,13 @@ def _param_keys(parameters):
     return keys
 
 
-def dictionary_to_vector(parameters):
+def dictionary_to_vector(parameters: Arrays) -> tuple[Array, list[str]]:
     """Roll "W1", "b1", ..., "WL", "bL" into one column.
+
+    Parameters
+    ----------
+    parameters : dict
+        "W1", "b1", ... of any number of layers.
 
     Returns
     -------
@@ -500,11 +634,20 @@ def _unroll(theta, shapes):
     return parameters
 
 
-def vector_to_dictionary(theta, layers_dims=(4, 5, 3, 1)):
+def vector_to_dictionary(theta: Array, layers_dims: Sequence[int] = (4, 5, 3, 1)) -> Arrays:
     """Unroll a column from :func:`dictionary_to_vector` into "W1", "b1", ... (views of theta).
 
-    ``layers_dims`` defaults to the gradient-checking notebook's network [4, 5, 3, 1]
-    (W1 (5, 4), b1 (5, 1), W2 (3, 5), b2 (3, 1), W3 (1, 3), b3 (1, 1)).
+    Parameters
+    ----------
+    theta : ndarray (n_params, 1)
+    layers_dims : list of int
+        Widths [n_x, n_1, ..., n_L]; default the gradient-checking notebook's network
+        [4, 5, 3, 1] (W1 (5, 4), b1 (5, 1), W2 (3, 5), b2 (3, 1), W3 (1, 3), b3 (1, 1)).
+
+    Returns
+    -------
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
     """
     dims = _check_layers_dims(layers_dims)
     shapes = []
@@ -513,10 +656,18 @@ def vector_to_dictionary(theta, layers_dims=(4, 5, 3, 1)):
     return _unroll(theta, shapes)
 
 
-def gradients_to_vector(gradients):
+def gradients_to_vector(gradients: Arrays) -> Array:
     """Roll "dW1", "db1", ..., "dWL", "dbL" into one column (n_params, 1).
 
     Other keys ("dZ3", "dA2", ...) are ignored, as in the course.
+
+    Parameters
+    ----------
+    gradients : dict
+
+    Returns
+    -------
+    theta : ndarray (n_params, 1)
     """
     L = sum(1 for key in gradients if key.startswith("dW"))
     pieces = []
@@ -526,8 +677,15 @@ def gradients_to_vector(gradients):
     return np.concatenate(pieces, axis=0)
 
 
-def forward_propagation_n(X, Y, parameters):
+def forward_propagation_n(X: Array, Y: Array, parameters: Arrays) -> tuple[float, Cache]:
     """Forward pass and mean cross-entropy ``1./m * np.sum(...)`` (gradient-checking notebook).
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    Y : ndarray (1, m)
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
 
     Returns
     -------
@@ -542,16 +700,33 @@ def forward_propagation_n(X, Y, parameters):
     return cost, cache
 
 
-def backward_propagation_n(X, Y, cache):
-    """Correct gradients for :func:`forward_propagation_n` (the notebook's version has planted
-    errors in dW2 and db1 for the exercise). Same as :func:`backward_propagation`."""
+def backward_propagation_n(X: Array, Y: Array, cache: Cache) -> Arrays:
+    """Correct gradients for :func:`forward_propagation_n`.
+
+    The notebook's version has planted errors in dW2 and db1 for the exercise. Same as
+    :func:`backward_propagation`.
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    Y : ndarray (1, m)
+    cache : tuple
+        From :func:`forward_propagation_n`.
+
+    Returns
+    -------
+    gradients : dict
+        As :func:`backward_propagation` returns them.
+    """
     return _backward(X, Y, _unpack(cache, dropout=False))
 
 
 @course_names
-def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False):
-    """Relative difference between ``gradients`` and centred differences of
-    :func:`forward_propagation_n`'s cost.
+def gradient_check_n(parameters: Arrays, gradients: Arrays, X: Array, Y: Array,
+                     epsilon: float = 1e-7, print_msg: bool = False) -> float:
+    """Relative difference between ``gradients`` and centred differences of the cost.
+
+    The cost is :func:`forward_propagation_n`'s.
 
     difference = ||grad - gradapprox|| / (||grad|| + ||gradapprox||), with
     gradapprox_i = (J(theta + eps e_i) - J(theta - eps e_i)) / (2 eps).
@@ -617,7 +792,8 @@ def _print_verdict(difference):
 # --------------------------------------------------------------------------- optimization
 
 @course_names
-def update_parameters_with_gd(parameters, grads, learning_rate, *, inplace=False):
+def update_parameters_with_gd(parameters: Arrays, grads: Arrays, learning_rate: float, *,
+                              inplace: bool = False) -> Arrays:
     """One gradient-descent step, W_l -= learning_rate * dW_l, b_l -= learning_rate * db_l.
 
     Parameters
@@ -646,9 +822,20 @@ def update_parameters_with_gd(parameters, grads, learning_rate, *, inplace=False
 
 
 @course_names
-def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
-    """Shuffle the columns of (X, Y) with ``np.random.seed(seed); np.random.permutation(m)``
-    and cut them into mini-batches; the last one holds the m % mini_batch_size left over.
+def random_mini_batches(X: Array, Y: Array, mini_batch_size: int = 64,
+                        seed: int = 0) -> list[tuple[Array, Array]]:
+    """Shuffle the columns of (X, Y) and cut them into mini-batches.
+
+    The shuffle is ``np.random.seed(seed); np.random.permutation(m)``; the last
+    mini-batch holds the m % mini_batch_size left over.
+
+    Parameters
+    ----------
+    X : ndarray (n_x, m)
+    Y : ndarray (1, m)
+    mini_batch_size : int >= 1
+    seed : int
+        Reseeds NumPy's global generator.
 
     Returns
     -------
@@ -671,8 +858,18 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
     return mini_batches
 
 
-def initialize_velocity(parameters):
-    """v["dW1"], v["db1"], ...: float64 zeros of the parameters' shapes."""
+def initialize_velocity(parameters: Arrays) -> Arrays:
+    """v["dW1"], v["db1"], ...: float64 zeros of the parameters' shapes.
+
+    Parameters
+    ----------
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
+
+    Returns
+    -------
+    v : dict
+    """
     v = {}
     for l in range(1, _num_layers(parameters) + 1):
         v["dW" + str(l)] = np.zeros(np.shape(parameters["W" + str(l)]))
@@ -681,11 +878,23 @@ def initialize_velocity(parameters):
 
 
 @course_names
-def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate, *, inplace=False):
+def update_parameters_with_momentum(parameters: Arrays, grads: Arrays, v: Arrays,
+                                    beta: float, learning_rate: float, *,
+                                    inplace: bool = False) -> tuple[Arrays, Arrays]:
     """Momentum: v = beta * v + (1 - beta) * dW; W -= learning_rate * v (each W_l, b_l).
 
-    ``parameters`` and ``v`` are modified (entries replaced) and returned, as in the course;
-    ``inplace`` as in :func:`update_parameters_with_gd` (also for the arrays of ``v``).
+    ``parameters`` and ``v`` are modified (entries replaced) and returned, as in the course.
+
+    Parameters
+    ----------
+    parameters, grads : dict
+    v : dict
+        Velocities keyed "dW1", "db1", ... (from :func:`initialize_velocity`).
+    beta : float
+        The momentum.
+    learning_rate : float
+    inplace : bool, keyword-only
+        As in :func:`update_parameters_with_gd` (also for the arrays of ``v``).
 
     Returns
     -------
@@ -701,14 +910,27 @@ def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate, *
     return parameters, v
 
 
-def initialize_adam(parameters):
-    """v, s: two dicts keyed "dW1", "db1", ... of float64 zeros of the parameters' shapes."""
+def initialize_adam(parameters: Arrays) -> tuple[Arrays, Arrays]:
+    """v, s: two dicts keyed "dW1", "db1", ... of float64 zeros of the parameters' shapes.
+
+    Parameters
+    ----------
+    parameters : dict
+        "W1", "b1", ..., "WL", "bL".
+
+    Returns
+    -------
+    v, s : dict, dict
+    """
     return initialize_velocity(parameters), initialize_velocity(parameters)
 
 
 @course_names
-def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
-                                beta1=0.9, beta2=0.999, epsilon=1e-8, *, inplace=False):
+def update_parameters_with_adam(parameters: Arrays, grads: Arrays, v: Arrays, s: Arrays,
+                                t: int, learning_rate: float = 0.01, beta1: float = 0.9,
+                                beta2: float = 0.999, epsilon: float = 1e-8, *,
+                                inplace: bool = False,
+                                ) -> tuple[Arrays, Arrays, Arrays, Arrays, Arrays]:
     """Adam with bias correction, as in the course.
 
     v = beta1 v + (1 - beta1) dW;  s = beta2 s + (1 - beta2) dW^2;
@@ -748,21 +970,51 @@ def update_parameters_with_adam(parameters, grads, v, s, t, learning_rate=0.01,
 
 
 @course_names
-def update_lr(learning_rate0, epoch_num, decay_rate):
-    """learning_rate0 / (1 + decay_rate * epoch_num)."""
+def update_lr(learning_rate0: float, epoch_num: int, decay_rate: float) -> float:
+    """learning_rate0 / (1 + decay_rate * epoch_num).
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        The initial learning rate.
+    epoch_num : int
+    decay_rate : float
+
+    Returns
+    -------
+    learning_rate : float
+    """
     return learning_rate0 / (1 + decay_rate * epoch_num)
 
 
 @course_names
-def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
-    """learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval))."""
+def schedule_lr_decay(learning_rate0: float, epoch_num: int, decay_rate: float,
+                      time_interval: int = 1000) -> float:
+    """learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval)).
+
+    Parameters
+    ----------
+    learning_rate0 : float
+        The initial learning rate.
+    epoch_num : int
+    decay_rate : float
+    time_interval : int
+        Epochs between decays.
+
+    Returns
+    -------
+    learning_rate : float
+    """
     return learning_rate0 / (1 + decay_rate * np.floor(epoch_num / time_interval))
 
 
 @course_names
-def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_size=64,
-          beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, num_epochs=5000, print_cost=True,
-          decay=None, decay_rate=1):
+def model(X: Array, Y: Array, layers_dims: Sequence[int], optimizer: str = "adam",
+          learning_rate: float = 0.0007, mini_batch_size: int = 64, beta: float = 0.9,
+          beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+          num_epochs: int = 5000, print_cost: bool = True,
+          decay: Callable[[float, int, float], float] | None = None,
+          decay_rate: float = 1) -> Arrays:
     """The optimization notebook's training loop, for any number of layers.
 
     He initialization (seed 3); each epoch i draws ``random_mini_batches(X, Y,
@@ -779,6 +1031,18 @@ def model(X, Y, layers_dims, optimizer="adam", learning_rate=0.0007, mini_batch_
     layers_dims : list of int
         [n_x, n_1, ..., 1]: ReLU hidden layers, sigmoid output.
     optimizer : {"gd", "momentum", "adam"}
+    learning_rate : float
+    mini_batch_size : int
+    beta : float
+        Momentum's.
+    beta1, beta2, epsilon : float
+        Adam's.
+    num_epochs : int
+    print_cost : bool
+    decay : callable, optional
+        ``decay(learning_rate0, epoch, decay_rate)``, e.g. :func:`update_lr` or
+        :func:`schedule_lr_decay`.
+    decay_rate : float
 
     Returns
     -------

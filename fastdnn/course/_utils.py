@@ -3,14 +3,20 @@
 The notebook modules re-export these under the helper files' names. Column layout as in
 :mod:`fastdnn.course`: X is (n_x, m), Y is (1, m), m = number of examples.
 """
+from __future__ import annotations
+
 import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from . import _relu, _sigmoid, course_names, update_parameters_with_gd
+from . import Array, Arrays, _relu, _sigmoid, course_names, update_parameters_with_gd
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> float | NDArray[Any]:
     """Element-wise logistic function, ``1 / (1 + np.exp(-x))``.
 
     Parameters
@@ -24,7 +30,7 @@ def sigmoid(x):
     return _sigmoid(x)
 
 
-def relu(x):
+def relu(x: ArrayLike) -> float | NDArray[Any]:
     """Element-wise ``np.maximum(0, x)``.
 
     Parameters
@@ -39,7 +45,7 @@ def relu(x):
 
 
 @course_names
-def update_parameters(parameters, grads, learning_rate):
+def update_parameters(parameters: Arrays, grads: Arrays, learning_rate: float) -> Arrays:
     """One gradient-descent step on every "W1", "b1", ..., "WL", "bL".
 
     The helper files' ``update_parameters``: W_l - learning_rate * dW_l, stored as new arrays
@@ -61,8 +67,22 @@ def update_parameters(parameters, grads, learning_rate):
     return update_parameters_with_gd(parameters, grads, learning_rate)
 
 
-def optional_import(module, needed_by, package):
-    """Import ``module`` or raise an ImportError saying which function needs which package."""
+def optional_import(module: str, needed_by: str, package: str) -> ModuleType:
+    """Import ``module`` or raise an ImportError saying which function needs which package.
+
+    Parameters
+    ----------
+    module : str
+        The module to import.
+    needed_by : str
+        The function that needs it.
+    package : str
+        What to pip install.
+
+    Returns
+    -------
+    module
+    """
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -70,8 +90,15 @@ def optional_import(module, needed_by, package):
                           f"(pip install {package})") from None
 
 
-def scatter_dataset(X, Y):
-    """The helper files' picture of a freshly loaded data set, when matplotlib is installed."""
+def scatter_dataset(X: Array, Y: Array) -> None:
+    """The helper files' picture of a freshly loaded data set, when matplotlib is installed.
+
+    Parameters
+    ----------
+    X : ndarray (2, m)
+    Y : ndarray (1, m)
+        Labels, used as colours.
+    """
     try:
         plt = importlib.import_module("matplotlib.pyplot")
     except ImportError:
@@ -79,7 +106,7 @@ def scatter_dataset(X, Y):
     plt.scatter(X[0, :], X[1, :], c=np.ravel(Y), s=40, cmap=plt.cm.Spectral)
 
 
-def plot_decision_boundary(model, X, y):
+def plot_decision_boundary(model: Callable[[Array], ArrayLike], X: Array, y: Array) -> None:
     """Colour the plane by ``model``'s predictions and scatter the examples over it.
 
     The grid spans each coordinate of X widened by 1 on both sides, in steps of 0.01, as

@@ -18,6 +18,8 @@ two planted mistakes (dW2 doubled, db1 four times too large) for the student to 
 Dimension key (N-dimensional part): m = number of examples; X is (4, m), Y is (1, m) or (m,),
 parameters of the network [4, 5, 3, 1].
 """
+from __future__ import annotations
+
 from .._validation import check_real
 from . import (_print_verdict, _relative_difference, backward_propagation_n, course_names,
                dictionary_to_vector, forward_propagation_n, gradient_check_n,
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-def forward_propagation(x, theta):
+def forward_propagation(x: float, theta: float) -> float:
     """The notebook's 1-D cost J(theta) = theta * x.
 
     Parameters
@@ -48,7 +50,7 @@ def forward_propagation(x, theta):
     return theta * x
 
 
-def backward_propagation(x, theta):
+def backward_propagation(x: float, theta: float) -> float:
     """dJ/dtheta of :func:`forward_propagation`, which is x.
 
     Parameters
@@ -63,9 +65,11 @@ def backward_propagation(x, theta):
 
 
 @course_names
-def gradient_check(x, theta, epsilon=1e-7, print_msg=False):
-    """Compare :func:`backward_propagation` with the centred difference of
-    :func:`forward_propagation` at theta.
+def gradient_check(x: float, theta: float, epsilon: float = 1e-7,
+                   print_msg: bool = False) -> float:
+    """Compare :func:`backward_propagation` with a centred difference at theta.
+
+    The centred difference is of :func:`forward_propagation`.
 
     difference = |grad - gradapprox| / (|grad| + |gradapprox|), with
     gradapprox = (J(theta + epsilon) - J(theta - epsilon)) / (2 epsilon).

@@ -18,9 +18,12 @@ case ("dz3", "dW3", "db3", "da2", ...).
 
 Dimension key: m = number of examples; X is (n_x, m) (n_x = 2 for the circles), Y is (1, m).
 """
+from __future__ import annotations
+
 import numpy as np
 
 from .._validation import check_choice, check_int
+from . import Array, Arrays, Cache
 from . import (_backward, _unpack, check_columns, compute_cost, course_names,
                forward_propagation, initialize_parameters_he, initialize_parameters_random,
                initialize_parameters_zeros, predict, predict_dec)
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 
-def compute_loss(a3, Y):
+def compute_loss(a3: Array, Y: Array) -> float:
     """Mean cross-entropy, ``1./m * np.nansum(-Y log a3 - (1 - Y) log(1 - a3))``.
 
     Parameters
@@ -53,7 +56,7 @@ def compute_loss(a3, Y):
     return compute_cost(a3, Y)
 
 
-def backward_propagation(X, Y, cache):
+def backward_propagation(X: Array, Y: Array, cache: Cache) -> Arrays:
     """Gradients of the mean cross-entropy for :func:`forward_propagation`'s cache.
 
     Parameters
@@ -72,7 +75,7 @@ def backward_propagation(X, Y, cache):
     return _backward(X, Y, _unpack(cache, dropout=False), mean_first=True, lower=True)
 
 
-def load_dataset(*, plot=True):
+def load_dataset(*, plot: bool = True) -> tuple[Array, Array, Array, Array]:
     """The notebook's circles: 300 training and 100 test points, labels 0 (outer) / 1 (inner).
 
     ``np.random.seed(1)`` then ``sklearn.datasets.make_circles(n_samples=300, noise=.05)``
@@ -116,7 +119,8 @@ _INITIALIZERS = {
 
 
 @course_names
-def model(X, Y, learning_rate=0.01, num_iterations=15000, print_cost=True, initialization="he"):
+def model(X: Array, Y: Array, learning_rate: float = 0.01, num_iterations: int = 15000,
+          print_cost: bool = True, initialization: str = "he") -> Arrays:
     """The notebook's network [n_x, 10, 5, 1] trained by full-batch gradient descent.
 
     Each iteration: :func:`forward_propagation`, :func:`compute_loss`,

@@ -21,8 +21,13 @@ by m); ``backward_propagation`` takes the 1/m in dz3 and keys its results in low
 
 Dimension key: m = number of examples; X is (n_x, m) (n_x = 2 for the moons), Y is (1, m).
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
 
+from . import Array, Arrays
 from . import (_cost_total, forward_propagation, initialize_adam, initialize_parameters_he,
                initialize_velocity, model, predict, predict_dec, random_mini_batches,
                schedule_lr_decay, update_lr, update_parameters_with_adam,
@@ -39,7 +44,7 @@ __all__ = [
 ]
 
 
-def load_params_and_grads(seed=1):
+def load_params_and_grads(seed: int = 1) -> tuple[Array, ...]:
     """The notebook's small test network and gradients, drawn after ``np.random.seed(seed)``.
 
     Draws, in this order: W1 (2, 3), b1 (2, 1), W2 (3, 3), b2 (3, 1), then dW1, db1, dW2,
@@ -58,9 +63,10 @@ def load_params_and_grads(seed=1):
     return tuple(np.random.randn(*shape) for shape in shapes + shapes)
 
 
-def initialize_parameters(layer_dims):
-    """opt_utils_v1a's weights, which are He initialization: ``np.random.seed(3)``, then
-    randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1}); zero biases.
+def initialize_parameters(layer_dims: Sequence[int]) -> Arrays:
+    """opt_utils_v1a's weights, which are He initialization.
+
+    ``np.random.seed(3)``, then randn(n_l, n_{l-1}) * sqrt(2 / n_{l-1}); zero biases.
 
     Parameters
     ----------
@@ -76,7 +82,7 @@ def initialize_parameters(layer_dims):
     return initialize_parameters_he(layer_dims)
 
 
-def compute_cost(a3, Y):
+def compute_cost(a3: Array, Y: Array) -> float:
     """Cross-entropy SUMMED over the examples, ``np.sum(-Y log a3 - (1 - Y) log(1 - a3))``.
 
     Not divided by m: :func:`model` adds these up over an epoch's mini-batches and divides
@@ -95,9 +101,10 @@ def compute_cost(a3, Y):
     return _cost_total(a3, Y)
 
 
-def load_dataset(*, plot=True):
-    """The notebook's moons: ``np.random.seed(3)``, then
-    ``sklearn.datasets.make_moons(n_samples=300, noise=.2)``.
+def load_dataset(*, plot: bool = True) -> tuple[Array, Array]:
+    """The notebook's moons: 300 points, labels 0 / 1.
+
+    ``np.random.seed(3)``, then ``sklearn.datasets.make_moons(n_samples=300, noise=.2)``.
 
     Parameters
     ----------

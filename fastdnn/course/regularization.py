@@ -18,11 +18,15 @@ the notebook and cannot be generated: :func:`load_2D_dataset` reads your copy.
 
 Dimension key: m = number of examples; X is (n_x, m) (n_x = 2 in the notebook), Y is (1, m).
 """
+from __future__ import annotations
+
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
 from .._validation import check_int, check_keep_prob
+from . import Array, Arrays
 from . import (_check_layers_dims, backward_propagation, backward_propagation_with_dropout,
                backward_propagation_with_regularization, check_columns, compute_cost,
                compute_cost_with_regularization, course_names, forward_propagation,
@@ -39,7 +43,7 @@ __all__ = [
 ]
 
 
-def initialize_parameters(layer_dims):
+def initialize_parameters(layer_dims: Sequence[int]) -> Arrays:
     """reg_utils' weights: ``np.random.seed(3)``, then randn(n_l, n_{l-1}) / sqrt(n_{l-1}).
 
     Biases are zeros. Reseeds NumPy's global generator, as reg_utils does (divides by the
@@ -64,7 +68,8 @@ def initialize_parameters(layer_dims):
     return parameters
 
 
-def load_2D_dataset(path=os.path.join("datasets", "data.mat"), *, plot=True):
+def load_2D_dataset(path: str | os.PathLike[str] = os.path.join("datasets", "data.mat"), *,
+                    plot: bool = True) -> tuple[Array, Array, Array, Array]:
     """Read the notebook's data set from its ``data.mat`` (keys "X", "y", "Xval", "yval").
 
     The file ships with the notebook and cannot be generated; pass ``path`` when your copy
@@ -106,7 +111,8 @@ def load_2D_dataset(path=os.path.join("datasets", "data.mat"), *, plot=True):
 
 
 @course_names
-def model(X, Y, learning_rate=0.3, num_iterations=30000, print_cost=True, lambd=0, keep_prob=1):
+def model(X: Array, Y: Array, learning_rate: float = 0.3, num_iterations: int = 30000,
+          print_cost: bool = True, lambd: float = 0, keep_prob: float = 1) -> Arrays:
     """The notebook's network [n_x, 20, 3, 1] trained by full-batch gradient descent.
 
     With ``lambd`` != 0 the cost and gradients carry the L2 term; with ``keep_prob`` < 1 the

@@ -11,10 +11,13 @@ not found (another BLAS, another build) products go to ``np.dot`` as before.
 C = op(A) op(B) with C (M, N) C-contiguous; the sum runs over K. Blocks are cut by shape
 alone (never by thread count), so results do not depend on the number of threads.
 """
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import glob
 import os
+from collections.abc import Iterator
 
 import numpy as np
 from numba import njit, prange, types
@@ -129,12 +132,17 @@ def owns_threads():
 
 
 @contextlib.contextmanager
-def owned_threads():
+def owned_threads() -> Iterator[None]:
     """Run fastdnn's products and kernels on Numba's threads alone for a while.
 
     NumPy's OpenBLAS is set to one thread on entry and given its count back on exit, so
     NumPy products run by other code meanwhile are single-threaded. Nested uses are free.
     Without the compiled BLAS this does nothing.
+
+    Yields
+    ------
+    None
+        Inside the ``with`` block.
     """
     if not AVAILABLE or _OWNED[0]:
         yield

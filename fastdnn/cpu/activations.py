@@ -2,7 +2,11 @@
 
 Z, A, dA: (m, n); m = batch size, n = layer width. Derivatives are taken from A.
 """
+from __future__ import annotations
+
+import numpy as np
 from numba import njit, prange
+from numpy.typing import NDArray
 
 from .._cache import harden_caches
 from .._validation import check_float_array, check_same_dtype, check_shape
@@ -30,8 +34,24 @@ def _as_2d(x):
     return x.reshape(x.shape[0], -1) if x.ndim != 2 else x
 
 
-def activation_forward(Z, activation, *, out=None):
-    """A = activation(Z) for any float32/float64 array Z (computed as (m, -1))."""
+def activation_forward(Z: NDArray[np.floating], activation: str, *,
+                       out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """A = activation(Z), element-wise, parallel over rows.
+
+    Parameters
+    ----------
+    Z : float32 or float64 array
+        Pre-activations, any shape (computed as (m, -1)).
+    activation : str
+        One of fastdnn.formulas.ACTIVATION_CODES.
+    out : array of Z's shape and dtype, optional
+        A writable C-contiguous buffer for the result.
+
+    Returns
+    -------
+    A : array of Z's shape and dtype
+        ``out`` when given.
+    """
     check_float_array("Z", Z)
     code = activation_code(activation)
     Z = contiguous(Z)
@@ -40,8 +60,26 @@ def activation_forward(Z, activation, *, out=None):
     return out
 
 
-def activation_backward(dA, A, activation, *, out=None):
-    """dZ = dA * activation'(Z), with the derivative taken from A = activation(Z)."""
+def activation_backward(dA: NDArray[np.floating], A: NDArray[np.floating], activation: str,
+                        *, out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """dZ = dA * activation'(Z), with the derivative taken from A = activation(Z).
+
+    Parameters
+    ----------
+    dA : float32 or float64 array of A's shape and dtype
+        Gradient of the loss with respect to A.
+    A : float32 or float64 array
+        The forward output activation(Z).
+    activation : str
+        One of fastdnn.formulas.ACTIVATION_CODES.
+    out : array of A's shape and dtype, optional
+        A writable C-contiguous buffer for the result.
+
+    Returns
+    -------
+    dZ : array of A's shape and dtype
+        ``out`` when given.
+    """
     check_float_array("A", A)
     check_float_array("dA", dA)
     check_shape("dA", dA, A.shape)

@@ -7,8 +7,11 @@ folds the running statistics, gamma and beta into one affine pass (+ activation)
 Backward: dZ, dgamma and dbeta in one call (two passes over the batch).
 Running averages: running = momentum * running + (1 - momentum) * batch statistic.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit, prange
+from numpy.typing import NDArray
 
 from .._cache import harden_caches
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
@@ -147,29 +150,57 @@ def _backward(code, dropout, in_place):
     return kernel
 
 
-def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
-                                 momentum=0.9, eps=1e-5, training=True,
-                                 activation="identity", keep_prob=1.0, key=0, *,
-                                 out=None, act_out=None, x_hat_out=None, inv_std_out=None):
+def batchnorm_activation_forward(Z: NDArray[np.floating], gamma: NDArray[np.floating],
+                                 beta: NDArray[np.floating],
+                                 running_mean: NDArray[np.floating],
+                                 running_var: NDArray[np.floating], momentum: float = 0.9,
+                                 eps: float = 1e-5, training: bool = True,
+                                 activation: str = "identity", keep_prob: float = 1.0,
+                                 key: int = 0, *, out: NDArray[np.floating] | None = None,
+                                 act_out: NDArray[np.floating] | None = None,
+                                 x_hat_out: NDArray[np.floating] | None = None,
+                                 inv_std_out: NDArray[np.floating] | None = None,
+                                 ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                            NDArray[np.floating] | None,
+                                            NDArray[np.floating] | None]:
     """Batch normalisation, then the activation, then dropout (training mode only).
 
     Parameters
     ----------
     Z : (m, n) float32 or float64 array
-    gamma, beta, running_mean, running_var : (n,) arrays of Z's dtype; the running
-        statistics are updated in place in training mode
-    momentum : float in [0, 1]; eps : float > 0
-    training : batch statistics (True) or the running ones (False, dropout off)
-    activation, keep_prob, key : as in dense_forward
-    out, act_out, x_hat_out : optional (m, n) buffers; inv_std_out : optional (n,)
+        The batch (finite).
+    gamma, beta : (n,) arrays of Z's dtype
+        Scale and shift.
+    running_mean, running_var : (n,) writable C-contiguous arrays of Z's dtype
+        Running statistics, updated in place in training mode.
+    momentum : float in [0, 1], default 0.9
+        Weight of the old running statistic.
+    eps : float > 0, default 1e-5
+        Added to the variance.
+    training : bool, default True
+        Batch statistics (True) or the running ones (False, dropout off).
+    activation : str, default "identity"
+        One of fastdnn.formulas.ACTIVATION_CODES.
+    keep_prob : float in (0, 1], default 1.0
+        Dropout's keep probability (1: no dropout).
+    key : int, default 0
+        The dropout key (fastdnn.rng.dropout_key(seed, step, layer)).
+    out, act_out, x_hat_out : (m, n) C-contiguous arrays of Z's dtype, optional
+        Buffers for the results.
+    inv_std_out : (n,) array of Z's dtype, optional
+        Buffer for inv_std.
 
     Returns
     -------
-    out : (m, n) the layer's output; ``act`` itself when no dropout applies and no
-        ``out`` buffer is given
-    act : (m, n) the activation before dropout
-    x_hat : (m, n) normalised Z, or None in inference mode
-    inv_std : (n,) 1 / sqrt(var + eps), or None in inference mode
+    out : (m, n) array
+        The layer's output; ``act`` itself when no dropout applies and no ``out``
+        buffer is given.
+    act : (m, n) array
+        The activation before dropout.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode.
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
     check_finite("Z", Z)
@@ -195,18 +226,38 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     return out, act, x_hat, inv_std
 
 
-def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
-                      eps=1e-5, training=True, *, out=None, x_hat_out=None,
-                      inv_std_out=None):
+def batchnorm_forward(Z: NDArray[np.floating], gamma: NDArray[np.floating],
+                      beta: NDArray[np.floating], running_mean: NDArray[np.floating],
+                      running_var: NDArray[np.floating], momentum: float = 0.9,
+                      eps: float = 1e-5, training: bool = True, *,
+                      out: NDArray[np.floating] | None = None,
+                      x_hat_out: NDArray[np.floating] | None = None,
+                      inv_std_out: NDArray[np.floating] | None = None,
+                      ) -> tuple[NDArray[np.floating], NDArray[np.floating] | None,
+                                 NDArray[np.floating] | None]:
     """Normalise Z per feature, then scale by gamma and shift by beta.
 
     Training mode uses the batch mean and biased variance and updates
     ``running_mean`` / ``running_var`` in place; inference mode uses the running
-    statistics and changes nothing. Shapes and dtypes as batchnorm_activation_forward.
+    statistics and changes nothing.
+
+    Parameters
+    ----------
+    Z, gamma, beta, running_mean, running_var, momentum, eps, training
+        As in batchnorm_activation_forward.
+    out, x_hat_out : (m, n) C-contiguous arrays of Z's dtype, optional
+        Buffers for the results.
+    inv_std_out : (n,) array of Z's dtype, optional
+        Buffer for inv_std.
 
     Returns
     -------
-    out : (m, n); x_hat : (m, n) or None; inv_std : (n,) or None (inference mode)
+    out : (m, n) array
+        gamma * x_hat + beta.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode.
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     out, _, x_hat, inv_std = batchnorm_activation_forward(
         Z, gamma, beta, running_mean, running_var, momentum, eps, training,
@@ -214,20 +265,40 @@ def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
     return out, x_hat, inv_std
 
 
-def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
-                                  activation="identity", keep_prob=1.0, key=0, *,
-                                  dZ_out=None, dgamma_out=None, dbeta_out=None):
+def batchnorm_activation_backward(d_out: NDArray[np.floating], act: NDArray[np.floating],
+                                  x_hat: NDArray[np.floating],
+                                  inv_std: NDArray[np.floating],
+                                  gamma: NDArray[np.floating], activation: str = "identity",
+                                  keep_prob: float = 1.0, key: int = 0, *,
+                                  dZ_out: NDArray[np.floating] | None = None,
+                                  dgamma_out: NDArray[np.floating] | None = None,
+                                  dbeta_out: NDArray[np.floating] | None = None,
+                                  ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                             NDArray[np.floating]]:
     """Backward of batchnorm_activation_forward in training mode.
 
     Parameters
     ----------
-    d_out : (m, n) gradient with respect to the layer's output; overwritten with dZ when
-        no ``dZ_out`` is given (and it is C-contiguous)
-    act, x_hat : (m, n) and inv_std, gamma : (n,) from the forward pass
+    d_out : (m, n) array of x_hat's dtype
+        Gradient with respect to the layer's output; overwritten with dZ when no
+        ``dZ_out`` is given (and it is C-contiguous).
+    act, x_hat : (m, n) float32 or float64 arrays
+        The forward pass's act and x_hat.
+    inv_std, gamma : (n,) arrays
+        The forward pass's inv_std, and the scale.
+    activation, keep_prob, key
+        As in the forward pass (the same key regenerates the dropout mask).
+    dZ_out : (m, n) C-contiguous array, optional
+        Buffer for dZ.
+    dgamma_out, dbeta_out : (n,) arrays, optional
+        Buffers for dgamma and dbeta.
 
     Returns
     -------
-    dZ : (m, n), dgamma : (n,), dbeta : (n,)
+    dZ : (m, n) array
+        Gradient with respect to Z (``d_out`` itself when overwritten).
+    dgamma, dbeta : (n,) arrays
+        Gradients with respect to gamma and beta.
     """
     check_float_array("x_hat", x_hat, ndim=2)
     dtype = x_hat.dtype
@@ -252,11 +323,29 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
     return dZ, dgamma, dbeta
 
 
-def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=None,
-                       dbeta_out=None):
-    """Gradients of a training-mode batchnorm_forward: returns (dZ, dgamma, dbeta).
+def batchnorm_backward(d_out: NDArray[np.floating], x_hat: NDArray[np.floating],
+                       inv_std: NDArray[np.floating], gamma: NDArray[np.floating], *,
+                       dZ_out: NDArray[np.floating] | None = None,
+                       dgamma_out: NDArray[np.floating] | None = None,
+                       dbeta_out: NDArray[np.floating] | None = None,
+                       ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                  NDArray[np.floating]]:
+    """Gradients of a training-mode batchnorm_forward.
 
-    ``d_out`` is overwritten with dZ when no ``dZ_out`` is given.
+    Parameters
+    ----------
+    d_out : (m, n) array
+        Gradient with respect to the output; overwritten with dZ when no ``dZ_out``
+        is given.
+    x_hat, inv_std, gamma, dZ_out, dgamma_out, dbeta_out
+        As in batchnorm_activation_backward.
+
+    Returns
+    -------
+    dZ : (m, n) array
+        Gradient with respect to Z.
+    dgamma, dbeta : (n,) arrays
+        Gradients with respect to gamma and beta.
     """
     # identity activation: act is never read for a derivative, pass x_hat as a stand-in
     return batchnorm_activation_backward(d_out, x_hat, x_hat, inv_std, gamma,

@@ -8,8 +8,11 @@ Forward:  act = activation(X @ W.T + b) and out = dropout(act), the product writ
 Backward: dZ = d_out * mask / keep_prob * activation'(act) and db in one pass; then
           dW = dZ.T @ X (+ (lambd / m) W) and dX = dZ @ W by BLAS.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit, prange
+from numpy.typing import NDArray
 
 from .._cache import harden_caches
 from .._validation import check_float_array, check_real, check_same_dtype, check_shape
@@ -84,19 +87,30 @@ _EMPTY = {np.dtype(np.float32): np.zeros(1, np.float32),
           np.dtype(np.float64): np.zeros(1, np.float64)}
 
 
-def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
-                  out=None, act_out=None):
+def dense_forward(X: NDArray[np.floating], W: NDArray[np.floating],
+                  b: NDArray[np.floating] | None = None, activation: str = "identity",
+                  keep_prob: float = 1.0, key: int = 0, *,
+                  out: NDArray[np.floating] | None = None,
+                  act_out: NDArray[np.floating] | None = None,
+                  ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """Forward pass of one dense layer.
 
     Parameters
     ----------
-    X : (m, n_in) float32 or float64 array (any strides)
+    X : (m, n_in) float32 or float64 array
+        The layer's input (any strides; finite).
     W : (n_out, n_in) array of X's dtype
-    b : (n_out,) array of X's dtype, or None
-    activation : str, one of fastdnn.formulas.ACTIVATION_CODES
-    keep_prob : float in (0, 1]; 1 turns dropout off
-    key : int, the dropout key (fastdnn.rng.dropout_key(seed, step, layer))
-    out, act_out : optional (m, n_out) C-contiguous buffers of X's dtype
+        Weights.
+    b : (n_out,) array of X's dtype, optional
+        Bias; None for none.
+    activation : str, default "identity"
+        One of fastdnn.formulas.ACTIVATION_CODES.
+    keep_prob : float in (0, 1], default 1.0
+        Dropout's keep probability; 1 turns dropout off.
+    key : int, default 0
+        The dropout key (fastdnn.rng.dropout_key(seed, step, layer)).
+    out, act_out : (m, n_out) C-contiguous arrays of X's dtype, optional
+        Buffers for the results.
 
     Returns
     -------
@@ -125,25 +139,46 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     return out, act
 
 
-def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0,
-                   lambd=0.0, with_bias=True, need_dX=True, *, dX_out=None, dW_out=None,
-                   db_out=None, dZ_out=None):
+def dense_backward(d_out: NDArray[np.floating], X: NDArray[np.floating],
+                   W: NDArray[np.floating], act: NDArray[np.floating],
+                   activation: str = "identity", keep_prob: float = 1.0, key: int = 0,
+                   lambd: float = 0.0, with_bias: bool = True, need_dX: bool = True, *,
+                   dX_out: NDArray[np.floating] | None = None,
+                   dW_out: NDArray[np.floating] | None = None,
+                   db_out: NDArray[np.floating] | None = None,
+                   dZ_out: NDArray[np.floating] | None = None,
+                   ) -> tuple[NDArray[np.floating] | None, NDArray[np.floating],
+                              NDArray[np.floating] | None]:
     """Backward pass of one dense layer.
 
     Parameters
     ----------
-    d_out : (m, n_out) gradient of the loss with respect to the layer's output; it is
-        overwritten with dZ when no ``dZ_out`` is given (and it is C-contiguous).
-    X, W : the forward inputs; act : (m, n_out) the forward ``act``.
-    lambd : float >= 0, adds the L2 gradient (lambd / m) * W to dW.
-    with_bias : compute db; need_dX : compute dX (False for the first layer).
-    dX_out, dW_out, db_out, dZ_out : optional C-contiguous buffers of X's dtype.
+    d_out : (m, n_out) array of X's dtype
+        Gradient of the loss with respect to the layer's output; overwritten with dZ
+        when no ``dZ_out`` is given (and it is C-contiguous).
+    X, W : arrays
+        The forward pass's input and weights.
+    act : (m, n_out) array of X's dtype
+        The forward pass's ``act``.
+    activation, keep_prob, key
+        As in the forward pass (the same key regenerates the dropout mask).
+    lambd : float >= 0, default 0.0
+        Adds the L2 gradient (lambd / m) * W to dW.
+    with_bias : bool, default True
+        Compute db.
+    need_dX : bool, default True
+        Compute dX (False for the first layer).
+    dX_out, dW_out, db_out, dZ_out : C-contiguous arrays of X's dtype, optional
+        Buffers for dX, dW, db and dZ.
 
     Returns
     -------
-    dX : (m, n_in), or None when ``need_dX`` is False
-    dW : (n_out, n_in)
-    db : (n_out,), or None when ``with_bias`` is False
+    dX : (m, n_in) array or None
+        None when ``need_dX`` is False.
+    dW : (n_out, n_in) array
+        dZ.T @ X + (lambd / m) * W.
+    db : (n_out,) array or None
+        None when ``with_bias`` is False.
     """
     _check_layer(X, W, None)
     check_float_array("d_out", d_out, ndim=2)

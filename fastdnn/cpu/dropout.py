@@ -3,8 +3,11 @@
 A: (m, n) activations; element (i, j) is kept when the hash of key + i * n + j falls
 below the threshold, so the mask equals fastdnn.reference.dropout_mask bit for bit.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit, prange
+from numpy.typing import NDArray
 
 from .._cache import harden_caches
 from .._validation import check_dims, check_float_array
@@ -37,8 +40,24 @@ def _rows(shape):
     return (shape[0] if shape else 1), (int(np.prod(shape[1:])) if len(shape) > 1 else 1)
 
 
-def dropout_mask(shape, keep_prob, key):
-    """Boolean keep-mask of ``shape`` for one layer and step (True = kept)."""
+def dropout_mask(shape: int | tuple[int, ...], keep_prob: float,
+                 key: int) -> NDArray[np.bool_]:
+    """Boolean keep-mask of ``shape`` for one layer and step (True = kept).
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        The activations' shape.
+    keep_prob : float in (0, 1]
+        The probability of keeping a unit.
+    key : int
+        The dropout key (fastdnn.rng.dropout_key(seed, step, layer)).
+
+    Returns
+    -------
+    mask : bool array of ``shape``
+        fastdnn.reference.dropout_mask's, bit for bit.
+    """
     shape = check_dims("shape", shape)
     _, key, threshold, _ = dropout_args(keep_prob, key, np.dtype(np.float64))
     m, n = _rows(shape)
@@ -47,8 +66,26 @@ def dropout_mask(shape, keep_prob, key):
     return mask.reshape(shape)
 
 
-def dropout_forward(A, keep_prob, key, *, out=None):
-    """Zero the dropped units and scale the kept ones by 1 / keep_prob."""
+def dropout_forward(A: NDArray[np.floating], keep_prob: float, key: int, *,
+                    out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Zero the dropped units and scale the kept ones by 1 / keep_prob.
+
+    Parameters
+    ----------
+    A : float32 or float64 array
+        Activations, any shape (computed as (m, -1)).
+    keep_prob : float in (0, 1]
+        The probability of keeping a unit (1: a copy of A).
+    key : int
+        The dropout key.
+    out : array of A's shape and dtype, optional
+        A writable C-contiguous buffer for the result.
+
+    Returns
+    -------
+    array of A's shape and dtype
+        The kept units of A divided by keep_prob, zeros elsewhere; ``out`` when given.
+    """
     check_float_array("A", A)
     apply, key, threshold, keep = dropout_args(keep_prob, key, A.dtype)
     A = contiguous(A)
@@ -61,8 +98,24 @@ def dropout_forward(A, keep_prob, key, *, out=None):
     return out
 
 
-def dropout_backward(dA, keep_prob, key, *, out=None):
-    """Gradient through dropout: the same mask and scale as forward."""
+def dropout_backward(dA: NDArray[np.floating], keep_prob: float, key: int, *,
+                     out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Gradient through dropout: the same mask and scale as forward.
+
+    Parameters
+    ----------
+    dA : float32 or float64 array
+        Gradient with respect to dropout's output.
+    keep_prob, key
+        As in the forward pass.
+    out : array of dA's shape and dtype, optional
+        A writable C-contiguous buffer for the result.
+
+    Returns
+    -------
+    array of dA's shape and dtype
+        ``out`` when given.
+    """
     return dropout_forward(dA, keep_prob, key, out=out)
 
 

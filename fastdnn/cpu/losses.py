@@ -5,8 +5,11 @@ Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for s
 Losses are batch means and gradients are those of the mean: dZ = (y_hat - Y) / m.
 Per-row losses are summed in row order, so the loss does not depend on the thread count.
 """
+from __future__ import annotations
+
 import numpy as np
 from numba import njit, prange
+from numpy.typing import ArrayLike, NDArray
 
 from .._cache import harden_caches
 from .._validation import check_float_array, check_shape
@@ -153,20 +156,31 @@ _NO_LABELS = np.zeros(1, dtype=np.int64)
 _NO_WEIGHTS = np.zeros(1, dtype=np.float64)
 
 
-def softmax_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
+def softmax_cross_entropy(Z: NDArray[np.floating], Y: ArrayLike, *,
+                          sample_weight: ArrayLike | None = None,
+                          dZ_out: NDArray[np.floating] | None = None,
+                          ) -> tuple[float, NDArray[np.floating]]:
     """Categorical cross-entropy of softmax(Z) and its gradient, in one pass.
 
     Parameters
     ----------
-    Z : (m, k) float32/float64 pre-activations
-    Y : (m, k) one-hot or probability targets, or (m,) integer labels in [0, k)
-    sample_weight : optional (m,) weights >= 0
-        The weighted mean sum_i w_i loss_i / sum_i w_i, dZ_i scaled by w_i / sum w.
-    dZ_out : optional (m, k) C-contiguous buffer of Z's dtype
+    Z : (m, k) float32 or float64 array
+        Output pre-activations.
+    Y : array_like, (m, k) or (m,)
+        One-hot or probability targets, or integer labels in [0, k).
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        sum_i w_i loss_i / sum_i w_i, and row i's gradient is scaled by w_i / sum(w)
+        instead of 1 / m.
+    dZ_out : (m, k) C-contiguous array of Z's dtype, optional
+        Buffer for dZ.
 
     Returns
     -------
-    loss : float, the batch mean; dZ : (m, k) = (softmax(Z) - Y) / m
+    loss : float
+        The batch mean.
+    dZ : (m, k) array of Z's dtype
+        (softmax(Z) - Y) / m.
     """
     Y, labels = _targets(Z, Y, allow_labels=True)
     Z = contiguous(Z)
@@ -189,36 +203,116 @@ def _elementwise(output, Z, Y, sample_weight, out, out_name):
     return float(launch(_elementwise_loss(output, weighted), Z, Y, w, total, dZ)), dZ
 
 
-def sigmoid_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
-    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch
-    (weighted by ``sample_weight`` (m,) when given, as in the reference).
+def sigmoid_cross_entropy(Z: NDArray[np.floating], Y: ArrayLike, *,
+                          sample_weight: ArrayLike | None = None,
+                          dZ_out: NDArray[np.floating] | None = None,
+                          ) -> tuple[float, NDArray[np.floating]]:
+    """Binary cross-entropy of sigmoid(Z), summed over outputs, averaged over the batch.
 
-    Returns (loss, dZ = (sigmoid(Z) - Y) / m); Y is (m, k) like Z.
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Output pre-activations.
+    Y : array_like, (m, k)
+        Targets in [0, 1].
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        sum_i w_i loss_i / sum_i w_i, and row i's gradient is scaled by w_i / sum(w)
+        instead of 1 / m.
+    dZ_out : (m, k) C-contiguous array of Z's dtype, optional
+        Buffer for dZ.
+
+    Returns
+    -------
+    loss : float
+        The batch mean (weighted as in the reference).
+    dZ : (m, k) array of Z's dtype
+        (sigmoid(Z) - Y) / m.
     """
     return _elementwise(OUTPUT_CODES["sigmoid"], Z, Y, sample_weight, dZ_out, "dZ_out")
 
 
-def mean_squared_error(A, Y, *, sample_weight=None, dA_out=None):
-    """Half the squared error, summed over outputs and averaged over the batch
-    (weighted by ``sample_weight`` (m,) when given).
+def mean_squared_error(A: NDArray[np.floating], Y: ArrayLike, *,
+                       sample_weight: ArrayLike | None = None,
+                       dA_out: NDArray[np.floating] | None = None,
+                       ) -> tuple[float, NDArray[np.floating]]:
+    """Half the squared error, summed over outputs and averaged over the batch.
 
-    Returns (loss = sum((A - Y)**2) / (2m), dA = (A - Y) / m).
+    Parameters
+    ----------
+    A : (m, k) float32 or float64 array
+        Outputs (identity activation).
+    Y : array_like, (m, k)
+        Targets.
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        sum_i w_i loss_i / sum_i w_i, and row i's gradient is scaled by w_i / sum(w)
+        instead of 1 / m.
+    dA_out : (m, k) C-contiguous array of A's dtype, optional
+        Buffer for dA.
+
+    Returns
+    -------
+    loss : float
+        sum((A - Y)**2) / (2m).
+    dA : (m, k) array of A's dtype
+        (A - Y) / m.
     """
     return _elementwise(OUTPUT_CODES["identity"], A, Y, sample_weight, dA_out, "dA_out")
 
 
-def poisson_deviance(Z, Y, *, sample_weight=None, dZ_out=None):
-    """Half the Poisson deviance of exp(Z) against counts Y >= 0, summed over outputs
-    and averaged over the batch (scikit-learn's Poisson loss; weighted by
-    ``sample_weight`` (m,) when given).
+def poisson_deviance(Z: NDArray[np.floating], Y: ArrayLike, *,
+                     sample_weight: ArrayLike | None = None,
+                     dZ_out: NDArray[np.floating] | None = None,
+                     ) -> tuple[float, NDArray[np.floating]]:
+    """Half the Poisson deviance of exp(Z) against counts Y, averaged over the batch.
 
-    Returns (loss, dZ = (exp(Z) - Y) / m).
+    Summed over outputs, as scikit-learn's Poisson loss.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Output pre-activations, the log of the predicted means.
+    Y : array_like, (m, k)
+        Counts >= 0.
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        sum_i w_i loss_i / sum_i w_i, and row i's gradient is scaled by w_i / sum(w)
+        instead of 1 / m.
+    dZ_out : (m, k) C-contiguous array of Z's dtype, optional
+        Buffer for dZ.
+
+    Returns
+    -------
+    loss : float
+        The batch mean.
+    dZ : (m, k) array of Z's dtype
+        (exp(Z) - Y) / m.
+
+    Raises
+    ------
+    ValueError
+        When Y holds a negative value.
     """
     return _elementwise(OUTPUT_CODES["exp"], Z, Y, sample_weight, dZ_out, "dZ_out")
 
 
-def softmax(Z, *, out=None):
-    """Row-wise softmax of an (m, k) array, with the row maximum subtracted."""
+def softmax(Z: NDArray[np.floating], *,
+            out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Row-wise softmax of an (m, k) array, with the row maximum subtracted.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Pre-activations.
+    out : (m, k) C-contiguous array of Z's dtype, optional
+        Buffer for the result.
+
+    Returns
+    -------
+    (m, k) array of Z's dtype
+        ``out`` when given.
+    """
     check_float_array("Z", Z, ndim=2)
     Z = contiguous(Z)
     out = buffer("out", out, Z.shape, Z.dtype)
@@ -226,8 +320,22 @@ def softmax(Z, *, out=None):
     return out
 
 
-def sigmoid(Z, *, out=None):
-    """Element-wise logistic function of an (m, k) array, overflow-free."""
+def sigmoid(Z: NDArray[np.floating], *,
+            out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Element-wise logistic function of an (m, k) array, overflow-free.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Pre-activations.
+    out : (m, k) C-contiguous array of Z's dtype, optional
+        Buffer for the result.
+
+    Returns
+    -------
+    (m, k) array of Z's dtype
+        ``out`` when given.
+    """
     check_float_array("Z", Z, ndim=2)
     Z = contiguous(Z)
     out = buffer("out", out, Z.shape, Z.dtype)

@@ -14,9 +14,15 @@ thread among them, so no thread waits for another that is descheduled or stalled
 BLAS library's spinning workers; an update of fewer than SMALL elements runs on the
 calling thread alone.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
 import numpy as np
 from numba import njit
 from numba.typed import List
+from numpy.typing import NDArray
 
 from .._cache import harden_caches
 from .._validation import check_update, finite_checks_on
@@ -38,6 +44,10 @@ LIST_BLOCK = 4096
 # Fewer elements than this run on the calling thread alone: waking a worker costs about
 # 20 us, the update of 2^17 float32 parameters about 90 us of one core.
 SMALL = 2**17
+
+#: What the update functions take as param, grad and state: one array, or matching
+#: lists of arrays.
+Tensors = Union[NDArray[np.floating], Sequence[NDArray[np.floating]]]
 
 
 @njit(cache=CACHE, nogil=True, error_model="numpy")
@@ -141,24 +151,46 @@ class _Lists:
 
 
 class TensorLists:
-    """Matching lists of tensors (params, grads, then the optimizer's state) checked and
-    flattened once, for an optimizer that updates the same arrays step after step.
+    """Matching lists of tensors checked and flattened once, for repeated updates.
 
-    The update functions take one as ``param`` (with None for grad and the state). It
-    holds the arrays it was made from; ``holds`` tells whether given lists are those very
-    arrays, so a caller can reuse it without checking them again (the per-call checks
-    cost about as much as a third of the update of a small model's tensors).
+    For an optimizer that updates the same arrays step after step. The update functions
+    take one as ``param`` (with None for grad and the state). It holds the arrays it was
+    made from; ``holds`` tells whether given lists are those very arrays, so a caller can
+    reuse it without checking them again (the per-call checks cost about as much as a
+    third of the update of a small model's tensors).
+
+    Parameters
+    ----------
+    param : list of arrays
+        The parameters: contiguous, writable float32 or float64 arrays.
+    grad : list of arrays
+        Their gradients, matching shapes and dtypes.
+    *state : lists of arrays
+        The optimizer's state arrays (velocity, moments), matching too.
     """
 
-    def __init__(self, param, grad, *state):
+    def __init__(self, param: Sequence[NDArray[np.floating]],
+                 grad: Sequence[NDArray[np.floating]],
+                 *state: Sequence[NDArray[np.floating]]) -> None:
         names = {f"state{i}": s for i, s in enumerate(state)}
         self.groups = _groups(param, grad=grad, **names)
         self.arrays = [a for arrays in (param, grad, *state) for a in arrays]
         same = len({grp[0].dtype for grp in self.groups}) == 1
         self.lists = _Lists(self.groups) if same and len(self.groups) > 1 else None
 
-    def holds(self, *lists):
-        """True when ``lists`` (param, grad, state...) are the arrays this was made from."""
+    def holds(self, *lists: Sequence[NDArray[np.floating]]) -> bool:
+        """Whether ``lists`` hold the very arrays this was made from, in order.
+
+        Parameters
+        ----------
+        *lists : lists of arrays
+            param, grad, then the state, as given to the constructor.
+
+        Returns
+        -------
+        bool
+            True when every array is the same object (not merely equal).
+        """
         arrays = self.arrays
         k = 0
         for lst in lists:
@@ -230,24 +262,77 @@ def _overlapping(group):
                for b in group[i + 1:])
 
 
-def sgd_update(param, grad, lr, weight_decay=0.0):
-    """param -= lr * (grad + weight_decay * param), in place.
+def sgd_update(param: Tensors | TensorLists, grad: Tensors | None, lr: float,
+               weight_decay: float = 0.0) -> None:
+    """Gradient descent, in place: param -= lr * (grad + weight_decay * param).
 
-    ``param``, ``grad``: one contiguous array, or matching lists of them (or a
-    TensorLists made of them, with None for the others).
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    lr : float >= 0
+        The learning rate.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
     """
     lr, wd = check_update(lr, weight_decay)
     _run("sgd", _groups(param, grad=grad), (lr, 1.0, 0.0, 0.0, 1.0, wd, False),
          _lists_of(param))
 
 
-def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * v (in place)."""
+def momentum_update(param: Tensors | TensorLists, grad: Tensors | None,
+                    velocity: Tensors | None, lr: float, beta: float = 0.9,
+                    weight_decay: float = 0.0) -> None:
+    """Momentum, in place: v = beta * v + (1 - beta) * g; param -= lr * v.
+
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    velocity : array, list of arrays, or None
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     _momentum_like(param, grad, velocity, lr, beta, weight_decay, "momentum")
 
 
-def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g)."""
+def nesterov_update(param: Tensors | TensorLists, grad: Tensors | None,
+                    velocity: Tensors | None, lr: float, beta: float = 0.9,
+                    weight_decay: float = 0.0) -> None:
+    """Nesterov momentum, in place.
+
+    v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g).
+
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    velocity : array, list of arrays, or None
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     _momentum_like(param, grad, velocity, lr, beta, weight_decay, "nesterov")
 
 
@@ -257,26 +342,96 @@ def _momentum_like(param, grad, velocity, lr, beta, weight_decay, name):
          (lr, 1.0, beta, 0.0, 1.0, wd, False), _lists_of(param))
 
 
-def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
+def rmsprop_update(param: Tensors | TensorLists, grad: Tensors | None,
+                   sq_avg: Tensors | None, lr: float, beta2: float = 0.999,
+                   eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """RMSprop, in place.
+
+    s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps).
+
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    sq_avg : array, list of arrays, or None
+        s, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta2 : float in [0, 1), default 0.999
+        The weight of the previous average.
+    eps : float > 0, default 1e-8
+        Added to sqrt(s).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     lr, wd, beta2, eps = check_update(lr, weight_decay, beta2=beta2, eps=eps)
     _run("rmsprop", _groups(param, grad=grad, sq_avg=sq_avg),
          (lr, 1.0, 0.0, beta2, eps, wd, False), _lists_of(param))
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0):
-    """Adam with bias correction, in place; ``step`` is t >= 1 counting this update.
+def adam_update(param: Tensors | TensorLists, grad: Tensors | None, m: Tensors | None,
+                v: Tensors | None, step: int, lr: float, beta1: float = 0.9,
+                beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """Adam with bias correction, in place.
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
     param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    m, v : arrays, lists of arrays, or None
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
     """
     _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, "adam")
 
 
-def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.01):
-    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
+def adamw_update(param: Tensors | TensorLists, grad: Tensors | None, m: Tensors | None,
+                 v: Tensors | None, step: int, lr: float, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient.
+
+    Parameters
+    ----------
+    param : array, list of arrays, or TensorLists
+        The parameters, updated in place: one contiguous float32 or float64 array,
+        matching lists of them, or a TensorLists made of them (then the other array
+        arguments are None).
+    grad : array, list of arrays, or None
+        Their gradient, matching ``param`` (finite).
+    m, v : arrays, lists of arrays, or None
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.01
+        Decoupled decay, applied before the Adam step.
+    """
     _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, "adamw")
 
 

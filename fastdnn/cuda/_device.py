@@ -8,11 +8,15 @@ returns NumPy arrays; given device arrays (numba, or anything with
 ``__cuda_array_interface__`` such as CuPy) it returns numba device arrays and never
 leaves the device.
 """
+from __future__ import annotations
+
 import threading
 import warnings
+from typing import Any, Protocol, Union
 
 import numpy as np
 from numba import cuda, uint64
+from numpy.typing import ArrayLike, NDArray
 
 from .. import config
 from .._validation import check_keep_prob, check_key
@@ -48,15 +52,51 @@ def _cupy():
 
 # ----------------------------------------------------------------------------- arrays
 
-def is_device_array(x):
-    """True for numba device arrays and any object exposing the CUDA array interface."""
+class DeviceArray(Protocol):
+    """An array in GPU memory: numba's device arrays, CuPy's, any CUDA array interface."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]: ...
+
+
+#: What the public functions take and give: NumPy arrays (copied to the device; results
+#: come back as NumPy arrays) or device arrays (results stay there as numba's).
+HostOrDevice = Union[NDArray[np.floating], DeviceArray]
+
+
+def is_device_array(x: object) -> bool:
+    """Whether ``x`` is an array on the device rather than a NumPy array.
+
+    Parameters
+    ----------
+    x : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for numba device arrays and any object exposing the CUDA array interface
+        (under the simulator: its fake device arrays).
+    """
     if isinstance(x, np.ndarray):
         return False
     return hasattr(x, "__cuda_array_interface__") or (SIMULATOR and hasattr(x, "copy_to_host"))
 
 
-def to_device(x):
-    """A numba device array for ``x``: device arrays pass through (no copy)."""
+def to_device(x: ArrayLike | DeviceArray | None) -> DeviceArray | None:
+    """A numba device array for ``x``: device arrays pass through (no copy).
+
+    Parameters
+    ----------
+    x : array_like, device array or None
+        Host data is copied to the device (made C-contiguous first); other device
+        arrays (CuPy's) are wrapped without a copy.
+
+    Returns
+    -------
+    numba device array or None
+        None for None.
+    """
     if x is None:
         return None
     if is_device_array(x):
@@ -64,8 +104,18 @@ def to_device(x):
     return cuda.to_device(np.ascontiguousarray(x))
 
 
-def to_host(x):
-    """A NumPy array for a device or host array."""
+def to_host(x: ArrayLike | DeviceArray) -> NDArray[Any]:
+    """A NumPy array for a device or host array.
+
+    Parameters
+    ----------
+    x : array_like or device array
+        Device arrays are copied to the host; host data is passed to np.asarray.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     return x.copy_to_host() if is_device_array(x) else np.asarray(x)
 
 
@@ -107,8 +157,19 @@ def full(shape, dtype, value):
     return a
 
 
-def zeros_like(x):
-    """Zeros shaped like ``x``: a device array for a device ``x``, else a NumPy array."""
+def zeros_like(x: HostOrDevice) -> HostOrDevice:
+    """Zeros shaped like ``x``: a device array for a device ``x``, else a NumPy array.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or device array
+        Gives the shape, the dtype and where the result lives.
+
+    Returns
+    -------
+    numpy.ndarray or numba device array
+        Zeros of x's shape and dtype (filled on the device for a device ``x``).
+    """
     if not is_device_array(x):
         return np.zeros_like(x)
     return zeros(tuple(x.shape), x.dtype)

@@ -6,8 +6,11 @@ config.REDUCTION_CHUNK rows merged in order), so results are deterministic and
 independent of the launch geometry. Running averages:
 running = momentum * running + (1 - momentum) * batch statistic. The element-wise
 arithmetic is fastdnn.formulas' (inverse_std, running_average, batchnorm_grad, activate,
-dropout), the CPU engine's own.
+dropout), the CPU engine's own. NumPy inputs give NumPy results; device inputs give
+device arrays (fastdnn.cuda._device).
 """
+from __future__ import annotations
+
 import math
 
 from numba import cuda
@@ -17,7 +20,7 @@ from .._validation import check_real
 from ..formulas import (activate, activation_grad, batchnorm_grad, inverse_std,
                         running_average)
 from . import _device as dev
-from ._device import apply_dropout
+from ._device import HostOrDevice, apply_dropout
 
 
 @cuda.jit
@@ -101,20 +104,58 @@ def _backward_dz(d, x_hat, inv_std, gamma, dbeta, dgamma, m, dZ):
                                   dbeta[j], dgamma[j])
 
 
-def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
-                                 momentum=0.9, eps=1e-5, training=True,
-                                 activation="identity", keep_prob=1.0, key=0, *,
-                                 out=None, act_out=None, x_hat_out=None, inv_std_out=None):
+def batchnorm_activation_forward(Z: HostOrDevice, gamma: HostOrDevice, beta: HostOrDevice,
+                                 running_mean: HostOrDevice, running_var: HostOrDevice,
+                                 momentum: float = 0.9, eps: float = 1e-5,
+                                 training: bool = True, activation: str = "identity",
+                                 keep_prob: float = 1.0, key: int = 0, *,
+                                 out: HostOrDevice | None = None,
+                                 act_out: HostOrDevice | None = None,
+                                 x_hat_out: HostOrDevice | None = None,
+                                 inv_std_out: HostOrDevice | None = None,
+                                 ) -> tuple[HostOrDevice, HostOrDevice, HostOrDevice | None,
+                                            HostOrDevice | None]:
     """Batch normalisation, then the activation, then dropout (training mode only).
 
     Training: mean and biased variance per feature by two order-fixed reductions, then
     one kernel normalises, applies gamma/beta, the activation and dropout and updates
     ``running_mean`` / ``running_var`` in place. Inference: one affine pass.
 
+    Parameters
+    ----------
+    Z : (m, n) float32 or float64 array, NumPy or device
+        The batch.
+    gamma, beta : (n,) arrays
+        Scale and shift.
+    running_mean, running_var : (n,) arrays
+        Running statistics, updated in place in training mode (host arrays too).
+    momentum : float in [0, 1], default 0.9
+        Weight of the old running statistic.
+    eps : float > 0, default 1e-5
+        Added to the variance.
+    training : bool, default True
+        Batch statistics (True) or the running ones (False, dropout off).
+    activation : str, default "identity"
+        A key of fastdnn.reference.ACTIVATIONS.
+    keep_prob : float in (0, 1], default 1.0
+        Dropout's keep probability (1: no dropout).
+    key : int, default 0
+        The dropout key (fastdnn.rng.dropout_key(seed, step, layer)).
+    out, act_out, x_hat_out : (m, n) arrays, optional
+        Buffers for the results.
+    inv_std_out : (n,) array, optional
+        Buffer for inv_std.
+
     Returns
     -------
-    out : (m, n); act : (m, n) before dropout;
-    x_hat : (m, n) or None in inference mode; inv_std : (n,) or None in inference mode
+    out : (m, n) array
+        The layer's output.
+    act : (m, n) array
+        The activation before dropout.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode.
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     call = dev.Call(Z)
     _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
@@ -146,13 +187,33 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
             call.result(inv_std, inv_std_out))
 
 
-def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
-                      eps=1e-5, training=True, *, out=None, x_hat_out=None,
-                      inv_std_out=None):
+def batchnorm_forward(Z: HostOrDevice, gamma: HostOrDevice, beta: HostOrDevice,
+                      running_mean: HostOrDevice, running_var: HostOrDevice,
+                      momentum: float = 0.9, eps: float = 1e-5, training: bool = True, *,
+                      out: HostOrDevice | None = None,
+                      x_hat_out: HostOrDevice | None = None,
+                      inv_std_out: HostOrDevice | None = None,
+                      ) -> tuple[HostOrDevice, HostOrDevice | None, HostOrDevice | None]:
     """Normalise Z per feature, then scale by gamma and shift by beta.
 
-    Returns (out, x_hat, inv_std); x_hat and inv_std are None in inference mode, where
-    the running statistics are used and nothing is changed.
+    Parameters
+    ----------
+    Z, gamma, beta, running_mean, running_var, momentum, eps, training
+        As in batchnorm_activation_forward.
+    out, x_hat_out : (m, n) arrays, optional
+        Buffers for the results.
+    inv_std_out : (n,) array, optional
+        Buffer for inv_std.
+
+    Returns
+    -------
+    out : (m, n) array
+        gamma * x_hat + beta.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode, where the running statistics are used
+        and nothing is changed.
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     res, _, x_hat, inv_std = batchnorm_activation_forward(
         Z, gamma, beta, running_mean, running_var, momentum, eps, training,
@@ -161,14 +222,41 @@ def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
     return res, x_hat, inv_std
 
 
-def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
-                                  activation="identity", keep_prob=1.0, key=0, *,
-                                  dZ_out=None, dgamma_out=None, dbeta_out=None):
-    """Backward of batchnorm_activation_forward: returns (dZ, dgamma, dbeta).
+def batchnorm_activation_backward(d_out: HostOrDevice, act: HostOrDevice,
+                                  x_hat: HostOrDevice, inv_std: HostOrDevice,
+                                  gamma: HostOrDevice, activation: str = "identity",
+                                  keep_prob: float = 1.0, key: int = 0, *,
+                                  dZ_out: HostOrDevice | None = None,
+                                  dgamma_out: HostOrDevice | None = None,
+                                  dbeta_out: HostOrDevice | None = None,
+                                  ) -> tuple[HostOrDevice, HostOrDevice, HostOrDevice]:
+    """Backward of a training-mode batchnorm_activation_forward.
 
     One kernel applies dropout and the activation derivative and sums dbeta and dgamma
-    per row chunk; a second forms dZ. Without ``dZ_out`` a device ``d_out`` is
-    overwritten with dZ.
+    per row chunk; a second forms dZ.
+
+    Parameters
+    ----------
+    d_out : (m, n) array, NumPy or device
+        Gradient with respect to the layer's output; a device ``d_out`` is overwritten
+        with dZ when no ``dZ_out`` is given.
+    act, x_hat : (m, n) arrays
+        The forward pass's act and x_hat.
+    inv_std, gamma : (n,) arrays
+        The forward pass's inv_std, and the scale.
+    activation, keep_prob, key
+        As in the forward pass (the same key regenerates the dropout mask).
+    dZ_out : (m, n) array, optional
+        Buffer for dZ.
+    dgamma_out, dbeta_out : (n,) arrays, optional
+        Buffers for dgamma and dbeta.
+
+    Returns
+    -------
+    dZ : (m, n) array
+        Gradient with respect to Z.
+    dgamma, dbeta : (n,) arrays
+        Gradients with respect to gamma and beta.
     """
     call = dev.Call(d_out)
     dev.check_array("d_out", d_out, ndim=2)
@@ -202,9 +290,25 @@ def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
             call.result(dbeta, dbeta_out))
 
 
-def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=None,
-                       dbeta_out=None):
-    """Gradients of a training-mode batchnorm_forward: returns (dZ, dgamma, dbeta)."""
+def batchnorm_backward(d_out: HostOrDevice, x_hat: HostOrDevice, inv_std: HostOrDevice,
+                       gamma: HostOrDevice, *, dZ_out: HostOrDevice | None = None,
+                       dgamma_out: HostOrDevice | None = None,
+                       dbeta_out: HostOrDevice | None = None,
+                       ) -> tuple[HostOrDevice, HostOrDevice, HostOrDevice]:
+    """Gradients of a training-mode batchnorm_forward.
+
+    Parameters
+    ----------
+    d_out, x_hat, inv_std, gamma, dZ_out, dgamma_out, dbeta_out
+        As in batchnorm_activation_backward.
+
+    Returns
+    -------
+    dZ : (m, n) array
+        Gradient with respect to Z.
+    dgamma, dbeta : (n,) arrays
+        Gradients with respect to gamma and beta.
+    """
     return batchnorm_activation_backward(d_out, x_hat, x_hat, inv_std, gamma,
                                          dZ_out=dZ_out, dgamma_out=dgamma_out,
                                          dbeta_out=dbeta_out)

@@ -2,14 +2,17 @@
 
 m = batch size, n_in, n_out = layer widths.
 X: (m, n_in), W: (n_out, n_in), b: (n_out,) or None, outputs (m, n_out).
+NumPy inputs give NumPy results; device inputs give device arrays (fastdnn.cuda._device).
 """
+from __future__ import annotations
+
 from numba import cuda
 
 from .. import config
 from .._validation import check_real
 from ..formulas import activate, activation_grad
 from . import _device as dev
-from ._device import apply_dropout
+from ._device import HostOrDevice, apply_dropout
 
 
 @cuda.jit
@@ -57,26 +60,35 @@ def _backward_epilogue(d_out, act, code, use_dropout, key, threshold, keep_prob,
             partial[c, j] = s
 
 
-def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
-                  out=None, act_out=None):
+def dense_forward(X: HostOrDevice, W: HostOrDevice, b: HostOrDevice | None = None,
+                  activation: str = "identity", keep_prob: float = 1.0, key: int = 0, *,
+                  out: HostOrDevice | None = None,
+                  act_out: HostOrDevice | None = None) -> tuple[HostOrDevice, HostOrDevice]:
     """Forward pass of one dense layer: dropout(activation(X @ W.T + b)).
 
     Parameters
     ----------
-    X : (m, n_in) float32/float64 array, NumPy or CUDA device
+    X : (m, n_in) float32 or float64 array, NumPy or device
+        The layer's input.
     W : (n_out, n_in) array of X's dtype
-    b : (n_out,) array or None
-    activation : str
+        Weights.
+    b : (n_out,) array of X's dtype, optional
+        Bias; None for none.
+    activation : str, default "identity"
         A key of fastdnn.reference.ACTIVATIONS.
-    keep_prob, key : float, int
-        Inverted dropout with the counter-based mask of ``key`` (fastdnn.rng).
+    keep_prob : float in (0, 1], default 1.0
+        Inverted dropout's keep probability (1: no dropout).
+    key : int, default 0
+        The dropout key: the counter-based mask of fastdnn.rng.
     out, act_out : (m, n_out) arrays, optional
         Buffers for the results.
 
     Returns
     -------
-    out : (m, n_out) array, the layer's output
-    act : (m, n_out) array, the activation before dropout (backward needs it)
+    out : (m, n_out) array
+        The layer's output.
+    act : (m, n_out) array
+        The activation before dropout (backward needs it).
     """
     call = dev.Call(X)
     _check_layer(X, W, b)
@@ -92,20 +104,46 @@ def dense_forward(X, W, b=None, activation="identity", keep_prob=1.0, key=0, *,
     return call.result(res, out), call.result(act, act_out)
 
 
-def dense_backward(d_out, X, W, act, activation="identity", keep_prob=1.0, key=0,
-                   lambd=0.0, with_bias=True, need_dX=True, *, dX_out=None, dW_out=None,
-                   db_out=None, dZ_out=None):
+def dense_backward(d_out: HostOrDevice, X: HostOrDevice, W: HostOrDevice, act: HostOrDevice,
+                   activation: str = "identity", keep_prob: float = 1.0, key: int = 0,
+                   lambd: float = 0.0, with_bias: bool = True, need_dX: bool = True, *,
+                   dX_out: HostOrDevice | None = None,
+                   dW_out: HostOrDevice | None = None,
+                   db_out: HostOrDevice | None = None,
+                   dZ_out: HostOrDevice | None = None,
+                   ) -> tuple[HostOrDevice | None, HostOrDevice, HostOrDevice | None]:
     """Backward pass of one dense layer.
 
     dZ = dropout_backward(d_out) * activation'(act) in one kernel that also sums db in
-    fixed row chunks; dW = dZ.T @ X + (lambd / m) W and dX = dZ @ W by cuBLAS. Without
-    ``dZ_out`` a device ``d_out`` is overwritten with dZ.
+    fixed row chunks; dW = dZ.T @ X + (lambd / m) W and dX = dZ @ W by cuBLAS.
+
+    Parameters
+    ----------
+    d_out : (m, n_out) array
+        Gradient of the loss with respect to the layer's output; a device ``d_out``
+        is overwritten with dZ when no ``dZ_out`` is given.
+    X, W : arrays
+        The forward pass's input and weights.
+    act : (m, n_out) array
+        The forward pass's ``act``.
+    activation, keep_prob, key
+        As in the forward pass (the same key regenerates the dropout mask).
+    lambd : float >= 0, default 0.0
+        Adds the L2 gradient (lambd / m) * W to dW.
+    with_bias : bool, default True
+        Compute db.
+    need_dX : bool, default True
+        Compute dX (False for the first layer).
+    dX_out, dW_out, db_out, dZ_out : arrays, optional
+        Buffers for dX, dW, db and dZ.
 
     Returns
     -------
-    dX : (m, n_in), or None when ``need_dX`` is False
-    dW : (n_out, n_in)
-    db : (n_out,), or None when ``with_bias`` is False
+    dX : (m, n_in) array or None
+        None when ``need_dX`` is False.
+    dW : (n_out, n_in) array
+    db : (n_out,) array or None
+        None when ``with_bias`` is False.
     """
     call = dev.Call(X)
     _check_layer(X, W, None)

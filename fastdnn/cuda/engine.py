@@ -24,6 +24,9 @@ import numpy as np
 from numba import cuda
 
 from .. import config
+from ..formulas import augment_draws, augment_noise, augment_source
+from ..engine.sparse import CsrRows
+from ..rng import GEOMETRY, NOISE, augment_key
 from . import _device as dev
 from .losses import (mean_squared_error_on_device, poisson_deviance_on_device,
                      sigmoid_cross_entropy_on_device, softmax_cross_entropy_on_device,
@@ -55,6 +58,30 @@ def _gather_rows(src, order, first, out):
         i = t // n
         j = t - i * n
         out[i, j] = src[order[first + i], j]
+
+
+@cuda.jit
+def _augment_rows(src, key_geometry, key_noise, height, width, channels, flip, shift,
+                  scale, out):
+    """out = the augmented rows of the batch src (m, n): each image flipped and shifted
+    (zeros shifted in), plus noise when scale > 0 (fastdnn.formulas' augment_*, as the
+    compiled gather); grid-stride over the m * n elements."""
+    m, n = out.shape
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    for t in range(start, m * n, stride):
+        i = t // n
+        e = t - i * n
+        pixel = e // channels
+        y = pixel // width
+        draws = augment_draws(key_geometry, i, flip, shift)
+        p = augment_source(y, pixel - y * width, height, width, draws)
+        if p < 0:
+            out[i, e] = 0
+        else:
+            out[i, e] = src[i, p * channels + e - pixel * channels]
+        if scale > 0:
+            out[i, e] = out[i, e] + augment_noise(key_noise, np.uint64(t), scale)
 
 
 @cuda.jit
@@ -220,6 +247,21 @@ class DeviceArrays:
     def totals(self):
         return _Totals()
 
+    def augment(self, ws, augment, seed_step):
+        """Augment the batch in ws["X"] (fastdnn.Augment) at (seed, step) on the device:
+        a copy of it is read and the augmented rows written back."""
+        X = ws["X"]
+        source = ws.get("augment_source")
+        if source is None:
+            source = ws["augment_source"] = cuda.device_array(X.shape, dtype=X.dtype)
+        source.copy_to_device(X)
+        seed, step = seed_step
+        keys = (np.uint64(augment_key(seed, step, GEOMETRY)),
+                np.uint64(augment_key(seed, step, NOISE)))
+        _augment_rows[dev.launch(X.size)](
+            source, *keys, augment.height, augment.width, augment.channels,
+            int(augment.flip), augment.shift, X.dtype.type(augment.noise_scale), X)
+
 
 class _Feeder:
     """Fills a workspace's X and Y (and row weights "w", their sum "weight") with the
@@ -230,7 +272,7 @@ class _Feeder:
         self.weighted = weights.shape[0] > 0
         arrays = (X, Y) + ((self.weights,) if self.weighted else ())
         self.resident = sum(a.nbytes for a in arrays) <= \
-            config.CUDA_DATA_FRACTION * _free_bytes()
+            config.CUDA_DATA_FRACTION * _free_bytes() and not isinstance(X, CsrRows)
         if self.resident:
             self.arrays = tuple(_upload(a) for a in arrays)
         else:
@@ -264,7 +306,10 @@ class _Feeder:
             staging = self._staging[m] = tuple(
                 cuda.pinned_array((m, a.shape[1]), dtype=a.dtype) for a in self.arrays)
         for src, host, name in zip(self.arrays, staging, names):
-            np.take(src, idx, axis=0, out=host)
+            if isinstance(src, CsrRows):   # a sparse X: this batch's rows densified
+                src.rows(idx, out=host)
+            else:
+                np.take(src, idx, axis=0, out=host)
             ws[name].copy_to_device(host)
 
 

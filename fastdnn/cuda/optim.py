@@ -8,6 +8,8 @@ AdamW's decoupled decay as decay = 1 - lr * weight_decay, Nesterov's look-ahead 
 a, c = beta, 1 - beta) and passed in the arrays' dtype, so float32 updates run in
 float32. Host arrays are updated too (copied to the device and back), for tests.
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -16,6 +18,7 @@ from numba import cuda
 from .._validation import check_update, finite_checks_on
 from ..formulas import adam_step, momentum_step, rmsprop_step, sgd_step
 from . import _device as dev
+from ._device import HostOrDevice
 from .engine import _nan_unless_finite
 
 
@@ -89,19 +92,71 @@ def _run(kernel, param, grad, states, *scalars):
             call.write_back(a, d)
 
 
-def sgd_update(param, grad, lr, weight_decay=0.0):
-    """param -= lr * g, g = grad + weight_decay * param."""
+def sgd_update(param: HostOrDevice, grad: HostOrDevice, lr: float,
+               weight_decay: float = 0.0) -> None:
+    """Gradient descent, in place: param -= lr * g, g = grad + weight_decay * param.
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    lr : float >= 0
+        The learning rate.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     lr, wd = check_update(lr, weight_decay)
     _run(_sgd, param, grad, [], lr, wd)
 
 
-def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * v."""
+def momentum_update(param: HostOrDevice, grad: HostOrDevice, velocity: HostOrDevice,
+                    lr: float, beta: float = 0.9, weight_decay: float = 0.0) -> None:
+    """Momentum, in place: v = beta * v + (1 - beta) * g; param -= lr * v.
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    velocity : array of param's shape and dtype
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     _momentum_like(param, grad, velocity, lr, beta, weight_decay, False)
 
 
-def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g)."""
+def nesterov_update(param: HostOrDevice, grad: HostOrDevice, velocity: HostOrDevice,
+                    lr: float, beta: float = 0.9, weight_decay: float = 0.0) -> None:
+    """Nesterov momentum, in place.
+
+    v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g).
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    velocity : array of param's shape and dtype
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     _momentum_like(param, grad, velocity, lr, beta, weight_decay, True)
 
 
@@ -111,25 +166,91 @@ def _momentum_like(param, grad, velocity, lr, beta, weight_decay, nesterov):
     _run(_momentum, param, grad, [("velocity", velocity)], lr, beta, 1 - beta, wd, a, c)
 
 
-def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
+def rmsprop_update(param: HostOrDevice, grad: HostOrDevice, sq_avg: HostOrDevice, lr: float,
+                   beta2: float = 0.999, eps: float = 1e-8,
+                   weight_decay: float = 0.0) -> None:
+    """RMSprop, in place.
+
+    s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps).
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    sq_avg : array of param's shape and dtype
+        s, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta2 : float in [0, 1), default 0.999
+        The weight of the previous average.
+    eps : float > 0, default 1e-8
+        Added to sqrt(s).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     lr, wd, beta2, eps = check_update(lr, weight_decay, beta2=beta2, eps=eps)
     _run(_rmsprop, param, grad, [("sq_avg", sq_avg)], lr, beta2, 1 - beta2, eps, wd)
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0):
-    """Adam with bias correction; ``step`` is t >= 1, the count including this update.
+def adam_update(param: HostOrDevice, grad: HostOrDevice, m: HostOrDevice, v: HostOrDevice,
+                step: int, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """Adam with bias correction, in place.
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
     param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    m, v : arrays of param's shape and dtype
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
     """
     _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, False)
 
 
-def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.01):
-    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
+def adamw_update(param: HostOrDevice, grad: HostOrDevice, m: HostOrDevice, v: HostOrDevice,
+                 step: int, lr: float, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient.
+
+    Parameters
+    ----------
+    param : float32 or float64 array, NumPy or device
+        The parameters, updated in place (a host array is copied to the device and
+        back).
+    grad : array of param's shape and dtype
+        Their gradient (finite).
+    m, v : arrays of param's shape and dtype
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.01
+        Decoupled decay, applied before the Adam step.
+    """
     _adam_like(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, True)
 
 

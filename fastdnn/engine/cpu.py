@@ -20,10 +20,11 @@ from . import _link, steps
 from .pool import default_pool
 from .program import training_program, workspace
 from .runs import infer, train_private, train_shared
-from .structs import (ACT_BUF, BETA1, BETA2, BN, CORRECT, DECAY, DROP, EPS_SCALED, KEEP,
-                      L2, LOSS, M, MODELS, MU_BUF, OPT_EPS, OPT_KIND, OUTPUT, ROW_START,
-                      RUN_FIELDS, SQ, STEP0, STEPS, STOP_ON_NAN, T0, UPDATE, WEIGHT_AT,
-                      X_AT, Y_AT)
+from .sparse import CsrRows
+from .structs import (ACT_BUF, BETA1, BETA2, BN, CORRECT, DECAY, DROP, EPS_SCALED, FLIP,
+                      IMAGE_C, IMAGE_H, IMAGE_W, KEEP, L2, LOSS, M, MODELS, MU_BUF, NOISE,
+                      OPT_EPS, OPT_KIND, OUTPUT, ROW_START, RUN_FIELDS, SHIFT, SQ, STEP0,
+                      STEPS, STOP_ON_NAN, T0, UPDATE, WEIGHT_AT, X_AT, Y_AT)
 from .threads import current_threads
 
 RUN_SECONDS = 0.05    # target length of one run of steps
@@ -135,17 +136,20 @@ class CpuEngine:
 
     # ------------------------------------------------------------------ training
     def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
-              stop_on_nan=True, on_run=None):
+              stop_on_nan=True, on_run=None, augment=None):
         """One pass over ``data`` = (X, Y, order, row weights (empty: all 1)) in batches
-        of ``batch`` rows: full
+        of ``batch`` rows (X dense, or fastdnn.engine.sparse.CsrRows): full
         batches, then the rest. ``lr_of_step(i)``: the learning rate (or (K,) rates) of
         the pass's step i; ``step0``: training steps done before (dropout keys);
-        ``l2``: lambda (or (K,) of them); ``on_run(steps)`` after each run.
+        ``l2``: lambda (or (K,) of them); ``on_run(steps)`` after each run;
+        ``augment``: a fastdnn.Augment applied to the batches as they are gathered
+        (None: none; a group's models share its first model's draws).
 
         Returns EpochResult: summed loss (L2 term included, times each batch's rows) and
         right predictions per model (K,), steps applied, and the pass's step whose loss
         was not finite (None if none; with stop_on_nan no later step was applied).
         """
+        data = _engine_data(data, augment)
         n = data[2].shape[0]
         K = self.params.models
         loss, correct = np.zeros(K), np.zeros(K, np.int64)
@@ -159,7 +163,8 @@ class CpuEngine:
                 start = time.perf_counter()
                 lrs = [lr_of_step(done + s) for s in range(steps)]
                 applied, bad = self._run(data, (row, m, steps, step0 + done), optimizer,
-                                         lrs, l2, (update, stop_on_nan), (loss, correct))
+                                         lrs, l2, (update, stop_on_nan), (loss, correct),
+                                         augment)
                 self._step_seconds[m] = (time.perf_counter() - start) / steps
                 done += applied
                 if on_run is not None:
@@ -186,7 +191,7 @@ class CpuEngine:
             return 1
         return int(max(1, min(MAX_RUN_STEPS, RUN_SECONDS / max(seconds, 1e-7))))
 
-    def _run(self, data, span, optimizer, lrs, l2, flags, sums):
+    def _run(self, data, span, optimizer, lrs, l2, flags, sums, augment=None):
         """One run: span = (first row in the order, m rows a step, steps, steps done
         before); flags = (update, stop_on_nan); adds to sums = (loss, correct). Returns
         (steps applied, whether a non-finite loss stopped it)."""
@@ -205,6 +210,7 @@ class CpuEngine:
             sc.parts[:, :steps] = 0
             sc.lr[:steps] = np.asarray(lrs, np.float64).reshape(steps, -1)
             sc.model_f[L2] = l2
+            _set_augment(sc, augment)
             if update:
                 self._set_optimizer(sc, optimizer)
             sc.run[[STEPS, ROW_START, STEP0, UPDATE, STOP_ON_NAN, OUTPUT, WEIGHT_AT]] = \
@@ -282,13 +288,35 @@ def _item_jobs(sc, state, data):
     where, span = (0,) * 7, (0,) * 4
     buf, tmp = sc.work[0][0], sc.work[1][0]
     net, run, lr, parts = sc.net, sc.run, sc.lr, sc.parts
-    return [(steps.gather, (where, data, run, buf)),
+    return [(steps.gather, (where, net, data, run, buf)),
             (steps.forward_hidden, (where, net, run, state, buf, tmp, parts)),
             (steps.forward_output, (where, net, run, state[0], buf, parts)),
             (steps.weight_grad, (where, net, run, lr, state, buf, tmp)),
             (steps.input_grad, (where, net, run, lr, state, buf, tmp)),
             (steps.update_layer, (where, net, run, lr, state)),
             (steps.optimize, (span, net, run, lr, state))]
+
+
+def _engine_data(data, augment):
+    """(X, Y, order, weights) as the compiled gather takes it: with the CSR arrays of a
+    sparse X (fastdnn.engine.sparse.CsrRows; X then an empty stand-in), else empty
+    ones."""
+    X, Y, order, weights = data[:4]
+    if not isinstance(X, CsrRows):
+        return X, Y, order, weights, _NO_CSR[X.dtype.type]
+    if augment is not None and augment.active:
+        raise ValueError("augment needs a dense X; pass X.toarray()")
+    return np.empty((0, X.shape[1]), X.dtype), Y, order, weights, X.csr
+
+
+def _set_augment(sc, augment):
+    """The run's augmentation fields (fastdnn.engine.structs): the image shape, flip,
+    shift and the noise scale; IMAGE_H = 0 when there is none."""
+    on = augment is not None and augment.active
+    sc.run[[IMAGE_H, IMAGE_W, IMAGE_C, FLIP, SHIFT]] = \
+        (augment.height, augment.width, augment.channels, augment.flip, augment.shift) \
+        if on else 0
+    sc.model_f[NOISE] = augment.noise_scale if on else 0.0
 
 
 def aligned_zeros(shape, dtype, align=64):
@@ -321,3 +349,5 @@ def _merge(parts, steps, l2, loss, correct, stop_on_nan):
 
 _NO_Y = {t: np.zeros((0, 1), t) for t in (np.float32, np.float64)}
 _NO_WEIGHTS = {t: np.zeros(0, t) for t in (np.float32, np.float64)}
+_NO_CSR = {t: (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, t))
+           for t in (np.float32, np.float64)}

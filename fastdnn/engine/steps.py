@@ -21,18 +21,22 @@ from ..config import INTERNAL
 from ..cpu._rows import (activate_inplace, add_scaled, bias_activate_inplace, copy_row,
                          dropout_inplace, dropout_row, grad_inplace, sum_squares,
                          update_range, update_scalars)
-from ..formulas import (batchnorm_grad, dropout_key, inverse_std, poisson_deviance,
-                        running_average, sigmoid, sigmoid_cross_entropy,
-                        softmax_cross_entropy_row, squared_error)
+from ..formulas import (augment_draws, augment_key, augment_noise, augment_source,
+                        batchnorm_grad,
+                        dropout_key, inverse_std, poisson_deviance, running_average,
+                        sigmoid, sigmoid_cross_entropy, softmax_cross_entropy_row,
+                        squared_error)
+from ..rng import GEOMETRY, NOISE as NOISE_KEY
 from . import _link, blas
 from ._link import separate
 from .program import FORWARD, GATHER, INPUT_GRAD, OUTPUT, UPDATE, WEIGHT_GRAD
 from .structs import (ACT, ACT_BUF, B_AT, BETA1, BETA2, BETA_AT, BIAS, BN, BN_EPS,
-                      CORRECT, D_BUF, DECAY, EPS_SCALED, GAMMA_AT, HI, KEEP, KIND, L2,
-                      LAYER, LO, LOSS, M, MEAN_AT, MOMENTUM, MU_BUF, N_IN, N_OUT, OPT_EPS,
-                      OPT_KIND, OUT_BUF, OUTPUT as OUTPUT_CODE, ROW_START, SEED, SLOT, SQ,
-                      STD_BUF, STEP0, T0, THRESHOLD, UPDATE as UPDATES, VAR_AT, W_AT,
-                      WEIGHT_AT, X_AT, XHAT_BUF, Y_AT)
+                      CORRECT, D_BUF, DECAY, EPS_SCALED, FLIP, GAMMA_AT, HI, IMAGE_C,
+                      IMAGE_H, IMAGE_W, KEEP, KIND, L2, LAYER, LO, LOSS, M, MEAN_AT,
+                      MOMENTUM, MU_BUF, N_IN, N_OUT, NOISE, OPT_EPS, OPT_KIND, OUT_BUF,
+                      OUTPUT as OUTPUT_CODE, ROW_START, SEED, SHIFT, SLOT, SQ, STD_BUF,
+                      STEP0, T0, THRESHOLD, UPDATE as UPDATES, VAR_AT, W_AT, WEIGHT_AT,
+                      X_AT, XHAT_BUF, Y_AT)
 
 _JIT = INTERNAL
 
@@ -44,18 +48,65 @@ def _rows(buf, at, i, width, c0, c1):
 
 
 @njit(**_JIT)
-def gather(where, data, run, buf):
-    """Rows lo .. hi of step s's batch (the epoch's order) into the batch buffers."""
-    s, lo, hi = where[0], where[4], where[5]
-    X, Y, order, weights = data
+def gather(where, net, data, run, buf):
+    """Rows lo .. hi of step s's batch (the epoch's order) into the batch buffers;
+    with run[IMAGE_H] > 0 augmented as they are copied (by the group's first model's
+    seed and noise: its models share the batch); from the CSR arrays when data's csr
+    holds them (X is then an empty (0, n0) stand-in; no augmentation)."""
+    s, k0, lo, hi = where[0], where[1], where[4], where[5]
+    X, Y, order, weights, csr = data
     n0, nk = X.shape[1], Y.shape[1]
     first = run[ROW_START] + s * run[M]
+    sparse, augment = csr[0].shape[0] > 0, run[IMAGE_H] > 0
+    seed, step = net[3][SEED, k0], run[STEP0] + s
+    keys = (augment_key(seed, step, GEOMETRY), augment_key(seed, step, NOISE_KEY))
+    scale = buf.dtype.type(net[2][NOISE, k0])
     for i in range(lo, hi):
         r = order[first + i]
-        copy_row(X[r], _rows(buf, run[X_AT], i, n0, 0, n0))
+        dst = _rows(buf, run[X_AT], i, n0, 0, n0)
+        if sparse:
+            _scatter_row(csr, r, dst)
+        elif augment:
+            _augment_row(X[r], dst, i, keys, run, scale)
+        else:
+            copy_row(X[r], dst)
         copy_row(Y[r], _rows(buf, run[Y_AT], i, nk, 0, nk))
         if run[WEIGHT_AT] >= 0:
             buf[run[WEIGHT_AT] + i] = weights[r]
+
+
+@njit(**_JIT)
+def _scatter_row(csr, r, dst):
+    """dst = row r of the CSR matrix csr = (indptr, indices, values), densified."""
+    indptr, indices, values = csr
+    for j in range(dst.shape[0]):
+        dst[j] = 0
+    for p in range(indptr[r], indptr[r + 1]):
+        dst[indices[p]] = values[p]
+
+
+@njit(**_JIT)
+def _augment_row(src, dst, i, keys, run, scale):
+    """dst = batch row i made from the example src: its pixels moved (flipped, shifted,
+    zeros where none comes), then the noise added (fastdnn.formulas' augment_*)."""
+    H, W, C = run[IMAGE_H], run[IMAGE_W], run[IMAGE_C]
+    if run[FLIP] == 0 and run[SHIFT] == 0:   # noise only: no pixel loop (2 ns an
+        copy_row(src, dst)                   # element, kernels/augment_gather.py)
+    else:
+        draws = augment_draws(keys[0], i, run[FLIP], run[SHIFT])
+        for y in range(H):
+            for x in range(W):
+                p, o = augment_source(y, x, H, W, draws), (y * W + x) * C
+                if p < 0:
+                    for c in range(C):
+                        dst[o + c] = 0
+                else:
+                    for c in range(C):
+                        dst[o + c] = src[p * C + c]
+    if scale > 0:
+        n = dst.shape[0]
+        for j in range(n):
+            dst[j] = dst[j] + augment_noise(keys[1], np.uint64(i * n + j), scale)
 
 
 @njit(**INTERNAL)
@@ -475,7 +526,7 @@ def run_item(item, s, k0, G, scratch, net, run, lr, state, data, parts):
     where = (s, k0, G, item[LAYER], item[LO], item[HI], item[SLOT])
     kind = item[KIND]
     if kind == GATHER:
-        gather(where, data, run, buf)
+        gather(where, net, data, run, buf)
     elif kind == FORWARD:
         forward_hidden(where, net, run, state, buf, tmp, parts)
     elif kind == OUTPUT:

@@ -13,9 +13,11 @@ import math
 import numpy as np
 
 from .._validation import finite_checks_skipped
+from ..reference.augment import augment_rows
 from ..rng import dropout_key
 from .cpu import EpochResult, Workspaces
 from .layout import HostArrays
+from .sparse import CsrRows
 
 
 class StepwiseEngine:
@@ -37,8 +39,12 @@ class StepwiseEngine:
     # ------------------------------------------------------------------ training
     @finite_checks_skipped()
     def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
-              stop_on_nan=True, on_run=None):
-        """As fastdnn.engine.cpu.CpuEngine.train (one model)."""
+              stop_on_nan=True, on_run=None, augment=None):
+        """As fastdnn.engine.cpu.CpuEngine.train (one model); ``augment``'s draws are
+        applied to each gathered batch (fastdnn.reference.augment)."""
+        augment = augment if augment is not None and augment.active else None
+        if augment is not None and isinstance(data[0], CsrRows):
+            raise ValueError("augment needs a dense X; pass X.toarray()")
         X, Y, order, weights = data
         n, E = order.shape[0], self.E
         if any(a is not b for a, b in zip(self._feeder[:3], (X, Y, weights))):
@@ -55,6 +61,8 @@ class StepwiseEngine:
                 with self._workspaces.take((stop - start, True),
                                            lambda: self._workspace(stop - start)) as ws:
                     feeder.fill(ws, start, stop)
+                    if augment is not None:
+                        E.augment(ws, augment, (self.seed, step0 + done))
                     loss = self.grads_on(ws, step0 + done, l2)
                     if E.per_step_checks and stop_on_nan and not math.isfinite(loss):
                         return EpochResult(np.array([totals.loss_sum()]),
@@ -84,6 +92,7 @@ class StepwiseEngine:
         statistics are left as they were). The batch is copied in once and the loss read
         once; nothing else moves. ``weights``: the rows' weights (None: all 1)."""
         E, m = self.E, X.shape[0]
+        X = X.toarray() if isinstance(X, CsrRows) else X
         running = None if update else E.clone(self.params.running)
         try:
             with self._workspaces.take((m, True), lambda: self._workspace(m)) as ws:
@@ -253,6 +262,11 @@ class HostTraining:
     def feeder(self, X, Y, weights):
         return _HostFeeder(X, Y, weights)
 
+    def augment(self, ws, augment, seed_step):
+        """Augment the batch in ws["X"] (fastdnn.Augment) at (seed, step)."""
+        augment_rows(ws["X"], seed_step, augment.image_shape, augment.flip, augment.shift,
+                     augment.noise, out=ws["X"])
+
     def totals(self):
         return _HostTotals()
 
@@ -268,7 +282,10 @@ class _HostFeeder:
         """The batch's rows into ws["X"], ws["Y"]; with row weights, theirs into ws["w"]
         and their sum into ws["weight"] (else None)."""
         idx = self.order[start:stop]
-        np.take(self.X, idx, axis=0, out=ws["X"])
+        if isinstance(self.X, CsrRows):   # a sparse X: this batch's rows densified
+            self.X.rows(idx, out=ws["X"])
+        else:
+            np.take(self.X, idx, axis=0, out=ws["X"])
         np.take(self.Y, idx, axis=0, out=ws["Y"])
         ws["weight"] = None
         if self.weights.shape[0]:

@@ -13,8 +13,10 @@ whose rows are named by the constants below, and functions take small tuples:
 
     net   = (layer, layer_f, model_f, model_u)        the network, all K models
     state = (params, grads, s1, s2, running)          what training changes
-    data  = (X, Y, order, weights)                    the examples, the epoch's order and
-                                                      the rows' weights ((0,): all 1)
+    data  = (X, Y, order, weights, csr)               the examples, the epoch's order,
+                                                      the rows' weights ((0,): all 1) and
+                                                      a sparse X's (indptr, indices,
+                                                      values) (empty: X is dense)
     where = (s, k0, G, l, lo, hi, slot)               which item: step, group, layer,
                                                       a block of columns or rows
 """
@@ -29,10 +31,11 @@ LAYER_ROWS = 18
 # layer_f: float64 (2, L): BatchNorm's momentum and eps
 MOMENTUM, BN_EPS = range(2)
 
-# model_f: float64 (KEEP + L, K): per model; the keep probability of layer l at KEEP + l
-L2, BETA1, BETA2, OPT_EPS, DECAY, KEEP = range(6)
+# model_f: float64 (KEEP + L, K): per model; the keep probability of layer l at KEEP + l;
+# NOISE: the augmentation's noise scale (fastdnn.rng.noise_scale; 0: no noise)
+L2, BETA1, BETA2, OPT_EPS, DECAY, NOISE, KEEP = range(7)
 
-# model_u: uint64 (1 + L, K): the seed (dropout keys), then layer l's keep threshold
+# model_u: uint64 (1 + L, K): the seed (dropout and augmentation keys), then layer l's keep threshold
 SEED, THRESHOLD = range(2)
 
 # run: int64 (RUN_FIELDS,) the scalars of one call
@@ -49,8 +52,10 @@ SEED, THRESHOLD = range(2)
  EPS_SCALED,   # 1: Adam's eps is eps / sqrt(1 - beta2^t) (scikit-learn's placement)
  X_AT, Y_AT,   # the batch (m, n_0) and its targets (m, n_L) in a workspace row
  WEIGHT_AT,    # the batch's row weights (m,) in a workspace row; -1: every row weighs 1
- ) = range(14)
-RUN_FIELDS = 14
+ IMAGE_H, IMAGE_W, IMAGE_C,   # augmentation: the rows' image shape (IMAGE_H 0: none)
+ FLIP, SHIFT,  # augmentation: 1 flips, the largest shift (fastdnn.augment)
+ ) = range(19)
+RUN_FIELDS = 19
 
 # parts: float64 (3, steps, K, slots): per-step partial sums, one slot per item that
 # makes one, merged on the host in slot order (so totals never depend on the threads)

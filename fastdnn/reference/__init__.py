@@ -3,6 +3,7 @@
 Batch-first: X is (m, n_in), W is (n_out, n_in), b is (n_out,). float32 and float64.
 """
 from .activations import ACTIVATIONS, DERIVATIVES, activation_backward, activation_forward
+from .augment import augment_rows
 from .averages import ewa
 from .batchnorm import (batchnorm_activation_backward, batchnorm_activation_forward,
                         batchnorm_backward, batchnorm_forward)

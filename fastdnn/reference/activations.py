@@ -3,7 +3,10 @@
 Z, A: (m, n) pre-activation and activation; m = batch size, n = layer width.
 Every derivative is a function of A alone, so only A needs keeping for backward.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import check_float_array, check_shape, emit
 
@@ -34,7 +37,24 @@ DERIVATIVES = {
 }
 
 
-def check_activation(activation):
+def check_activation(activation: str) -> str:
+    """Check that ``activation`` names one of ACTIVATIONS.
+
+    Parameters
+    ----------
+    activation : str
+        The name to check.
+
+    Returns
+    -------
+    str
+        ``activation`` itself.
+
+    Raises
+    ------
+    ValueError
+        When it is not a key of ACTIVATIONS.
+    """
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
@@ -42,15 +62,50 @@ def check_activation(activation):
     return activation
 
 
-def activation_forward(Z, activation, *, out=None):
-    """A = activation(Z)."""
+def activation_forward(Z: NDArray[np.floating], activation: str, *,
+                       out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """A = activation(Z), element-wise.
+
+    Parameters
+    ----------
+    Z : float32 or float64 array
+        Pre-activations, any shape.
+    activation : str
+        A key of ACTIVATIONS.
+    out : array of Z's shape, optional
+        Buffer the result is copied into.
+
+    Returns
+    -------
+    A : array of Z's shape and dtype
+        ``out`` when given.
+    """
     check_activation(activation)
     check_float_array("Z", Z)
     return emit(ACTIVATIONS[activation](Z).astype(Z.dtype, copy=False), out)
 
 
-def activation_backward(dA, A, activation, *, out=None):
-    """dZ = dA * activation'(Z), with the derivative taken from A."""
+def activation_backward(dA: NDArray[np.floating], A: NDArray[np.floating],
+                        activation: str, *,
+                        out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """dZ = dA * activation'(Z), with the derivative taken from A = activation(Z).
+
+    Parameters
+    ----------
+    dA : float32 or float64 array of A's shape
+        Gradient of the loss with respect to A.
+    A : float32 or float64 array
+        The forward output activation(Z).
+    activation : str
+        A key of ACTIVATIONS (and of DERIVATIVES).
+    out : array of A's shape, optional
+        Buffer the result is copied into.
+
+    Returns
+    -------
+    dZ : array of A's shape
+        ``out`` when given.
+    """
     check_activation(activation)
     check_float_array("A", A)
     check_float_array("dA", dA)

@@ -4,7 +4,10 @@ m = batch size, n = features. Z: (m, n); gamma, beta, running_mean, running_var:
 Running averages follow the course convention:
 running = momentum * running + (1 - momentum) * batch statistic.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import (check_float_array, check_keep_prob, check_real, check_shape,
                           emit)
@@ -12,20 +15,48 @@ from .activations import activation_backward, activation_forward, check_activati
 from .dropout import dropout_backward, dropout_forward
 
 
-def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
-                      eps=1e-5, training=True, *, out=None, x_hat_out=None,
-                      inv_std_out=None):
+def batchnorm_forward(Z: NDArray[np.floating], gamma: NDArray[np.floating],
+                      beta: NDArray[np.floating], running_mean: NDArray[np.floating],
+                      running_var: NDArray[np.floating], momentum: float = 0.9,
+                      eps: float = 1e-5, training: bool = True, *,
+                      out: NDArray[np.floating] | None = None,
+                      x_hat_out: NDArray[np.floating] | None = None,
+                      inv_std_out: NDArray[np.floating] | None = None,
+                      ) -> tuple[NDArray[np.floating], NDArray[np.floating] | None,
+                                 NDArray[np.floating] | None]:
     """Normalise Z per feature, then scale by gamma and shift by beta.
 
     In training mode the batch mean and biased variance are used and
     ``running_mean`` / ``running_var`` are updated in place; in inference mode the
     running statistics are used and nothing is changed.
 
+    Parameters
+    ----------
+    Z : (m, n) float32 or float64 array
+        The batch.
+    gamma, beta : (n,) arrays
+        Scale and shift.
+    running_mean, running_var : (n,) arrays
+        Running statistics, updated in place in training mode.
+    momentum : float in [0, 1], default 0.9
+        Weight of the old running statistic.
+    eps : float > 0, default 1e-5
+        Added to the variance.
+    training : bool, default True
+        Batch statistics (True) or the running ones (False).
+    out, x_hat_out : (m, n) arrays, optional
+        Buffers the results are copied into.
+    inv_std_out : (n,) array, optional
+        Buffer for inv_std.
+
     Returns
     -------
-    out : (m, n)
-    x_hat : (m, n) normalised Z, or None in inference mode
-    inv_std : (n,) 1 / sqrt(var + eps), or None in inference mode
+    out : (m, n) array of Z's dtype
+        gamma * x_hat + beta.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode.
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     _check(Z, gamma, beta, running_mean, running_var, momentum, eps)
     if not training:
@@ -45,13 +76,36 @@ def batchnorm_forward(Z, gamma, beta, running_mean, running_var, momentum=0.9,
             emit(inv_std, inv_std_out))
 
 
-def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=None,
-                       dbeta_out=None):
+def batchnorm_backward(d_out: NDArray[np.floating], x_hat: NDArray[np.floating],
+                       inv_std: NDArray[np.floating], gamma: NDArray[np.floating], *,
+                       dZ_out: NDArray[np.floating] | None = None,
+                       dgamma_out: NDArray[np.floating] | None = None,
+                       dbeta_out: NDArray[np.floating] | None = None,
+                       ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                  NDArray[np.floating]]:
     """Gradients of a training-mode batchnorm_forward.
+
+    Parameters
+    ----------
+    d_out : (m, n) float array
+        Gradient of the loss with respect to the output.
+    x_hat : (m, n) array
+        batchnorm_forward's x_hat.
+    inv_std, gamma : (n,) arrays
+        batchnorm_forward's inv_std, and the scale.
+    dZ_out : (m, n) array, optional
+        Buffer for dZ.
+    dgamma_out, dbeta_out : (n,) arrays, optional
+        Buffers for dgamma and dbeta.
 
     Returns
     -------
-    dZ : (m, n), dgamma : (n,), dbeta : (n,)
+    dZ : (m, n) array of d_out's dtype
+        (gamma * inv_std / m) * (m * d_out - dbeta - x_hat * dgamma).
+    dgamma : (n,) array
+        Sum over the batch of d_out * x_hat.
+    dbeta : (n,) array
+        Sum over the batch of d_out.
     """
     check_shape("d_out", d_out, x_hat.shape)
     check_shape("inv_std", inv_std, (x_hat.shape[1],))
@@ -64,14 +118,46 @@ def batchnorm_backward(d_out, x_hat, inv_std, gamma, *, dZ_out=None, dgamma_out=
     return dZ, emit(dgamma, dgamma_out), emit(dbeta, dbeta_out)
 
 
-def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
-                                 momentum=0.9, eps=1e-5, training=True,
-                                 activation="identity", keep_prob=1.0, key=0, *,
-                                 out=None, act_out=None, x_hat_out=None, inv_std_out=None):
+def batchnorm_activation_forward(Z: NDArray[np.floating], gamma: NDArray[np.floating],
+                                 beta: NDArray[np.floating],
+                                 running_mean: NDArray[np.floating],
+                                 running_var: NDArray[np.floating], momentum: float = 0.9,
+                                 eps: float = 1e-5, training: bool = True,
+                                 activation: str = "identity", keep_prob: float = 1.0,
+                                 key: int = 0, *, out: NDArray[np.floating] | None = None,
+                                 act_out: NDArray[np.floating] | None = None,
+                                 x_hat_out: NDArray[np.floating] | None = None,
+                                 inv_std_out: NDArray[np.floating] | None = None,
+                                 ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                            NDArray[np.floating] | None,
+                                            NDArray[np.floating] | None]:
     """batchnorm_forward, then the activation, then dropout (training mode only).
 
-    Returns (out, act, x_hat, inv_std): ``act`` is the activation before dropout
-    (x_hat and inv_std are None in inference mode, where dropout is off).
+    Parameters
+    ----------
+    Z, gamma, beta, running_mean, running_var, momentum, eps, training
+        As in batchnorm_forward.
+    activation : str, default "identity"
+        A key of ACTIVATIONS.
+    keep_prob : float in (0, 1], default 1.0
+        Dropout's keep probability (1: no dropout).
+    key : int, default 0
+        The dropout key (fastdnn.rng.dropout_key(seed, step, layer)).
+    out, act_out, x_hat_out : (m, n) arrays, optional
+        Buffers the results are copied into.
+    inv_std_out : (n,) array, optional
+        Buffer for inv_std.
+
+    Returns
+    -------
+    out : (m, n) array
+        The layer's output.
+    act : (m, n) array
+        The activation before dropout.
+    x_hat : (m, n) array or None
+        Normalised Z; None in inference mode (where dropout is off).
+    inv_std : (n,) array or None
+        1 / sqrt(var + eps); None in inference mode.
     """
     # checked first, so a bad argument cannot leave the running statistics updated
     check_activation(activation)
@@ -84,12 +170,39 @@ def batchnorm_activation_forward(Z, gamma, beta, running_mean, running_var,
     return out, act, x_hat, inv_std
 
 
-def batchnorm_activation_backward(d_out, act, x_hat, inv_std, gamma,
-                                  activation="identity", keep_prob=1.0, key=0, *,
-                                  dZ_out=None, dgamma_out=None, dbeta_out=None):
-    """Backward of batchnorm_activation_forward: returns (dZ, dgamma, dbeta).
+def batchnorm_activation_backward(d_out: NDArray[np.floating], act: NDArray[np.floating],
+                                  x_hat: NDArray[np.floating],
+                                  inv_std: NDArray[np.floating],
+                                  gamma: NDArray[np.floating], activation: str = "identity",
+                                  keep_prob: float = 1.0, key: int = 0, *,
+                                  dZ_out: NDArray[np.floating] | None = None,
+                                  dgamma_out: NDArray[np.floating] | None = None,
+                                  dbeta_out: NDArray[np.floating] | None = None,
+                                  ) -> tuple[NDArray[np.floating], NDArray[np.floating],
+                                             NDArray[np.floating]]:
+    """Backward of a training-mode batchnorm_activation_forward.
 
-    ``d_out`` may be overwritten.
+    Parameters
+    ----------
+    d_out : (m, n) float array
+        Gradient of the loss with respect to the layer's output; may be overwritten.
+    act, x_hat : (m, n) arrays
+        The forward pass's act and x_hat.
+    inv_std, gamma : (n,) arrays
+        The forward pass's inv_std, and the scale.
+    activation, keep_prob, key
+        As in the forward pass (the same key regenerates the dropout mask).
+    dZ_out : (m, n) array, optional
+        Buffer for dZ.
+    dgamma_out, dbeta_out : (n,) arrays, optional
+        Buffers for dgamma and dbeta.
+
+    Returns
+    -------
+    dZ : (m, n) array
+        Gradient with respect to Z.
+    dgamma, dbeta : (n,) arrays
+        Gradients with respect to gamma and beta.
     """
     d_act = dropout_backward(d_out, keep_prob, key)
     return batchnorm_backward(activation_backward(d_act, act, activation), x_hat,

@@ -1,5 +1,8 @@
 """Weight initializers. W is (n_out, n_in); rng is a numpy.random.Generator."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike, NDArray
 
 from .._validation import check_choice, check_int, check_real
 
@@ -16,11 +19,29 @@ def _std(kind, n_in, n_out, scale):
 INITIALIZERS = ("zeros", "random", "he", "xavier", "glorot")
 
 
-def initialize_weights(kind, n_in, n_out, rng, dtype=np.float64, scale=0.01):
-    """An (n_out, n_in) weight matrix.
+def initialize_weights(kind: str, n_in: int, n_out: int, rng: np.random.Generator,
+                       dtype: DTypeLike = np.float64,
+                       scale: float = 0.01) -> NDArray[np.floating]:
+    """An (n_out, n_in) weight matrix drawn by one of INITIALIZERS.
 
-    zeros; random: normal * scale; he: normal * sqrt(2 / n_in) (for ReLU);
-    xavier: normal * sqrt(1 / n_in) (for tanh); glorot: normal * sqrt(2 / (n_in + n_out)).
+    Parameters
+    ----------
+    kind : str
+        zeros; random: normal * scale; he: normal * sqrt(2 / n_in) (for ReLU);
+        xavier: normal * sqrt(1 / n_in) (for tanh); glorot: normal *
+        sqrt(2 / (n_in + n_out)).
+    n_in, n_out : int >= 1
+        The layer's input and output widths.
+    rng : numpy.random.Generator
+        Source of the normal draws (unused for zeros).
+    dtype : dtype, default float64
+        The result's dtype.
+    scale : float >= 0, default 0.01
+        The standard deviation of "random".
+
+    Returns
+    -------
+    W : (n_out, n_in) array of ``dtype``
     """
     check_choice("init", kind, INITIALIZERS)
     check_int("n_in", n_in, 1)

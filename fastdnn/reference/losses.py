@@ -5,15 +5,36 @@ Y: (m, k) targets (one-hot or probabilities), or (m,) integer class labels for s
 Every loss is the mean over the batch, and every gradient is that of the mean, so
 dW = dZ.T @ X needs no further 1/m.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .._validation import (check_finite, check_float_array, check_shape, emit,
                           finite_checks_on)
 from .activations import _sigmoid
 
 
-def one_hot(labels, k, dtype=np.float64):
-    """(m,) integer labels in [0, k) -> (m, k) one-hot matrix."""
+def one_hot(labels: ArrayLike, k: int, dtype: DTypeLike = np.float64) -> NDArray[Any]:
+    """(m,) integer labels in [0, k) to an (m, k) one-hot matrix.
+
+    Parameters
+    ----------
+    labels : array_like of int, (m,)
+        Class labels in [0, k).
+    k : int
+        Number of classes.
+    dtype : dtype, default float64
+        The result's dtype.
+
+    Returns
+    -------
+    (m, k) array of ``dtype``
+        1 at (i, labels[i]), 0 elsewhere.
+    """
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
@@ -25,24 +46,87 @@ def one_hot(labels, k, dtype=np.float64):
     return out
 
 
-def softmax(Z, *, out=None):
-    """Row-wise softmax, with the row maximum subtracted for stability."""
+def softmax(Z: NDArray[np.floating], *,
+            out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Row-wise softmax, with the row maximum subtracted for stability.
+
+    Parameters
+    ----------
+    Z : (m, k) float array
+        Pre-activations.
+    out : (m, k) array, optional
+        Buffer the result is copied into.
+
+    Returns
+    -------
+    (m, k) array
+        exp(Z) / sum of each row's exp(Z); ``out`` when given.
+    """
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     return emit(E / E.sum(axis=1, keepdims=True), out)
 
 
-def sigmoid(Z, *, out=None):
+def sigmoid(Z: NDArray[np.floating], *,
+            out: NDArray[np.floating] | None = None) -> NDArray[np.floating]:
+    """Element-wise logistic function 1 / (1 + exp(-Z)), without overflow.
+
+    Parameters
+    ----------
+    Z : float array
+        Pre-activations, any shape.
+    out : array of Z's shape, optional
+        Buffer the result is copied into.
+
+    Returns
+    -------
+    array of Z's shape
+        ``out`` when given.
+    """
     return emit(_sigmoid(Z), out)
 
 
-def log_softmax(Z):
+def log_softmax(Z: NDArray[np.floating]) -> NDArray[np.floating]:
+    """Row-wise log of softmax(Z), computed from Z minus the row maximum.
+
+    Parameters
+    ----------
+    Z : (m, k) float array
+        Pre-activations.
+
+    Returns
+    -------
+    (m, k) array
+        Z - max - log(sum(exp(Z - max))) per row.
+    """
     shifted = Z - Z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
-    """Categorical cross-entropy of softmax(Z); returns (loss, dZ = (softmax(Z) - Y) / m),
-    or with ``sample_weight`` the weighted mean (see ``weighted_mean``)."""
+def softmax_cross_entropy(Z: NDArray[np.floating], Y: ArrayLike, *,
+                          sample_weight: ArrayLike | None = None,
+                          dZ_out: NDArray[np.floating] | None = None,
+                          ) -> tuple[float, NDArray[np.floating]]:
+    """Categorical cross-entropy of softmax(Z), averaged over the batch.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Output pre-activations (finite).
+    Y : array_like, (m, k) or (m,)
+        One-hot or probability targets, or integer class labels in [0, k).
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        (see weighted_mean) and each row's gradient is scaled by w_i / sum(w).
+    dZ_out : (m, k) array, optional
+        Buffer dZ is copied into.
+
+    Returns
+    -------
+    loss : float
+        The batch mean.
+    dZ : (m, k) array of Z's dtype
+        (softmax(Z) - Y) / m, the gradient of the mean.
+    """
     Y = _targets(Z, Y, allow_labels=True)
     if sample_weight is not None:
         return weighted_mean(-(Y * log_softmax(Z)).sum(axis=1), softmax(Z) - Y,
@@ -52,12 +136,33 @@ def softmax_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
     return float(loss), emit((softmax(Z) - Y) / Z.dtype.type(m), dZ_out)
 
 
-def sigmoid_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
+def sigmoid_cross_entropy(Z: NDArray[np.floating], Y: ArrayLike, *,
+                          sample_weight: ArrayLike | None = None,
+                          dZ_out: NDArray[np.floating] | None = None,
+                          ) -> tuple[float, NDArray[np.floating]]:
     """Binary cross-entropy of sigmoid(Z), summed over outputs and averaged over the batch.
 
     Uses log(1 + e^z) = max(z, 0) + log1p(e^-|z|) so large |z| neither overflows nor
-    takes the log of 0. Returns (loss, dZ = (sigmoid(Z) - Y) / m), or with
-    ``sample_weight`` the weighted mean.
+    takes the log of 0.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Output pre-activations (finite).
+    Y : array_like, (m, k)
+        Targets in [0, 1].
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        (see weighted_mean) and each row's gradient is scaled by w_i / sum(w).
+    dZ_out : (m, k) array, optional
+        Buffer dZ is copied into.
+
+    Returns
+    -------
+    loss : float
+        The batch mean.
+    dZ : (m, k) array of Z's dtype
+        (sigmoid(Z) - Y) / m.
     """
     Y = _targets(Z, Y)
     m = Z.shape[0]
@@ -67,11 +172,32 @@ def sigmoid_cross_entropy(Z, Y, *, sample_weight=None, dZ_out=None):
     return float(per_element.sum() / m), emit((_sigmoid(Z) - Y) / Z.dtype.type(m), dZ_out)
 
 
-def mean_squared_error(A, Y, *, sample_weight=None, dA_out=None):
+def mean_squared_error(A: NDArray[np.floating], Y: ArrayLike, *,
+                       sample_weight: ArrayLike | None = None,
+                       dA_out: NDArray[np.floating] | None = None,
+                       ) -> tuple[float, NDArray[np.floating]]:
     """Half the squared error, summed over outputs and averaged over the batch.
 
-    loss = sum((A - Y)**2) / (2m) as in scikit-learn; returns (loss, dA = (A - Y) / m),
-    or with ``sample_weight`` the weighted mean.
+    loss = sum((A - Y)**2) / (2m), as in scikit-learn.
+
+    Parameters
+    ----------
+    A : (m, k) float32 or float64 array
+        Outputs (identity activation; finite).
+    Y : array_like, (m, k)
+        Targets.
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        (see weighted_mean) and each row's gradient is scaled by w_i / sum(w).
+    dA_out : (m, k) array, optional
+        Buffer dA is copied into.
+
+    Returns
+    -------
+    loss : float
+        The batch mean.
+    dA : (m, k) array of A's dtype
+        (A - Y) / m.
     """
     Y = _targets(A, Y, name="A")
     m = A.shape[0]
@@ -81,12 +207,38 @@ def mean_squared_error(A, Y, *, sample_weight=None, dA_out=None):
     return float((diff * diff).sum() / (2 * m)), emit(diff / A.dtype.type(m), dA_out)
 
 
-def poisson_deviance(Z, Y, *, sample_weight=None, dZ_out=None):
-    """Half the Poisson deviance of exp(Z) (log link), summed over outputs and averaged
-    over the batch, as scikit-learn's Poisson loss: mean over rows of
-    sum(Y log(Y / exp(Z)) - Y + exp(Z)) with 0 log 0 = 0. Y holds counts >= 0.
+def poisson_deviance(Z: NDArray[np.floating], Y: ArrayLike, *,
+                     sample_weight: ArrayLike | None = None,
+                     dZ_out: NDArray[np.floating] | None = None,
+                     ) -> tuple[float, NDArray[np.floating]]:
+    """Half the Poisson deviance of exp(Z) (log link), averaged over the batch.
 
-    Returns (loss, dZ = (exp(Z) - Y) / m), or with ``sample_weight`` the weighted mean.
+    As scikit-learn's Poisson loss: the mean over rows of
+    sum(Y log(Y / exp(Z)) - Y + exp(Z)) (summed over outputs), with 0 log 0 = 0.
+
+    Parameters
+    ----------
+    Z : (m, k) float32 or float64 array
+        Output pre-activations, the log of the predicted means (finite).
+    Y : array_like, (m, k)
+        Counts >= 0.
+    sample_weight : array_like, (m,), optional
+        Row weights >= 0, not all 0: the loss is then the weighted mean
+        (see weighted_mean) and each row's gradient is scaled by w_i / sum(w).
+    dZ_out : (m, k) array, optional
+        Buffer dZ is copied into.
+
+    Returns
+    -------
+    loss : float
+        The batch mean.
+    dZ : (m, k) array of Z's dtype
+        (exp(Z) - Y) / m.
+
+    Raises
+    ------
+    ValueError
+        When Y holds a negative value.
     """
     Y = _targets(Z, Y, name="Z")
     if np.any(Y < 0):
@@ -101,18 +253,58 @@ def poisson_deviance(Z, Y, *, sample_weight=None, dZ_out=None):
     return float(per_element.sum() / m), emit((mu - Y) / Z.dtype.type(m), dZ_out)
 
 
-def weighted_mean(row_loss, residual, sample_weight, out=None):
-    """The loss of a batch whose rows weigh ``sample_weight`` (m,) >= 0 (not all 0), as
-    scikit-learn weighs them: sum_i w_i loss_i / sum_i w_i, and its gradient
-    residual_i * w_i / sum_i w_i (``residual`` = d loss_i / dz, (m, k))."""
+def weighted_mean(row_loss: NDArray[np.floating], residual: NDArray[np.floating],
+                  sample_weight: ArrayLike, out: NDArray[np.floating] | None = None,
+                  ) -> tuple[float, NDArray[np.floating]]:
+    """The loss of a batch whose rows are weighed, and its gradient, as scikit-learn's.
+
+    Parameters
+    ----------
+    row_loss : (m,) array
+        Each row's loss, loss_i.
+    residual : (m, k) array
+        d loss_i / dz of each row.
+    sample_weight : array_like, (m,)
+        Row weights w_i >= 0, not all 0.
+    out : (m, k) array, optional
+        Buffer the gradient is copied into.
+
+    Returns
+    -------
+    loss : float
+        sum_i w_i loss_i / sum_i w_i.
+    grad : (m, k) array of residual's dtype
+        residual_i * w_i / sum_i w_i.
+    """
     w = check_sample_weight(sample_weight, residual.shape[0])
     total = w.sum()
     scale = (w / total).astype(residual.dtype)[:, None]
     return float((w * row_loss).sum() / total), emit(residual * scale, out)
 
 
-def check_sample_weight(sample_weight, m, name="sample_weight"):
-    """sample_weight as an (m,) float64 array of finite weights >= 0 with a positive sum."""
+def check_sample_weight(sample_weight: ArrayLike, m: int,
+                        name: str = "sample_weight") -> NDArray[np.float64]:
+    """Check row weights: (m,) real, finite, >= 0 and with a positive sum.
+
+    Parameters
+    ----------
+    sample_weight : array_like, (m,)
+        The weights (floats or integers).
+    m : int
+        Number of rows.
+    name : str, default "sample_weight"
+        The argument's name in error messages.
+
+    Returns
+    -------
+    (m,) float64 array
+        The weights.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, when a condition fails.
+    """
     w = np.asarray(sample_weight)
     if w.shape != (m,) or not (np.issubdtype(w.dtype, np.floating)
                                or np.issubdtype(w.dtype, np.integer)):
@@ -128,14 +320,43 @@ def check_sample_weight(sample_weight, m, name="sample_weight"):
     return w
 
 
-def l2_cost(weights, lambd, m):
-    """(lambd / 2m) * sum of ||W||^2 over the given weight matrices (never biases)."""
+def l2_cost(weights: Iterable[NDArray[np.floating]], lambd: float, m: int) -> float:
+    """The L2 cost term: (lambd / 2m) * sum of ||W||^2 over weight matrices (not biases).
+
+    Parameters
+    ----------
+    weights : iterable of arrays
+        The weight matrices; squares are summed in float64.
+    lambd : float
+        The L2 strength.
+    m : int
+        The batch size.
+
+    Returns
+    -------
+    float
+    """
     return float(lambd / (2 * m) * sum(float(np.sum(np.square(W, dtype=np.float64)))
                                          for W in weights))
 
 
-def l2_grad(W, lambd, m):
-    """Gradient of l2_cost with respect to one weight matrix: (lambd / m) * W."""
+def l2_grad(W: NDArray[np.floating], lambd: float, m: int) -> NDArray[np.floating]:
+    """Gradient of l2_cost with respect to one weight matrix.
+
+    Parameters
+    ----------
+    W : array
+        The weight matrix.
+    lambd : float
+        The L2 strength.
+    m : int
+        The batch size.
+
+    Returns
+    -------
+    array of W's shape
+        (lambd / m) * W.
+    """
     return (lambd / m) * W
 
 

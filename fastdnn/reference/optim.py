@@ -4,19 +4,53 @@ Each function updates ``param`` and its state arrays in place and returns None.
 ``weight_decay`` is coupled L2 (g + weight_decay * param) except in adamw_update,
 where it is decoupled (param -= lr * weight_decay * param before the Adam step).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .._validation import check_finite, check_int, check_real, finite_checks_on
 
 
-def sgd_update(param, grad, lr, weight_decay=0.0):
-    """param -= lr * g."""
+def sgd_update(param: NDArray[np.floating], grad: NDArray[np.floating], lr: float,
+               weight_decay: float = 0.0) -> None:
+    """Gradient descent, in place: param -= lr * g.
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    lr : float >= 0
+        The learning rate.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     g = _grad(param, grad, lr, weight_decay)
     param -= lr * g
 
 
-def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * v."""
+def momentum_update(param: NDArray[np.floating], grad: NDArray[np.floating],
+                    velocity: NDArray[np.floating], lr: float, beta: float = 0.9,
+                    weight_decay: float = 0.0) -> None:
+    """Momentum, in place: v = beta * v + (1 - beta) * g; param -= lr * v.
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    velocity : array of param's shape
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     g = _grad(param, grad, lr, weight_decay, velocity=velocity)
     check_real("beta", beta, 0.0, 1.0, high_open=True)
     velocity *= beta
@@ -24,11 +58,29 @@ def momentum_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     param -= lr * velocity
 
 
-def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
-    """v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g).
+def nesterov_update(param: NDArray[np.floating], grad: NDArray[np.floating],
+                    velocity: NDArray[np.floating], lr: float, beta: float = 0.9,
+                    weight_decay: float = 0.0) -> None:
+    """Nesterov momentum, in place.
 
-    The look-ahead form of Nesterov momentum (as in PyTorch's nesterov=True), with the
+    v = beta * v + (1 - beta) * g; param -= lr * (beta * v + (1 - beta) * g): the
+    look-ahead form of Nesterov momentum (as in PyTorch's nesterov=True), with the
     velocity kept as an exponentially weighted average like the course's momentum.
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    velocity : array of param's shape
+        v, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta : float in [0, 1), default 0.9
+        The weight of the previous velocity.
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
     """
     g = _grad(param, grad, lr, weight_decay, velocity=velocity)
     check_real("beta", beta, 0.0, 1.0, high_open=True)
@@ -37,8 +89,30 @@ def nesterov_update(param, grad, velocity, lr, beta=0.9, weight_decay=0.0):
     param -= lr * (beta * velocity + (1 - beta) * g)
 
 
-def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=0.0):
-    """s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps)."""
+def rmsprop_update(param: NDArray[np.floating], grad: NDArray[np.floating],
+                   sq_avg: NDArray[np.floating], lr: float, beta2: float = 0.999,
+                   eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """RMSprop, in place.
+
+    s = beta2 * s + (1 - beta2) * g^2; param -= lr * g / (sqrt(s) + eps).
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    sq_avg : array of param's shape
+        s, updated in place.
+    lr : float >= 0
+        The learning rate.
+    beta2 : float in [0, 1), default 0.999
+        The weight of the previous average.
+    eps : float > 0, default 1e-8
+        Added to sqrt(s).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
+    """
     g = _grad(param, grad, lr, weight_decay, sq_avg=sq_avg)
     check_real("beta2", beta2, 0.0, 1.0, high_open=True)
     check_real("eps", eps, 0.0, low_open=True)
@@ -47,12 +121,33 @@ def rmsprop_update(param, grad, sq_avg, lr, beta2=0.999, eps=1e-8, weight_decay=
     param -= lr * g / (np.sqrt(sq_avg) + eps)
 
 
-def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0):
-    """Adam with bias correction; ``step`` is t >= 1, the count including this update.
+def adam_update(param: NDArray[np.floating], grad: NDArray[np.floating],
+                m: NDArray[np.floating], v: NDArray[np.floating], step: int, lr: float,
+                beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                weight_decay: float = 0.0) -> None:
+    """Adam with bias correction, in place.
 
     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
     param -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps).
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    m, v : arrays of param's shape
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.0
+        Coupled L2: g = grad + weight_decay * param.
     """
     g = _grad(param, grad, lr, weight_decay, m=m, v=v)
     _check_adam(step, beta1, beta2, eps)
@@ -65,9 +160,31 @@ def adam_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
     param -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-def adamw_update(param, grad, m, v, step, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-                 weight_decay=0.01):
-    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient."""
+def adamw_update(param: NDArray[np.floating], grad: NDArray[np.floating],
+                 m: NDArray[np.floating], v: NDArray[np.floating], step: int, lr: float,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+    """AdamW: param -= lr * weight_decay * param, then the Adam step on the raw gradient.
+
+    Parameters
+    ----------
+    param : float array
+        The parameters, updated in place.
+    grad : array of param's shape
+        Their gradient (finite).
+    m, v : arrays of param's shape
+        The first and second moment averages, updated in place.
+    step : int >= 1
+        t, the number of updates including this one.
+    lr : float >= 0
+        The learning rate.
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+        The weights of the previous averages.
+    eps : float > 0, default 1e-8
+        Added to the corrected sqrt(v).
+    weight_decay : float >= 0, default 0.01
+        Decoupled decay, applied before the Adam step.
+    """
     check_real("weight_decay", weight_decay, 0.0)
     _grad(param, grad, lr, 0.0, m=m, v=v)
     _check_adam(step, beta1, beta2, eps)  # before param changes

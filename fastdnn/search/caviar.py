@@ -30,9 +30,14 @@ default_rng([seed, 0]), epoch order from default_rng([seed, 1]) (all models shar
 first model's order: one batch for all), dropout masks from dropout_key(seed, step,
 layer), Adam with bias correction, inverse-time decay per epoch.
 """
+from __future__ import annotations
+
 import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .._cache import harden_cache
 from .._validation import check_choice, check_int
@@ -44,6 +49,14 @@ from ..reference.schedules import inverse_time
 from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, dropout_key
 
+if TYPE_CHECKING:
+    from .results import Results
+    from .runner import Data, ExecutorSpec, PathLike
+    from .spaces import SpaceLike
+
+#: Per-model hyperparameters: a dict per model, or a dict of equal-length lists.
+Hyperparameters = Union[Sequence[Mapping[str, float]], Mapping[str, Sequence[float]]]
+
 HYPERPARAMETERS = {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
                    "l2": 0.0, "keep_prob": 1.0, "decay": 0.0, "seed": 0}
 PREDICT_CHUNK = 4096
@@ -51,6 +64,17 @@ PREDICT_CHUNK = 4096
 
 class CaviarResult:
     """What ``train_caviar`` returns.
+
+    Parameters
+    ----------
+    trainer : the stack of models that trained
+        Its ``p`` holds the stacked weights (``get_params``).
+    histories : list of dict
+    errors : list of str or None
+    hyper : list of dict
+        Kept as ``hyperparameters``.
+    seconds : float
+        Kept as ``time``.
 
     Attributes
     ----------
@@ -63,13 +87,26 @@ class CaviarResult:
         Seconds for the whole training.
     """
 
-    def __init__(self, trainer, histories, errors, hyper, seconds):
+    def __init__(self, trainer: _Stack | _EngineStack,
+                 histories: list[dict[str, list[float]]], errors: list[str | None],
+                 hyper: list[dict[str, float]], seconds: float) -> None:
         self._trainer = trainer
         self.histories, self.errors = histories, errors
         self.hyperparameters, self.time = hyper, seconds
 
-    def get_params(self, i):
-        """Model i's weights as MLP.get_weights() names them: W1, b1, W2, ..."""
+    def get_params(self, i: int) -> dict[str, NDArray[np.floating]]:
+        """Model i's weights as MLP.get_weights() names them: W1, b1, W2, ...
+
+        Parameters
+        ----------
+        i : int
+            The model's index, 0 .. K - 1.
+
+        Returns
+        -------
+        dict name -> array
+            Copies.
+        """
         return {name: view[i].copy() for name, view in self._trainer.p.items()}
 
     def __len__(self):
@@ -361,11 +398,16 @@ def _per_model_optimizer(name, h):
     return opt
 
 
-def train_caviar(X, y, layer_sizes, hyperparameters, *, epochs=10, batch_size=64,
-                 activation="relu", dtype="float32", validation_data=None, backend="auto",
-                 dev_curves=True, batchnorm=False, optimizer="adam"):
-    """Train K MLPs with softmax outputs together, one set of hyperparameters each, on
-    the same mini-batches.
+def train_caviar(X: ArrayLike, y: ArrayLike, layer_sizes: Sequence[int],
+                 hyperparameters: Hyperparameters, *, epochs: int = 10,
+                 batch_size: int = 64, activation: str = "relu",
+                 dtype: DTypeLike = "float32",
+                 validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+                 backend: str = "auto", dev_curves: bool = True, batchnorm: bool = False,
+                 optimizer: str = "adam") -> CaviarResult:
+    """Train K MLPs with softmax outputs together on the same mini-batches.
+
+    Each model has its own set of hyperparameters.
 
     Parameters
     ----------
@@ -591,9 +633,12 @@ def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True):
     return rows
 
 
-def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="serial",
-                  n_workers=2, max_models=None, results_file=None, verbose=0,
-                  backend="auto", dev_curves=True):
+def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
+                  fixed: Mapping[str, Any] | None = None, n_trials: int = 20, seed: int = 0,
+                  executor: ExecutorSpec = "serial", n_workers: int = 2,
+                  max_models: int | None = None, results_file: PathLike | None = None,
+                  verbose: int = 0, backend: str = "auto",
+                  dev_curves: bool = True) -> Results:
     """Random search whose trials are trained in groups by ``train_caviar``.
 
     Trials sharing an architecture (hidden_units, layers, batch_size, epochs,
@@ -615,11 +660,20 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
     data : (X_train, y_train, X_dev, y_dev)
     fixed : dict, optional
         Values for keys not in ``space`` (e.g. {"epochs": 30, "hidden_units": 128}).
+    n_trials : int >= 0
+        Trials 0 .. n_trials - 1.
+    seed : int
+        Trial t's config is drawn with numpy.random.default_rng([seed, t]).
     executor : "serial", None (a ProcessPoolExecutor of ``n_workers``) or an Executor
+    n_workers : int >= 1
+        Processes of the default pool (``executor=None``), and the groups each
+        architecture is split in when ``executor`` is not "serial".
     max_models : int, optional
         Models per group (default 256 with the compiled engine, 16 with NumPy's).
     results_file : path or None
         CSV written after each group; trials already in it are skipped.
+    verbose : 0 or 1
+        A line per finished group.
     backend : "auto", "cpu", "numpy" or "cuda"
         The engine of ``train_caviar``.
     dev_curves : bool
@@ -664,8 +718,9 @@ def caviar_search(space, data, *, fixed=None, n_trials=20, seed=0, executor="ser
         results.rows.extend(rows)
         _save(results, results_file)
         if verbose:
-            print(f"{len(rows)} trials done, best dev accuracy so far "
-                  f"{results.best()['dev_accuracy']:.4f}", flush=True)
+            best = (f"best dev accuracy so far {results.best()['dev_accuracy']:.4f}"
+                    if len(results.ok) else "none finished without error yet")
+            print(f"{len(rows)} trials done, {best}", flush=True)
 
     ex, own = _executor(executor, n_workers)
     try:

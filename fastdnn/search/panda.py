@@ -1,11 +1,24 @@
 """The panda way: babysit one model, watching its learning curves between epochs and
 changing its learning rate or stopping it by hand or by rule.
 
-Uses the model's callback mechanism (fastdnn.callbacks.Callback.on_epoch_end).
+Uses the model's callback mechanism (fastdnn.callbacks.Callback.on_epoch_end; the
+model is ``self.model``, as in Keras).
 """
-import sys
+from __future__ import annotations
 
-from ..callbacks import Callback
+import sys
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Union
+
+from ..callbacks import Callback, Logs
+
+if TYPE_CHECKING:
+    from ..model import Sequential
+
+#: A Panda hook: (model, epoch (0-based), logs, curves) -> None, {"lr": value},
+#: {"stop": True} or "stop".
+PandaHook = Callable[["Sequential", int, Logs, dict[str, list[float]]],
+                     Union[None, dict[str, Any], str]]
 
 
 class Panda(Callback):
@@ -21,6 +34,7 @@ class Panda(Callback):
     plot : bool
         Redraw train and dev curves live when matplotlib is installed.
     stream : file, default sys.stdout
+        Where the lines are printed.
 
     Attributes
     ----------
@@ -30,7 +44,8 @@ class Panda(Callback):
         What the hook changed, and when.
     """
 
-    def __init__(self, hook=None, print_every=1, plot=False, stream=None):
+    def __init__(self, hook: PandaHook | None = None, print_every: int = 1,
+                 plot: bool = False, stream: IO[str] | None = None) -> None:
         self.hook = hook
         self.print_every = int(print_every)
         self.plot = plot
@@ -38,7 +53,7 @@ class Panda(Callback):
         self.curves, self.events = {}, []
         self._fig = None
 
-    def on_train_begin(self, model):
+    def on_train_begin(self, logs: Logs | None = None) -> None:
         if self.plot:
             try:
                 import matplotlib.pyplot as plt
@@ -47,7 +62,8 @@ class Panda(Callback):
             except ImportError:
                 self.plot = False
 
-    def on_epoch_end(self, model, epoch, logs):
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        model, logs = self.model, logs or {}
         self.curves.setdefault("epoch", []).append(epoch)
         for k, v in logs.items():
             if k != "epoch_time":
@@ -85,10 +101,31 @@ class Panda(Callback):
         self._plt.pause(0.001)
 
 
-def reduce_lr_on_plateau(factor=0.5, patience=2, monitor="val_loss", min_lr=0.0,
-                         stop_after=None):
-    """A Panda hook: multiply the learning rate by ``factor`` when ``monitor`` has not
-    improved for ``patience`` epochs; stop after ``stop_after`` reductions (None: never)."""
+def reduce_lr_on_plateau(factor: float = 0.5, patience: int = 2, monitor: str = "val_loss",
+                         min_lr: float = 0.0, stop_after: int | None = None) -> PandaHook:
+    """A Panda hook that cuts the learning rate when ``monitor`` stops improving.
+
+    It multiplies the learning rate by ``factor`` when ``monitor`` has not improved for
+    ``patience`` epochs, and stops training after ``stop_after`` reductions.
+
+    Parameters
+    ----------
+    factor : float
+        What a cut multiplies the learning rate by.
+    patience : int
+        Epochs without improvement tolerated before a cut.
+    monitor : str
+        The logged name to watch; higher is better when it contains "acc".
+    min_lr : float
+        The lowest learning rate.
+    stop_after : int, optional
+        Stop, instead of cutting again, once this many cuts were made; None: never.
+
+    Returns
+    -------
+    callable
+        The hook, for ``Panda(hook=...)``.
+    """
     state = {"best": float("inf"), "wait": 0, "cuts": 0}
     sign = -1 if "acc" in monitor else 1
 

@@ -1,6 +1,17 @@
 """Plots of a search (needs matplotlib): the score against each hyperparameter on the
 axis its space is uniform on, and the learning curves of the best trials."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .results import Results
+    from .spaces import Space
 
 
 def _plt():
@@ -12,9 +23,25 @@ def _plt():
     return plt
 
 
-def plot_scores(results, space, metric="dev_accuracy"):
-    """One panel per hyperparameter: ``metric`` of each successful trial against its
-    value; log x-axis for log scales, log10(1 - value) for OneMinusLogUniform."""
+def plot_scores(results: Results, space: Mapping[str, Space | Any],
+                metric: str = "dev_accuracy") -> Figure:
+    """One panel per hyperparameter: ``metric`` of each successful trial against its value.
+
+    A log x-axis for log scales, 1 - value on a reversed log axis for
+    OneMinusLogUniform, categories for Choice and Grid.
+
+    Parameters
+    ----------
+    results : Results
+    space : dict name -> Space
+        The hyperparameters to plot and their scales (linear for a value without one).
+    metric : str
+        The column on the y-axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     ok = results.ok
     names = list(space)
@@ -43,8 +70,25 @@ def plot_scores(results, space, metric="dev_accuracy"):
     return fig
 
 
-def plot_curves(results, top=5, metric="dev_accuracy", curve="val_accuracy"):
-    """The per-epoch ``curve`` (and its train twin) of the ``top`` best trials."""
+def plot_curves(results: Results, top: int = 5, metric: str = "dev_accuracy",
+                curve: str = "val_accuracy") -> Figure:
+    """The per-epoch ``curve`` (and its train twin) of the ``top`` best trials.
+
+    Parameters
+    ----------
+    results : Results
+        Rows with a "history" (the default trial function's).
+    top : int
+        How many trials, best first.
+    metric : str
+        What "best" ranks by.
+    curve : str
+        A key of the histories; for a "val_" one the train curve is drawn dashed.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     train = curve[4:] if curve.startswith("val_") else None

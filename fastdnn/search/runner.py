@@ -13,6 +13,8 @@ process. With a results_file the table is rewritten after every trial, and a rer
 skips the trials already in it, retrying failed ones: trial t's config depends only on
 (seed, t), so a resumed search samples the same configs.
 """
+from __future__ import annotations
+
 import collections
 import concurrent.futures as cf
 import ctypes
@@ -25,20 +27,37 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._files import atomic_replace
 from .._validation import check_int, check_real
 from .results import Results
 from .spaces import Choice, check_space, sample_config
 
+if TYPE_CHECKING:
+    from .spaces import SpaceLike
+
 METRICS = ("train_loss", "train_accuracy", "dev_loss", "dev_accuracy")
+
+#: A trial function: hyperparameters -> metrics (a number alone is the dev_accuracy).
+TrialFn = Callable[[dict[str, Any]], Union[Mapping[str, Any], float]]
+#: The data of the default trial function: (X_train, y_train, X_dev, y_dev), y holding
+#: class indices.
+Data = tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]
+#: Where trials run: None or "process" (a pool of spawned processes), "serial" (in this
+#: process), or an Executor (anything with ``submit``).
+ExecutorSpec = Union[None, str, cf.Executor]
+#: A results file: a path.
+PathLike = Union[str, os.PathLike[str]]
 
 
 # ---------------------------------------------------------------------- default trial
-def train_mlp(params, data, **fixed):
+def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, Any]:
     """Build an MLP from hyperparameters, train it with Adam and evaluate on dev.
 
     Parameters
@@ -391,10 +410,26 @@ def _record(results, row, results_file, progress):
     results.rows.append(row)
     _save(results, results_file)
     if progress:
-        acc = row.get("dev_accuracy")
-        msg = f"{acc:.4f}" if isinstance(acc, float) else row.get("error", "")
-        print(f"trial {row['trial']}: {row['status']} {msg}  ({row['time']:.2f} s)",
-              flush=True)
+        print(_progress_line(results, row), flush=True)
+
+
+def _progress_line(results, row, metric="dev_accuracy"):
+    """One line for a finished trial: "trial 7  ok     dev_accuracy 0.9612  best 0.9722
+    (trial 3)  1.20 s"; a failed trial shows its error instead of its score."""
+    where = f"round {row['round']} " if "round" in row else ""
+    line = f"{where}trial {row['trial']:>3}  {row['status']:<5}  "
+    score = row.get(metric)
+    if row["status"] != "ok":
+        line += (row.get("error") or "").strip().split("\n")[0][:70]
+    elif isinstance(score, (int, float)):
+        line += f"{metric} {score:.4f}"
+    ok = [r for r in results.rows
+          if r.get("status") == "ok" and isinstance(r.get(metric), (int, float))
+          and not math.isnan(r[metric])]
+    if ok:
+        best = Results(ok).best(metric)
+        line += f"  best {best[metric]:.4f} (trial {best['trial']})"
+    return line + f"  {row.get('time', math.nan):.2f} s"
 
 
 def _prepare(trial_fn, space, data, fixed):
@@ -449,9 +484,13 @@ def _resume(results_file, params, retry_errors=False):
     return old, {int(r["trial"]) for r in old.rows if "trial" in r}
 
 
-def random_search(trial_fn=None, space=None, *, data=None, fixed=None, n_trials=None,
-                  time_budget=None, seed=0, executor=None, n_workers=2,
-                  results_file=None, retry_errors=True, max_pending=None, verbose=0):
+def random_search(trial_fn: TrialFn | None = None,
+                  space: Mapping[str, SpaceLike] | None = None, *, data: Data | None = None,
+                  fixed: Mapping[str, Any] | None = None, n_trials: int | None = None,
+                  time_budget: float | None = None, seed: int = 0,
+                  executor: ExecutorSpec = None, n_workers: int = 2,
+                  results_file: PathLike | None = None, retry_errors: bool = True,
+                  max_pending: int | None = None, verbose: int = 0) -> Results:
     """Random search: sample configs from ``space`` and run them as trials.
 
     Parameters
@@ -513,18 +552,44 @@ def random_search(trial_fn=None, space=None, *, data=None, fixed=None, n_trials=
     return results
 
 
-def coarse_to_fine(trial_fn=None, space=None, *, data=None, fixed=None, rounds=3,
-                   trials_per_round=10, top_k=3, factor=0.5, metric="dev_accuracy",
-                   seed=0, executor=None, n_workers=2, results_file=None,
-                   retry_errors=True, time_budget=None, max_pending=None, verbose=0):
-    """Coarse to fine: random search rounds, each over a space narrowed around the
-    ``top_k`` best trials so far (by ``metric``), each dimension on its own scale.
+def coarse_to_fine(trial_fn: TrialFn | None = None,
+                   space: Mapping[str, SpaceLike] | None = None, *,
+                   data: Data | None = None, fixed: Mapping[str, Any] | None = None,
+                   rounds: int = 3, trials_per_round: int = 10, top_k: int = 3,
+                   factor: float = 0.5, metric: str = "dev_accuracy", seed: int = 0,
+                   executor: ExecutorSpec = None, n_workers: int = 2,
+                   results_file: PathLike | None = None, retry_errors: bool = True,
+                   time_budget: float | None = None, max_pending: int | None = None,
+                   verbose: int = 0) -> Results:
+    """Coarse to fine: random search rounds, each over a space narrowed around the best.
 
-    Round r runs trials r * trials_per_round ... (r + 1) * trials_per_round - 1; the
-    other parameters are those of ``random_search``. The returned Results holds every
-    round's rows (column "round") and ``results.spaces``, the space of each round.
+    Each round's space is narrowed around the ``top_k`` best trials so far (by
+    ``metric``), each dimension on its own scale. Round r runs trials
+    r * trials_per_round ... (r + 1) * trials_per_round - 1. The returned Results holds
+    every round's rows (column "round") and ``results.spaces``, the space of each round.
     A rerun with the same ``results_file`` resumes, running failed trials again unless
     ``retry_errors=False``.
+
+    Parameters
+    ----------
+    rounds : int >= 1
+        Rounds at most (fewer when no trial of the earlier rounds succeeded, or when
+        ``time_budget`` runs out).
+    trials_per_round : int >= 1
+    top_k : int >= 1
+        The best trials each narrowing centres on.
+    factor : float in (0, 1]
+        Each narrowing's width as a fraction of the last (see ``Space.narrow``).
+    metric : str
+        The column that ranks the trials.
+    trial_fn, space, data, fixed, seed, executor, n_workers, results_file
+        As in ``random_search``.
+    retry_errors, time_budget, max_pending, verbose
+        As in ``random_search``.
+
+    Returns
+    -------
+    Results
     """
     rounds = check_int("rounds", rounds, 1)
     trials_per_round = check_int("trials_per_round", trials_per_round, 1)
@@ -578,27 +643,64 @@ class _strip_round:
 
 
 class RandomSearch:
-    """Object form of ``random_search`` / ``coarse_to_fine``: ``RandomSearch(space,
-    data=...).run(n_trials=20)``; ``.results`` holds the table afterwards."""
+    """Object form of ``random_search`` / ``coarse_to_fine``.
 
-    def __init__(self, space, trial_fn=None, *, data=None, fixed=None, seed=0,
-                 executor=None, n_workers=2, results_file=None, verbose=0):
+    ``RandomSearch(space, data=...).run(n_trials=20)``; ``.results`` holds the table
+    afterwards.
+
+    Parameters
+    ----------
+    space, trial_fn, data, fixed, seed, executor, n_workers, results_file, verbose
+        As in ``random_search``.
+    """
+
+    def __init__(self, space: Mapping[str, SpaceLike], trial_fn: TrialFn | None = None, *,
+                 data: Data | None = None, fixed: Mapping[str, Any] | None = None,
+                 seed: int = 0, executor: ExecutorSpec = None, n_workers: int = 2,
+                 results_file: PathLike | None = None, verbose: int = 0) -> None:
         self.space, self.trial_fn, self.data, self.fixed = space, trial_fn, data, fixed
         self.kw = dict(seed=seed, executor=executor, n_workers=n_workers,
                        results_file=results_file, verbose=verbose)
         self.results = None
 
-    def run(self, n_trials=None, time_budget=None, *, retry_errors=True):
-        """As ``random_search``; ``retry_errors=False`` keeps a resumed table's failed
-        trials instead of running them again."""
+    def run(self, n_trials: int | None = None, time_budget: float | None = None, *,
+            retry_errors: bool = True) -> Results:
+        """Run ``random_search`` with this object's arguments.
+
+        Parameters
+        ----------
+        n_trials, time_budget
+            As in ``random_search``.
+        retry_errors : bool
+            False keeps a resumed table's failed trials instead of running them again.
+
+        Returns
+        -------
+        Results
+            Also kept as ``self.results``.
+        """
         self.results = random_search(self.trial_fn, self.space, data=self.data,
                                      fixed=self.fixed, n_trials=n_trials,
                                      time_budget=time_budget, retry_errors=retry_errors,
                                      **self.kw)
         return self.results
 
-    def run_coarse_to_fine(self, rounds=3, trials_per_round=10, top_k=3, factor=0.5,
-                           metric="dev_accuracy", *, retry_errors=True):
+    def run_coarse_to_fine(self, rounds: int = 3, trials_per_round: int = 10,
+                           top_k: int = 3, factor: float = 0.5,
+                           metric: str = "dev_accuracy", *,
+                           retry_errors: bool = True) -> Results:
+        """Run ``coarse_to_fine`` with this object's arguments.
+
+        Parameters
+        ----------
+        rounds, trials_per_round, top_k, factor, metric, retry_errors
+            As in ``coarse_to_fine``.
+
+        Returns
+        -------
+        Results
+            Also kept as ``self.results``.
+        """
         self.results = coarse_to_fine(self.trial_fn, self.space, data=self.data,
                                       fixed=self.fixed, rounds=rounds,
                                       trials_per_round=trials_per_round, top_k=top_k,

@@ -6,15 +6,26 @@ r ~ U[log10(1 - high), log10(1 - low)] and returns 1 - 10^r (Adam's beta1 / beta
 momentum), so 0.9 -> 0.99 gets as many samples as 0.99 -> 0.999. ``narrow`` shrinks a
 space around good values on that same scale.
 """
+from __future__ import annotations
+
 import itertools
 import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_int, check_real
 
 # columns the search writes itself: a dimension of that name would overwrite them
 RESERVED_NAMES = ("trial", "round", "status", "error", "traceback", "time")
+
+#: What a dimension of a search space may be given as: a Space, a spec dict such as
+#: {"log_uniform": [1e-4, 1e-1]}, a list (a Choice) or a scalar (held fixed).
+SpaceLike = Union["Space", Mapping[str, Any], Sequence[Any], float, str, None]
+#: What ``Space.sample`` returns: an array (numeric spaces) or a list (Choice, Grid).
+Values = Union[NDArray[Any], list[Any]]
 
 
 class Space:
@@ -22,12 +33,37 @@ class Space:
 
     scale = "linear"
 
-    def sample(self, n, rng):
-        """``n`` values drawn with the NumPy Generator ``rng`` (an ndarray or list)."""
+    def sample(self, n: int, rng: np.random.Generator) -> Values:
+        """``n`` values drawn with the NumPy Generator ``rng``.
+
+        Parameters
+        ----------
+        n : int >= 0
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        ndarray or list
+            n values.
+        """
         raise NotImplementedError
 
-    def narrow(self, values, factor=0.5):
-        """A smaller space around ``values`` (e.g. the best trials' values)."""
+    def narrow(self, values: ArrayLike, factor: float = 0.5) -> Space:
+        """A smaller space around ``values`` (e.g. the best trials' values).
+
+        Parameters
+        ----------
+        values : sequence
+            Values of this space, at least one.
+        factor : float in (0, 1]
+            The new width as a fraction of the current one, on the space's own scale
+            (widened to cover ``values``).
+
+        Returns
+        -------
+        Space
+            Of the same type.
+        """
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -41,7 +77,7 @@ class Space:
 class _Continuous(Space):
     """Uniform on t(x) over [t(low), t(high)]; subclasses give t and its inverse."""
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float) -> None:
         self.low = check_real("low", low)
         self.high = check_real("high", high)
         if not self.low <= self.high:
@@ -82,15 +118,27 @@ class _Continuous(Space):
 
 
 class Uniform(_Continuous):
-    """x ~ U[low, high]."""
+    """x ~ U[low, high].
+
+    Parameters
+    ----------
+    low, high : float
+        The bounds, low <= high.
+    """
 
 
 class LogUniform(_Continuous):
-    """x = 10^r with r ~ U[log10 low, log10 high]: learning rates, L2 strengths."""
+    """x = 10^r with r ~ U[log10 low, log10 high]: learning rates, L2 strengths.
+
+    Parameters
+    ----------
+    low, high : float
+        The bounds, 0 < low <= high.
+    """
 
     scale = "log"
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float) -> None:
         super().__init__(low, high)
         if self.low <= 0:
             raise ValueError(f"low must be > 0 for a log scale, got {low!r}")
@@ -103,11 +151,17 @@ class LogUniform(_Continuous):
 
 
 class OneMinusLogUniform(_Continuous):
-    """x = 1 - 10^r with r ~ U[log10(1 - high), log10(1 - low)]: beta1, beta2, momentum."""
+    """x = 1 - 10^r with r ~ U[log10(1 - high), log10(1 - low)]: beta1, beta2, momentum.
+
+    Parameters
+    ----------
+    low, high : float
+        The bounds, 0 <= low <= high < 1.
+    """
 
     scale = "one_minus_log"
 
-    def __init__(self, low, high):
+    def __init__(self, low: float, high: float) -> None:
         super().__init__(low, high)
         if not (0 <= self.low and self.high < 1):
             raise ValueError(f"low and high must lie in [0, 1), got low={low!r}, "
@@ -121,10 +175,19 @@ class OneMinusLogUniform(_Continuous):
 
 
 class IntUniform(Space):
-    """Integers in [low, high] (both included), uniform or, with ``log=True``, uniform in
-    log: hidden units, number of layers, batch sizes."""
+    """Integers in [low, high] (both included): hidden units, number of layers, batch sizes.
 
-    def __init__(self, low, high, log=False):
+    Uniform or, with ``log=True``, uniform in log.
+
+    Parameters
+    ----------
+    low, high : int
+        The bounds, low <= high (low >= 1 with ``log``).
+    log : bool, default False
+        Each integer k gets the probability of [k, k + 1) on a log scale.
+    """
+
+    def __init__(self, low: int, high: int, log: bool = False) -> None:
         if not isinstance(log, (bool, np.bool_)):   # "no" would read as True
             raise TypeError(f"log must be True or False, got {log!r}")
         self.log = bool(log)
@@ -132,10 +195,11 @@ class IntUniform(Space):
         self.high = check_int("high", high, self.low)
 
     @property
-    def scale(self):
+    def scale(self) -> str:
+        """The axis the space is uniform on: "log" with ``log=True``, else "linear"."""
         return "log" if self.log else "linear"
 
-    def sample(self, n, rng):
+    def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.int64]:
         n = check_int("n", n, 0)
         if not self.log:
             return rng.integers(self.low, self.high, n, endpoint=True)
@@ -143,7 +207,7 @@ class IntUniform(Space):
         r = rng.uniform(math.log(self.low), math.log(self.high + 1), n)
         return np.clip(np.floor(np.exp(r)), self.low, self.high).astype(np.int64)
 
-    def narrow(self, values, factor=0.5):
+    def narrow(self, values: ArrayLike, factor: float = 0.5) -> IntUniform:
         factor = check_real("factor", factor, 0.0, 1.0, low_open=True)
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size == 0:
@@ -156,11 +220,19 @@ class IntUniform(Space):
 
 
 class Choice(Space):
-    """One of ``options`` (optionally with probabilities ``p``): activation, optimizer."""
+    """One of ``options`` (optionally with probabilities ``p``): activation, optimizer.
+
+    Parameters
+    ----------
+    options : list
+        The values, at least one (not a set: its order may change between processes).
+    p : list of float, optional
+        One probability per option, summing to 1; default uniform.
+    """
 
     scale = "choice"
 
-    def __init__(self, options, p=None):
+    def __init__(self, options: Iterable[Any], p: Iterable[float] | None = None) -> None:
         self.options = _value_list("options", options)
         self.p = None if p is None else [check_real(f"p[{i}]", x, 0.0, 1.0)
                                          for i, x in enumerate(_value_list("p", p))]
@@ -169,13 +241,25 @@ class Choice(Space):
             raise ValueError(f"p must have one probability per option summing to 1, "
                              f"got {p!r}")
 
-    def sample(self, n, rng):
+    def sample(self, n: int, rng: np.random.Generator) -> list[Any]:
         n = check_int("n", n, 0)
         idx = rng.choice(len(self.options), size=n, p=self.p)
         return [self.options[i] for i in idx]
 
-    def narrow(self, values, factor=0.5):
-        """Keep the options that appear in ``values`` (factor is ignored)."""
+    def narrow(self, values: Iterable[Any], factor: float = 0.5) -> Choice:
+        """Keep the options that appear in ``values`` (factor is ignored).
+
+        Parameters
+        ----------
+        values : sequence
+        factor : float
+            Ignored.
+
+        Returns
+        -------
+        Choice
+            The options seen, uniform.
+        """
         seen = [o for o in self.options if any(_same(o, v) for v in values)]
         if not seen:
             raise ValueError(f"none of values {list(values)!r} is one of {self.options!r}")
@@ -183,19 +267,51 @@ class Choice(Space):
 
 
 class Grid(Space):
-    """A fixed list of values, for comparing random search with grid search: ``sample``
-    cycles through the values in order (``rng`` unused); see ``grid_configs``."""
+    """A fixed list of values, for comparing random search with grid search.
+
+    ``sample`` cycles through the values in order (``rng`` unused); see
+    ``grid_configs``.
+
+    Parameters
+    ----------
+    values : list
+        At least one (not a set).
+    """
 
     scale = "choice"
 
-    def __init__(self, values):
+    def __init__(self, values: Iterable[Any]) -> None:
         self.values = _value_list("values", values)
 
-    def sample(self, n, rng=None):
+    def sample(self, n: int, rng: np.random.Generator | None = None) -> list[Any]:
+        """The first ``n`` values of the list repeated.
+
+        Parameters
+        ----------
+        n : int >= 0
+        rng : numpy.random.Generator, optional
+            Unused.
+
+        Returns
+        -------
+        list
+        """
         n = check_int("n", n, 0)
         return [self.values[i % len(self.values)] for i in range(n)]
 
-    def narrow(self, values, factor=0.5):
+    def narrow(self, values: Iterable[Any], factor: float = 0.5) -> Grid:
+        """Keep the values that appear in ``values`` (factor is ignored).
+
+        Parameters
+        ----------
+        values : sequence
+        factor : float
+            Ignored.
+
+        Returns
+        -------
+        Grid
+        """
         return Grid([v for v in self.values if any(_same(v, w) for w in values)])
 
 
@@ -218,16 +334,36 @@ def _same(a, b):
         return False
 
 
-def grid_configs(space):
-    """Every combination of a dict name -> Grid (or list): the grid-search configs."""
+def grid_configs(space: Mapping[str, Grid | Iterable[Any]]) -> list[dict[str, Any]]:
+    """Every combination of a dict name -> Grid (or list): the grid-search configs.
+
+    Parameters
+    ----------
+    space : dict name -> Grid or list
+
+    Returns
+    -------
+    list of dict
+        One config per combination, the last name varying fastest.
+    """
     names = list(space)
     lists = [s.values if isinstance(s, Grid) else list(s) for s in space.values()]
     return [dict(zip(names, combo)) for combo in itertools.product(*lists)]
 
 
-def as_space(value):
-    """A Space from a Space, a spec dict such as {"log_uniform": [1e-4, 1e-1]} (see
-    ``space_from_config``), a list (Choice) or a scalar (Choice of one: held fixed)."""
+def as_space(value: SpaceLike) -> Space:
+    """A Space from a Space, a spec dict, a list or a scalar.
+
+    Parameters
+    ----------
+    value : Space, dict, list or scalar
+        A spec dict is read as in ``space_from_config`` ({"log_uniform": [1e-4, 1e-1]}),
+        a list (or tuple) is a Choice, a scalar a Choice of one (held fixed).
+
+    Returns
+    -------
+    Space
+    """
     if isinstance(value, Space):
         return value
     if isinstance(value, dict):
@@ -237,9 +373,23 @@ def as_space(value):
     return Choice([value])
 
 
-def check_space(space):
-    """``space`` (dict name -> Space, spec dict, list or scalar) as a dict name -> Space;
-    every error names the dimension it is about."""
+def check_space(space: Mapping[str, SpaceLike]) -> dict[str, Space]:
+    """``space`` as a dict name -> Space; every error names the dimension it is about.
+
+    Parameters
+    ----------
+    space : dict name -> Space, spec dict, list or scalar
+        Names are non-empty strings other than RESERVED_NAMES.
+
+    Returns
+    -------
+    dict name -> Space
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the dimension at fault.
+    """
     if not isinstance(space, dict):
         raise TypeError(f"space must be a dict name -> Space, got {space!r}")
     out = {}
@@ -257,9 +407,25 @@ def check_space(space):
     return out
 
 
-def sample_config(space, seed, trial):
-    """Trial ``trial``'s hyperparameters: one draw per dimension from a Generator seeded
-    with (seed, trial), so a trial's config does not depend on how many trials run."""
+def sample_config(space: Mapping[str, SpaceLike], seed: int, trial: int) -> dict[str, Any]:
+    """Trial ``trial``'s hyperparameters: one draw per dimension.
+
+    The draws come from a Generator seeded with (seed, trial), so a trial's config does
+    not depend on how many trials run.
+
+    Parameters
+    ----------
+    space : dict name -> Space (or what ``as_space`` takes)
+    seed : int
+        The search's seed.
+    trial : int
+        The trial number.
+
+    Returns
+    -------
+    dict name -> value
+        Python scalars (NumPy scalars converted).
+    """
     rng = np.random.default_rng([int(seed), int(trial)])
     out = {}
     for name, s in space.items():
@@ -298,10 +464,21 @@ def _space_from_spec(spec):
     return space_type(*args, **options)
 
 
-def space_from_config(config):
-    """A dict name -> Space from plain data, e.g. parsed TOML / JSON:
-    {"learning_rate": {"log_uniform": [1e-4, 1e-1]}, "beta1": {"one_minus_log_uniform":
-    [0.8, 0.999]}, "hidden": {"int": [32, 256], "log": true}, "activation": ["relu",
-    "tanh"], "epochs": 30}. A spec may also be {"uniform": [low, high]}, {"choice":
-    [...], "p": [...]} or {"grid": [...]}; errors name the dimension and what it takes."""
+def space_from_config(config: Mapping[str, Any]) -> dict[str, Space]:
+    """A dict name -> Space from plain data, e.g. parsed TOML / JSON.
+
+    For example {"learning_rate": {"log_uniform": [1e-4, 1e-1]}, "beta1":
+    {"one_minus_log_uniform": [0.8, 0.999]}, "hidden": {"int": [32, 256], "log": true},
+    "activation": ["relu", "tanh"], "epochs": 30}. A spec may also be {"uniform": [low,
+    high]}, {"choice": [...], "p": [...]} or {"grid": [...]}; errors name the dimension
+    and what it takes.
+
+    Parameters
+    ----------
+    config : dict name -> spec dict, list or scalar
+
+    Returns
+    -------
+    dict name -> Space
+    """
     return check_space(config)

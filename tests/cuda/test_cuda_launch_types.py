@@ -121,7 +121,9 @@ def _sweep(rng, dtype):
     for output, l2 in (("softmax", 0.1), ("sigmoid", 0.0), ("identity", 0.1)):
         model = fastdnn.MLP([n_in, 3, 2], output=output, batchnorm=True, keep_prob=0.8,
                             l2=l2, dtype=np.dtype(dtype).name, backend="cuda", seed=0)
-        model.fit(X, targets[output], epochs=1, batch_size=3, verbose=0)
+        augment = fastdnn.Augment((2, 2), flip=True, shift=1, noise=0.1) \
+            if output == "softmax" else None
+        model.fit(X, targets[output], epochs=1, batch_size=3, verbose=0, augment=augment)
 
 
 def test_every_launch_signature_compiles(recorded, tmp_path, rng):
