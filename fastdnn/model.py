@@ -12,18 +12,26 @@ training steps is one compiled call (fastdnn.engine.cpu), on "numpy" and "cuda" 
 of kernel calls (fastdnn.engine.stepwise). The public methods take and return NumPy
 arrays on every backend.
 """
+from __future__ import annotations
+
 import copy
+import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import backend as _backends
 from . import config as _config
 from ._validation import (check_bool, check_choice, check_dtype, check_finite, check_int,
                           check_keep_prob, check_real)
-from .callbacks import Callback, History, Progress, as_early_stopping
+from .callbacks import EarlyStopping, History, Progress, as_early_stopping, callback_list
+from .augment import as_augment
 from .engine.layout import Block, Parameters
+from .engine.sparse import CsrRows, is_sparse
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
                      Dropout, Layer, layer_from_config)
 from .optim import Adam, get_optimizer
@@ -31,13 +39,30 @@ from .reference.init import INITIALIZERS, initialize_weights
 from .reference.losses import check_sample_weight, sigmoid as _sigmoid, softmax as _softmax
 from .schedules import Schedule
 
+if TYPE_CHECKING:
+    import onnx
+    from scipy.sparse import sparray, spmatrix
 
-_WEIGHTS = object()   # get_params() called without deep: the old meaning, the weights
+    from .augment import Augment
+    from .callbacks import Callback, EarlyStoppingSpec
+    from .optim import Optimizer
+
+#: What the models take as X: real numbers (n, n_x), or a SciPy sparse matrix, which is
+#: densified a batch at a time (fastdnn.engine.sparse).
+Inputs = Union[ArrayLike, "spmatrix", "sparray"]
+#: Named arrays: "W1", "b1", "gamma1", ... (or "dW1", ..., "running_mean1", ...).
+Arrays = dict[str, NDArray[np.floating]]
+#: A model's own type, for methods that return it (set_params on an MLP gives an MLP).
+ModelT = TypeVar("ModelT", bound="Sequential")
+
+_WEIGHTS: Any = object()   # get_params() called without deep: the old meaning, the weights
 
 
 class NotFittedError(ValueError, AttributeError):
-    """A model was asked to predict before it was trained or given weights (the same
-    bases as scikit-learn's NotFittedError)."""
+    """A model was asked to predict before it was trained or given weights.
+
+    It has the same bases as scikit-learn's NotFittedError.
+    """
 
 
 class Sequential:
@@ -49,7 +74,7 @@ class Sequential:
 
     Parameters
     ----------
-    layers : list of Layer
+    layers : sequence of Layer
     input_dim : int or None
         n_x; None builds the model on the first data it sees.
     init : str
@@ -69,8 +94,10 @@ class Sequential:
         are batch-invariant either way; CUDA predictions are not made so.
     """
 
-    def __init__(self, layers, *, input_dim=None, init="he", l2=0.0, dtype="float32",
-                 backend="auto", seed=None, batch_invariant=True):
+    def __init__(self, layers: Sequence[Layer], *, input_dim: int | None = None,
+                 init: str = "he", l2: float = 0.0, dtype: DTypeLike = "float32",
+                 backend: str = "auto", seed: int | None = None,
+                 batch_invariant: bool = True) -> None:
         self._init_params = dict(layers=layers, input_dim=input_dim, init=init, l2=l2,
                                  dtype=dtype, backend=backend, seed=seed,
                                  batch_invariant=batch_invariant)
@@ -145,9 +172,16 @@ class Sequential:
                              "output for binary classification")
         return groups
 
-    def build(self, input_dim):
-        """Make the parameters for inputs of width ``input_dim`` (fit and the first data
-        seen do it; a built model keeps its width)."""
+    def build(self, input_dim: int) -> None:
+        """Make the parameters for inputs of width ``input_dim``.
+
+        Fit and the first data seen do it; a built model keeps its width.
+
+        Parameters
+        ----------
+        input_dim : int >= 1
+            n_x, the width of X.
+        """
         self.input_dim = input_dim
         self.blocks, n_in = [], input_dim
         for l, (dense, bn, act, keep) in enumerate(self._plan):
@@ -182,15 +216,37 @@ class Sequential:
             self.build(X.shape[1])
 
     # ------------------------------------------------------------------ parameters
-    def get_weights(self):
-        """NumPy copies of the weights: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ..."""
+    def get_weights(self) -> Arrays:
+        """NumPy copies of the weights: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ...
+
+        Returns
+        -------
+        dict of str to ndarray
+            In the model's dtype; a dense layer without bias (followed by BatchNorm,
+            or ``Dense(use_bias=False)``) has no "b" entry.
+        """
         self._require_built()
         arrays = self.parameters.arrays
         return {name: arrays.get(view) for name, view in self.parameters.p.items()}
 
-    def set_weights(self, weights):
-        """Set some or all weights from a dict like ``get_weights()``'s (cast to dtype);
-        all are checked before any is set."""
+    def set_weights(self, weights: Mapping[str, ArrayLike]) -> None:
+        """Set some or all weights from a dict like ``get_weights()``'s (cast to dtype).
+
+        All are checked before any is set.
+
+        Parameters
+        ----------
+        weights : mapping of str to array-like
+            Names of ``get_weights()`` ("W1", "b1", ...) to arrays of the same shapes,
+            finite.
+
+        Raises
+        ------
+        KeyError
+            For a name the model does not have.
+        ValueError
+            For a wrong shape or a value that is not finite.
+        """
         self._require_built()
         views = self.parameters.p
         for name, value in weights.items():
@@ -205,10 +261,23 @@ class Sequential:
             self.parameters.arrays.set(views[name], np.asarray(value))
         self._weights_given = True
 
-    def get_params(self, deep=_WEIGHTS):
-        """The constructor's arguments, as scikit-learn means ``get_params(deep=...)``
-        (so ``sklearn.base.clone`` works). Called without ``deep`` it still returns the
-        weights, as before, with a DeprecationWarning: use ``get_weights()``."""
+    def get_params(self, deep: bool = _WEIGHTS) -> dict[str, Any]:
+        """The constructor's arguments, as scikit-learn means ``get_params(deep=...)``.
+
+        So ``sklearn.base.clone`` works. Called without ``deep`` it still returns the
+        weights, as before, with a DeprecationWarning: use ``get_weights()``.
+
+        Parameters
+        ----------
+        deep : bool
+            Ignored (a model holds no estimators); give it, True or False, to get the
+            arguments.
+
+        Returns
+        -------
+        dict of str to object
+            The constructor's arguments as given; without ``deep``, the weights.
+        """
         if deep is _WEIGHTS:
             warnings.warn("MLP.get_params() returning the weights is deprecated; use "
                           "get_weights() (get_params(deep=...) gives the constructor's "
@@ -216,10 +285,30 @@ class Sequential:
             return self.get_weights()
         return dict(self._init_params)
 
-    def set_params(self, weights=None, **params):
-        """Change constructor arguments, as scikit-learn's ``set_params(**params)``: the
-        model is made anew with them, untrained. Given a dict of weights instead, sets
-        them, as before, with a DeprecationWarning: use ``set_weights()``."""
+    def set_params(self: ModelT, weights: Mapping[str, ArrayLike] | None = None,
+                   **params: Any) -> ModelT:
+        """Change constructor arguments, as scikit-learn's ``set_params(**params)``.
+
+        The model is made anew with them, untrained. Given a dict of weights instead,
+        sets them, as before, with a DeprecationWarning: use ``set_weights()``.
+
+        Parameters
+        ----------
+        weights : mapping of str to array-like, optional
+            Deprecated: weights for ``set_weights``.
+        **params
+            Constructor arguments by name.
+
+        Returns
+        -------
+        Sequential
+            This model.
+
+        Raises
+        ------
+        ValueError
+            For a name the constructor does not take.
+        """
         if weights is not None:
             warnings.warn("MLP.set_params(weights) is deprecated; use set_weights(weights)",
                           DeprecationWarning, stacklevel=2)
@@ -232,8 +321,15 @@ class Sequential:
         self.__init__(**{**self._init_params, **params})
         return self
 
-    def get_batchnorm_stats(self):
-        """Copies of the running statistics: "running_mean1", "running_var1", ..."""
+    def get_batchnorm_stats(self) -> Arrays:
+        """Copies of the running statistics: "running_mean1", "running_var1", ...
+
+        Returns
+        -------
+        dict of str to ndarray
+            (n_out,) arrays for each dense layer followed by BatchNorm; empty without
+            BatchNorm.
+        """
         self._require_built()
         p, out = self.parameters, {}
         for l in p.rm:
@@ -241,8 +337,22 @@ class Sequential:
             out[f"running_var{l}"] = p.arrays.get(p.rv[l])
         return out
 
-    def set_batchnorm_stats(self, stats):
-        """Set running statistics from a dict like ``get_batchnorm_stats()``'s."""
+    def set_batchnorm_stats(self, stats: Mapping[str, ArrayLike]) -> None:
+        """Set running statistics from a dict like ``get_batchnorm_stats()``'s.
+
+        Parameters
+        ----------
+        stats : mapping of str to array-like
+            Names of ``get_batchnorm_stats()`` to (n_out,) arrays, finite (variances
+            >= 0); all are checked before any is set.
+
+        Raises
+        ------
+        KeyError
+            For a name the model does not have.
+        ValueError
+            For a wrong shape, a value that is not finite or a negative variance.
+        """
         self._require_built()
         p, targets = self.parameters, {}
         for l in p.rm:
@@ -261,19 +371,36 @@ class Sequential:
         for name, value in stats.items():
             p.arrays.set(targets[name], np.asarray(value))
 
-    def training_state(self):
-        """The counters and shuffling RNG position that resuming training needs."""
+    def training_state(self) -> dict[str, Any]:
+        """The counters and shuffling RNG position that resuming training needs.
+
+        Returns
+        -------
+        dict
+            "step" (updates done), "epoch" (epochs completed) and "rng" (the shuffling
+            generator's ``bit_generator.state``), for ``set_training_state``.
+        """
         return {"step": self.step_, "epoch": self.epoch_,
                 "rng": self._shuffle_rng.bit_generator.state}
 
-    def set_training_state(self, state):
+    def set_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what ``training_state()`` returned, to resume training where it was.
+
+        Parameters
+        ----------
+        state : mapping
+            "step", "epoch" and "rng", as ``training_state()`` gives them.
+        """
         self.step_, self.epoch_ = int(state["step"]), int(state["epoch"])
         self._shuffle_rng.bit_generator.state = state["rng"]
 
     # ------------------------------------------------------------------ data checks
     def _inputs(self, X, name="X"):
         """X checked, as a C-contiguous array of the model's dtype (a copy only when X is
-        not one already; the engines never write it)."""
+        not one already; the engines never write it); a SciPy sparse X as CsrRows, which
+        the engines densify a batch at a time (fastdnn.engine.sparse)."""
+        if is_sparse(X):
+            return self._sparse_inputs(X, name)
         X = _real_array(name, X)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n examples, n features), got shape {X.shape}")
@@ -287,6 +414,23 @@ class Sequential:
         if _config.CHECK_FINITE and not _all_finite(X):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
             raise ValueError(f"{name} contains NaN or inf (first at index {bad})")
+        return X
+
+    def _sparse_inputs(self, X, name):
+        """A sparse X checked, as fastdnn.engine.sparse.CsrRows of the model's dtype."""
+        if X.ndim != 2 or X.shape[0] == 0:
+            raise ValueError(f"{name} must be 2-D (n examples, n features) and not empty, "
+                             f"got shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers (bool, int or float), got "
+                            f"dtype {X.dtype}")
+        self._require_built(X)
+        if X.shape[1] != self.input_dim:
+            raise ValueError(f"{name} must have {self.input_dim} features (columns), got "
+                             f"shape {X.shape}")
+        X = CsrRows.from_sparse(X, self.dtype)
+        if _config.CHECK_FINITE and not _all_finite(X.values):
+            raise ValueError(f"{name} contains NaN or inf (in its stored values)")
         return X
 
     def _targets(self, y, n, name="y"):
@@ -325,22 +469,33 @@ class Sequential:
         if self.output == "exp" and (Y < 0).any():
             raise ValueError(f"{name} must be >= 0 for an exp output (Poisson counts), got "
                              f"a minimum of {Y.min()}")
-        if self.output in ("softmax", "sigmoid") and ((Y < 0) | (Y > 1)).any():
+        if self.output in ("softmax", "sigmoid") and (Y.min() < 0 or Y.max() > 1):
             what = "one-hot rows" if self.output == "softmax" else "labels 0/1"
             raise ValueError(f"{name} must hold {what} (probabilities in [0, 1]) for a "
                              f"{self.output} output, got values in [{Y.min()}, {Y.max()}]")
-        if self.output == "softmax" and not np.allclose(Y.sum(axis=1), 1, atol=1e-3):
-            bad = int(np.argmax(np.abs(Y.sum(axis=1) - 1) > 1e-3))
-            raise ValueError(f"{name}'s one-hot rows must sum to 1, row {bad} sums to "
-                             f"{Y[bad].sum()}")
+        if self.output == "softmax":
+            off = np.abs(Y.sum(axis=1) - 1)
+            if off.max() > 1e-3:
+                bad = int(np.argmax(off))
+                raise ValueError(f"{name}'s one-hot rows must sum to 1, row {bad} sums to "
+                                 f"{Y[bad].sum()}")
         return Y
 
     # ------------------------------------------------------------------ public steps
-    def loss_and_grads(self, X, y, sample_weight=None):
+    def loss_and_grads(self, X: Inputs, y: ArrayLike,
+                       sample_weight: ArrayLike | None = None) -> tuple[float, Arrays]:
         """Loss (L2 term included) and gradients for one batch in training mode.
 
         Nothing is updated: BatchNorm's running statistics stay as they are and the step
         counter is not advanced (dropout uses the current step's masks).
+
+        Parameters
+        ----------
+        X : (m, n_x) array or SciPy sparse matrix
+            The batch.
+        y : (m,) class indices, or (m, k) one-hot / targets
+        sample_weight : (m,) weights >= 0, optional
+            As in ``fit``.
 
         Returns
         -------
@@ -354,9 +509,30 @@ class Sequential:
         p = self.parameters
         return loss, {"d" + name: p.arrays.get(g) for name, g in p.g.items()}
 
-    def train_step(self, X, y, optimizer, sample_weight=None):
-        """One update on the batch (X, y) with ``optimizer`` (rows weighing
-        ``sample_weight``, as in ``fit``); returns the loss before it."""
+    def train_step(self, X: Inputs, y: ArrayLike, optimizer: Optimizer | str | None,
+                   sample_weight: ArrayLike | None = None) -> float:
+        """One update on the batch (X, y) with ``optimizer``.
+
+        Parameters
+        ----------
+        X : (m, n_x) array or SciPy sparse matrix
+            The batch.
+        y : (m,) class indices, or (m, k) one-hot / targets
+        optimizer : Optimizer, name ("adam", "sgd", ...) or None
+            None keeps the model's optimizer, else Adam(); it becomes the model's.
+        sample_weight : (m,) weights >= 0, optional
+            How much each row counts, as in ``fit``.
+
+        Returns
+        -------
+        float
+            The loss (L2 term included) before the update.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss is not finite (training diverged).
+        """
         X = self._inputs(X)
         Y = self._targets(y, len(X))
         weights = self._sample_weights(sample_weight, len(X))
@@ -390,14 +566,21 @@ class Sequential:
         self.step_ += steps
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y, *, optimizer=None, epochs=10, batch_size=64, shuffle=True,
-            schedule=None, validation_data=None, early_stopping=None, callbacks=None,
-            verbose=1, sample_weight=None):
+    def fit(self, X: Inputs, y: ArrayLike, *, optimizer: Optimizer | str | None = None,
+            epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
+            schedule: Schedule | None = None,
+            validation_data: tuple[Inputs, ArrayLike] | None = None,
+            validation_split: float = 0.0, early_stopping: EarlyStoppingSpec = None,
+            callbacks: Iterable[Callback] | None = None, verbose: int | str = "auto",
+            sample_weight: ArrayLike | None = None,
+            class_weight: dict[int, float] | None = None,
+            augment: Augment | None = None) -> History:
         """Train with mini-batches: each epoch shuffles, then partitions (last batch smaller).
 
         Parameters
         ----------
-        X : (n, n_x) array
+        X : (n, n_x) array or SciPy sparse matrix
+            A sparse X is densified a batch at a time (the same bits as X.toarray()).
         y : (n,) class indices, or (n, k) one-hot / targets
         optimizer : Optimizer, name ("adam", "sgd", ...) or None
             None keeps the model's optimizer (e.g. one restored by load), else Adam().
@@ -408,33 +591,68 @@ class Sequential:
         schedule : Schedule or None
             None keeps the model's schedule (none: constant learning rate).
         validation_data : (X_dev, y_dev) or None
+        validation_split : float in [0, 1)
+            Keep this fraction of the rows, the last ones before any shuffling (as Keras
+            does), as the dev set instead of training on them. Not with validation_data.
         early_stopping : None, True, int patience, dict or EarlyStopping
-            Monitors val_loss by default; the best weights are restored at the end.
+            Monitors val_loss by default; the best weights are restored at the end. An
+            EarlyStopping in ``callbacks`` works the same.
         callbacks : list of Callback
-        verbose : 0 silent, 1 progress on a terminal, 2 one line per epoch
+            fastdnn.callbacks' or your own, with Keras's hooks (fastdnn.Callback).
+        verbose : 0, 1, 2, True, False or "auto"
+            0 (False): silent. 1 (True, "auto"): a bar advancing with the batches on a
+            terminal or in a notebook, when tqdm is installed, and one line per epoch
+            (the only output elsewhere). 2: one line per epoch. See
+            fastdnn.callbacks.Progress.
         sample_weight : (n,) weights >= 0, optional
             How much each example counts: a batch's loss is sum_i w_i loss_i / sum_i w_i
             (scikit-learn's weighting; the L2 term is divided by sum_i w_i in place of
-            m). None: every example weighs 1.
+            m). None: every example weighs 1. The dev loss is not weighted.
+        class_weight : dict {class: weight}, optional
+            Weighs each example by its class's weight (a class left out weighs 1), times
+            its sample_weight. Classes are the softmax's indices, or 0 and 1 for one
+            sigmoid output.
+        augment : fastdnn.Augment, optional
+            Flip, shift and add noise to the rows of every training batch, as images of
+            ``augment.image_shape``, with draws from the seed and the step (a fit
+            repeats and resumes bit for bit). Dev data and predictions are untouched.
 
         Returns
         -------
         History
             Per epoch: loss, accuracy (classification), val_loss, val_accuracy, lr,
-            epoch_time (seconds).
+            epoch_time (seconds), and what callbacks add. ``best_epoch`` (with early
+            stopping) counts from 1, as the progress lines do.
         """
         epochs = check_int("epochs", epochs, 0)
         batch_size = check_int("batch_size", batch_size, 1)
-        verbose = check_int("verbose", verbose, 0, 2)
+        verbose = _verbosity(verbose)
+        split = check_real("validation_split", validation_split, 0.0, 1.0, high_open=True)
         X = self._inputs(X)
         Y = self._targets(y, len(X))
         weights = self._sample_weights(sample_weight, len(X))
+        self._augment = as_augment(augment, X)
         dev = None
         if validation_data is not None:
+            if split:
+                raise ValueError("pass validation_data or validation_split, not both")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_dev, y_dev)")
             X_dev = self._inputs(validation_data[0], "validation_data[0]")
             dev = X_dev, self._targets(validation_data[1], len(X_dev), "validation_data[1]")
+        elif split:
+            n_train = int(len(X) * (1 - split))   # Keras's cut
+            if n_train < 1 or n_train == len(X):
+                raise ValueError(f"validation_split={split:g} of {len(X)} rows leaves "
+                                 f"{n_train} to train on and {len(X) - n_train} for the dev "
+                                 "set; both need at least one")
+            dev = X[n_train:], Y[n_train:]
+            X, Y, weights = X[:n_train], Y[:n_train], weights[:n_train]
+        if class_weight is not None:
+            weights = self._class_weights(class_weight, Y, weights)
+        if len(weights) and (split or class_weight is not None):   # still not all zero
+            check_sample_weight(weights, len(X), "the training rows' sample_weight "
+                                "times class_weight")
         optimizer = self._optimizer(optimizer)
         if schedule is not None:
             if not isinstance(schedule, Schedule):
@@ -442,20 +660,44 @@ class Sequential:
                                 f"{schedule!r}")
             self.schedule = schedule
         stopper = as_early_stopping(early_stopping)
-        if stopper is not None and stopper.monitor.startswith("val_") and dev is None:
-            raise ValueError("early_stopping monitors the dev set: pass validation_data")
-        callbacks = list(callbacks or [])
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks must be Callback objects, got {cb!r}")
-        if stopper is not None:
-            callbacks.append(stopper)
-        history = self._train((X, Y, weights), optimizer, epochs, min(batch_size, len(X)),
-                              shuffle, dev, callbacks, Progress(epochs, verbose))
-        if stopper is not None:
-            history.best_epoch = stopper.best_epoch
+        callbacks = list(callbacks or []) + ([stopper] if stopper is not None else [])
+        stoppers = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
+        if dev is None and any(s.monitor.startswith("val_") for s in stoppers):
+            raise ValueError("early_stopping monitors the dev set: pass validation_data "
+                             "or validation_split")
+        batch_size = min(batch_size, len(X))
+        params = {"epochs": epochs, "steps": -(-len(X) // batch_size), "verbose": verbose}
+        callbacks = callback_list(callbacks, self, params)
+        progress = Progress(epochs, verbose, steps=params["steps"])
+        history = self._train((X, Y, weights), optimizer, epochs, batch_size, shuffle, dev,
+                              callbacks, progress)
+        history.params = params
+        for s in stoppers:
+            history.best_epoch = s.best_epoch
+            progress.note(s.report())
         self.history_ = history
         return history
+
+    def _class_weights(self, class_weight, Y, weights):
+        """Row weights from class_weight {class: weight} (a class left out weighs 1)
+        times ``weights`` (empty: all 1), in the model's dtype."""
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class: weight}}, got "
+                            f"{class_weight!r}")
+        if self.output == "softmax":
+            n_classes, labels = Y.shape[1], Y.argmax(axis=1)
+        elif self.output == "sigmoid" and Y.shape[1] == 1:
+            n_classes, labels = 2, (Y[:, 0] >= 0.5).astype(np.int64)
+        else:
+            raise ValueError(f"class_weight needs a softmax output or one sigmoid output, "
+                             f"this model has {Y.shape[1]} {self.output} output(s); use "
+                             "sample_weight")
+        table = np.ones(n_classes)
+        for c, w in class_weight.items():
+            c = check_int("a class_weight key", c, 0, n_classes - 1)
+            table[c] = check_real(f"class_weight[{c}]", w, 0.0)
+        rows = table[labels]
+        return (rows if len(weights) == 0 else rows * weights).astype(self.dtype)
 
     def _sample_weights(self, sample_weight, n):
         """sample_weight checked, in the model's dtype; an empty array for None."""
@@ -469,14 +711,18 @@ class Sequential:
         history = History()
         self.stop_training = False
         for cb in callbacks:
-            cb.on_train_begin(self)
-        saved = None
+            cb.on_train_begin({})
+        saved, logs = None, {}
         try:
             for epoch in range(epochs):
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, {})
+                progress.epoch_begin(epoch)
                 start = time.perf_counter()
                 saved = self._save_finite_state(optimizer, saved)
                 try:
-                    logs = self._epoch(data, optimizer, batch_size, shuffle)
+                    logs = self._epoch(data, optimizer, batch_size, shuffle,
+                                       self._run_hooks(callbacks, progress))
                     if dev is not None:
                         logs.update({"val_" + k: v
                                      for k, v in self._evaluate(*dev).items()})
@@ -488,18 +734,33 @@ class Sequential:
                         f"{self.epoch_ + 1}, its last finite weights") from None
                 logs["lr"] = float(optimizer.lr)
                 logs["epoch_time"] = time.perf_counter() - start
-                history.append(logs)
-                for cb in callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-                progress.update(epoch, logs)
+                for cb in callbacks:   # first, so that what they add is recorded
+                    cb.on_epoch_end(epoch, logs)
+                history.append(logs, epoch)
+                progress.epoch_end(epoch, logs)
                 if self.stop_training:
-                    history.stopped_epoch = epoch
+                    history.stopped_epoch = epoch + 1
                     break
         finally:
             progress.close()
         for cb in callbacks:
-            cb.on_train_end(self)
+            cb.on_train_end(logs)
         return history
+
+    def _run_hooks(self, callbacks, progress):
+        """The engine's ``on_run(steps)`` for one epoch: count the steps, advance the
+        progress bar, call the callbacks' batch hooks (once per engine run: see
+        fastdnn.callbacks)."""
+        done = 0
+
+        def on_run(steps):
+            nonlocal done
+            self._advance(steps)
+            done += steps
+            progress.advance(steps)
+            for cb in callbacks:
+                cb.on_train_batch_end(done - 1, {"steps": steps})
+        return on_run
 
     def _save_finite_state(self, optimizer, saved):
         """Copy what an epoch changes (weights, BatchNorm statistics, the optimizer's
@@ -539,9 +800,9 @@ class Sequential:
             _diverged(None, None, f"epoch {self.epoch_}'s last update made weights that "
                       "are not finite")
 
-    def _epoch(self, data, optimizer, batch_size, shuffle):
+    def _epoch(self, data, optimizer, batch_size, shuffle, on_run=None):
         """One pass over data = (X, Y, weights); returns the epoch's logs (loss,
-        accuracy)."""
+        accuracy). ``on_run(steps)`` after each engine run (default: count the steps)."""
         X, Y, weights = data
         n = len(X)
         if self.schedule is not None and self.schedule.per == "epoch":
@@ -549,7 +810,8 @@ class Sequential:
         order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
         lr = self._step_lr(optimizer)
         result = self._engine.train((X, Y, order, weights), batch_size, optimizer, lr,
-                                    self.step_, self.l2, on_run=self._advance)
+                                    self.step_, self.l2, on_run=on_run or self._advance,
+                                    augment=getattr(self, "_augment", None))
         if result.steps:
             optimizer.lr = lr(result.steps - 1)
         if result.diverged is not None:
@@ -572,6 +834,8 @@ class Sequential:
 
     def _logits(self, X):
         """Output pre-activations (n, k) in inference mode."""
+        if isinstance(X, CsrRows):   # dense blocks of rows
+            return np.concatenate([self._logits(block) for _, block in X.blocks()])
         self._require_fitted()
         if not self.batch_invariant or self._backend.name == "cuda":
             return self._engine.infer(X)[:, 0, :]
@@ -592,22 +856,57 @@ class Sequential:
         return engine.infer(X.astype(np.float64), whole_blocks=True)[:, 0, :].astype(
             np.float32)
 
-    def decision_function(self, X):
-        """Output pre-activations (logits) (n, k), inference mode."""
+    def decision_function(self, X: Inputs) -> NDArray[np.floating]:
+        """Output pre-activations (logits) (n, k), inference mode.
+
+        Parameters
+        ----------
+        X : (n, n_x) array or SciPy sparse matrix
+
+        Returns
+        -------
+        (n, k) ndarray
+            In the model's dtype.
+        """
         return self._logits(self._inputs(X))
 
-    def predict_proba(self, X):
-        """Class probabilities (softmax or sigmoid outputs), (n, k)."""
+    def predict_proba(self, X: Inputs) -> NDArray[np.floating]:
+        """Class probabilities (softmax or sigmoid outputs), (n, k).
+
+        Parameters
+        ----------
+        X : (n, n_x) array or SciPy sparse matrix
+
+        Returns
+        -------
+        (n, k) ndarray
+            Softmax rows summing to 1, or each sigmoid unit's probability of 1.
+
+        Raises
+        ------
+        ValueError
+            For a model with an identity or exp output.
+        """
         if self.output not in ("softmax", "sigmoid"):
             raise ValueError("predict_proba needs a softmax or sigmoid output; use predict")
         Z = self._logits(self._inputs(X))
         return _softmax(Z) if self.output == "softmax" else _sigmoid(Z)
 
-    def predict(self, X):
-        """Class indices (softmax), 0/1 labels (sigmoid), values (identity) or means
-        exp(z) (exp).
+    def predict(self, X: Inputs) -> NDArray[Any]:
+        """Predictions of the output: class indices, 0/1 labels, values or means.
 
-        A single sigmoid, identity or exp output gives shape (n,).
+        Class indices (softmax), 0/1 labels (sigmoid), values (identity) or means
+        exp(z) (exp). A single sigmoid, identity or exp output gives shape (n,).
+
+        Parameters
+        ----------
+        X : (n, n_x) array or SciPy sparse matrix
+
+        Returns
+        -------
+        ndarray
+            int64 (n,) class indices or (n,) / (n, k) labels; (n,) or (n, k) values in
+            the model's dtype.
         """
         Z = self._logits(self._inputs(X))
         if self.output == "softmax":
@@ -618,27 +917,65 @@ class Sequential:
             out = np.exp(Z) if self.output == "exp" else Z
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def evaluate(self, X, y):
-        """Loss (without the L2 term) and accuracy (classification) in inference mode."""
+    def evaluate(self, X: Inputs, y: ArrayLike) -> dict[str, float]:
+        """Loss (without the L2 term) and accuracy (classification) in inference mode.
+
+        Parameters
+        ----------
+        X : (n, n_x) array or SciPy sparse matrix
+        y : (n,) class indices, or (n, k) one-hot / targets
+
+        Returns
+        -------
+        dict
+            "loss" (the mean over rows) and, for a softmax or sigmoid output,
+            "accuracy".
+        """
         X = self._inputs(X)
         return self._evaluate(X, self._targets(y, len(X)))
 
     def _evaluate(self, X, Y):
         self._require_fitted()
-        _, loss, right = self._engine.infer(X, Y)
+        if isinstance(X, CsrRows):   # dense blocks of rows
+            loss, right = 0.0, 0
+            for start, block in X.blocks():
+                _, block_loss, block_right = self._engine.infer(
+                    block, Y[start:start + len(block)])
+                loss, right = loss + block_loss, right + block_right
+        else:
+            _, loss, right = self._engine.infer(X, Y)
         out = {"loss": float(loss[0]) / len(X)}
         if self.output in ("softmax", "sigmoid"):
             out["accuracy"] = int(right[0]) / (len(X) * (1 if self.output == "softmax"
                                                           else Y.shape[1]))
         return out
 
-    def score(self, X, y):
-        """Accuracy (classification) or the negated loss (regression)."""
+    def score(self, X: Inputs, y: ArrayLike) -> float:
+        """Accuracy (classification) or the negated loss (regression).
+
+        Parameters
+        ----------
+        X : (n, n_x) array or SciPy sparse matrix
+        y : (n,) class indices, or (n, k) one-hot / targets
+
+        Returns
+        -------
+        float
+            Greater is better: ``evaluate``'s accuracy, else minus its loss.
+        """
         r = self.evaluate(X, y)
         return r.get("accuracy", -r["loss"])
 
     # ------------------------------------------------------------------ config
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The architecture and settings, JSON-serialisable, without weights.
+
+        Returns
+        -------
+        dict
+            "class": "Sequential", the layers' configs and the constructor's
+            arguments; ``model_from_config`` rebuilds the (untrained) model.
+        """
         return {"class": "Sequential", "layers": [l.get_config() for l in self.layers],
                 "input_dim": self.input_dim, "init": self.init, "l2": self.l2,
                 "dtype": str(self.dtype), "backend": self.backend, "seed": self.seed,
@@ -667,16 +1004,65 @@ class Sequential:
             return (_unpickle_config, (self.get_config(),))
         return (_unpickle, (dumps(self), self.backend))
 
-    def save(self, path):
-        """Save everything to one .npz file (see fastdnn.io.save)."""
+    def to_onnx(self, path: str | os.PathLike[str] | None = None, *,
+                fold_batchnorm: bool = True, opset: int | None = None) -> onnx.ModelProto:
+        """The model as an ONNX graph for serving, written to ``path`` if given.
+
+        See fastdnn.export.to_onnx; needs ``pip install fastdnn[onnx]``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the graph too.
+        fold_batchnorm : bool, default True
+            Fold BatchNorm into the preceding Gemm; False writes BatchNormalization
+            nodes.
+        opset : int, optional
+            The ONNX opset; default fastdnn.export.DEFAULT_OPSET.
+
+        Returns
+        -------
+        onnx.ModelProto
+            Outputs "predictions", "logits" and, for classification,
+            "probabilities".
+
+        Raises
+        ------
+        NotFittedError
+            Before the model is trained or given weights.
+        """
+        from .export import to_onnx
+        self._require_fitted()
+        return to_onnx(self, path, fold_batchnorm=fold_batchnorm, opset=opset)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save everything to one .npz file (see fastdnn.io.save).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, written whole or not at all; ``fastdnn.load`` reads it back.
+        """
         from .io import save
         save(self, path)
 
-    def summary(self):
-        """One line per block: shapes and parameter counts."""
+    def summary(self, print_fn: Callable[[str], object] | None = None) -> None:
+        """Print one line per block (its layers and parameter count).
+
+        Under a line on the model: input width, output, dtype, L2 and the backend in use
+        ("auto" resolved). Returns None, as Keras's does.
+
+        Parameters
+        ----------
+        print_fn : callable(str), optional
+            Called with each line instead of ``print``; ``summary(print_fn=lines.append)``
+            collects the text.
+        """
         self._require_built()
-        lines = [f"{type(self).__name__}: input {self.input_dim}, output {self.output}, "
-                 f"{self.n_params} parameters, {self.dtype}, backend {self.backend}"]
+        print_fn = print if print_fn is None else print_fn
+        used = self._backend.name
+        backend = used if used == self.backend else f"{used} (from {self.backend!r})"
+        rows = []
         for l, blk in enumerate(self.blocks, start=1):
             parts = [f"Dense({blk.n_in}->{blk.n_out}{'' if blk.bias else ', no bias'})"]
             if blk.bn is not None:
@@ -684,11 +1070,22 @@ class Sequential:
             parts.append(blk.activation if l < len(self.blocks) else self.output)
             if blk.keep_prob < 1:
                 parts.append(f"Dropout(keep {blk.keep_prob:g})")
-            lines.append(f"  {l}: " + " -> ".join(parts))
-        return "\n".join(lines)
+            count = blk.n_out * (blk.n_in + blk.bias + 2 * (blk.bn is not None))
+            rows.append((f"{l}: " + " -> ".join(parts), f"{count:,}"))
+        left = max(len(r[0]) for r in rows)
+        right = max(len(f"{self.n_params:,}"), max(len(r[1]) for r in rows))
+        print_fn(f"{type(self).__name__}: input {self.input_dim}, output {self.output}, "
+                 f"{self.dtype}, l2 {self.l2:g}, backend {backend}")
+        for text, count in rows:
+            print_fn(f"  {text.ljust(left)}  {count.rjust(right)} parameters")
+        print_fn(f"  {'total'.ljust(left)}  {f'{self.n_params:,}'.rjust(right)} parameters")
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.layers!r})"
+        options = _non_defaults(self, {"init": "he", "l2": 0.0, "backend": "auto",
+                                       "batch_invariant": True})
+        if self.dtype != np.float32:
+            options.append(f"dtype='{self.dtype}'")
+        return f"{type(self).__name__}({', '.join([repr(self.layers)] + options)})"
 
 
 class MLP(Sequential):
@@ -715,9 +1112,11 @@ class MLP(Sequential):
     dtype, backend, seed, batch_invariant : see Sequential.
     """
 
-    def __init__(self, layer_sizes, *, activation="relu", output="softmax", init="he",
-                 batchnorm=False, keep_prob=1.0, l2=0.0, dtype="float32", backend="auto",
-                 seed=None, batch_invariant=True):
+    def __init__(self, layer_sizes: Sequence[int], *, activation: str = "relu",
+                 output: str = "softmax", init: str = "he", batchnorm: bool = False,
+                 keep_prob: float | Sequence[float] = 1.0, l2: float = 0.0,
+                 dtype: DTypeLike = "float32", backend: str = "auto",
+                 seed: int | None = None, batch_invariant: bool = True) -> None:
         if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__iter__"):
             raise TypeError(f"layer_sizes must be a list of widths [n_x, n_1, ..., n_L], "
                             f"got {layer_sizes!r}")
@@ -759,13 +1158,31 @@ class MLP(Sequential):
                                  keep_prob=keep_prob, l2=l2, dtype=dtype, backend=backend,
                                  seed=seed, batch_invariant=batch_invariant)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The architecture and settings, JSON-serialisable, without weights.
+
+        Returns
+        -------
+        dict
+            "class": "MLP" and the constructor's arguments; ``model_from_config``
+            rebuilds the (untrained) model.
+        """
         return {"class": "MLP", **self._kwargs, "dtype": str(self.dtype),
                 "backend": self.backend, "seed": self.seed,
                 "batch_invariant": self.batch_invariant}
 
     def __repr__(self):
-        return f"MLP({self._kwargs['layer_sizes']}, output={self.output!r})"
+        """The arguments that differ from their defaults, e.g. MLP([64, 256, 10],
+        batchnorm=True, keep_prob=0.8, l2=0.0001)."""
+        keeps = self._kwargs["keep_prob"]
+        keep = keeps[0] if len(set(keeps)) == 1 else keeps or 1.0   # one value once
+        options = _non_defaults(self._kwargs | {"keep_prob": keep}, {
+            "activation": "relu", "output": "softmax", "init": "he", "batchnorm": False,
+            "keep_prob": 1.0, "l2": 0.0})
+        options += _non_defaults(self, {"backend": "auto", "batch_invariant": True})
+        if self.dtype != np.float32:
+            options.append(f"dtype='{self.dtype}'")
+        return f"MLP({', '.join([str(self._kwargs['layer_sizes'])] + options)})"
 
 
 def _backend_here(name):
@@ -786,6 +1203,26 @@ def _unpickle_config(config):
     return model_from_config(dict(config, backend=_backend_here(config["backend"])))
 
 
+def _non_defaults(source, defaults):
+    """["name=value", ...] for the ``defaults`` whose value in ``source`` (a dict or an
+    object's attributes) differs."""
+    get = source.get if isinstance(source, dict) else lambda k: getattr(source, k)
+    return [f"{k}={get(k)!r}" for k, default in defaults.items()
+            if get(k) is not None and get(k) != default]
+
+
+def _verbosity(verbose):
+    """fit's ``verbose`` as 0, 1 or 2: False is 0, True and "auto" are 1 (as in Keras)."""
+    if isinstance(verbose, str):
+        if verbose != "auto":
+            raise ValueError(f"verbose must be 0, 1, 2, True, False or 'auto', got "
+                             f"{verbose!r}")
+        return 1
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    return check_int("verbose", verbose, 0, 2)
+
+
 def _real_array(name, x):
     """``x`` as an array of real numbers (bool, integer or float), or a clear error."""
     if hasattr(x, "tocsr") or hasattr(x, "todense"):   # SciPy sparse
@@ -801,8 +1238,24 @@ def _real_array(name, x):
     return x
 
 
-def model_from_config(config):
-    """Rebuild an (untrained) model from ``get_config()``'s dict."""
+def model_from_config(config: Mapping[str, Any]) -> Sequential:
+    """Rebuild an (untrained) model from ``get_config()``'s dict.
+
+    Parameters
+    ----------
+    config : mapping
+        What ``Sequential.get_config()`` or ``MLP.get_config()`` returned.
+
+    Returns
+    -------
+    Sequential
+        An MLP or a Sequential, as "class" says, with fresh weights.
+
+    Raises
+    ------
+    ValueError
+        For an unknown "class".
+    """
     config = dict(config)
     kind = config.pop("class")
     if kind == "MLP":

@@ -40,12 +40,18 @@ How the settings map onto fastdnn (so that the same settings mean the same thing
   current learning rate) between fits; scikit-learn starts a fresh optimizer on each
   fit. ``partial_fit`` keeps it in both.
 """
+from __future__ import annotations
+
 import importlib
 import math
 import numbers
+import os
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -67,10 +73,18 @@ from .model import MLP, model_from_config
 from .optim import SGD, Adam, Momentum, Nesterov
 from .reference.losses import check_sample_weight
 
+if TYPE_CHECKING:
+    import onnx
+
+    from .model import Inputs
+
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 #: scikit-learn's hidden activation names -> fastdnn's.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+#: An estimator's own type, for the methods that return it (fit on an MLPClassifier
+#: gives the MLPClassifier).
+EstimatorT = TypeVar("EstimatorT", bound="_BaseMLP")
 
 
 def _shuffled(indices, rng):
@@ -85,6 +99,14 @@ def _shuffled(indices, rng):
 def _dense(X):
     """fastdnn's kernels are dense: a sparse X is densified (n * n_features memory)."""
     return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _rows_as(X, dtype):
+    """X in ``dtype``: a sparse X stays sparse, as CSR (row slices), for fastdnn's
+    models densify it a batch at a time."""
+    if hasattr(X, "tocsr"):
+        return X.tocsr().astype(dtype, copy=False)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def _engine_backend(backend):
@@ -152,14 +174,19 @@ class _BaseMLP(BaseEstimator):
 
     _loss_scale_outputs = False    # regression: sklearn reports the loss averaged over targets
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, max_fun=15000, batchnorm=False, keep_prob=1.0,
-                 backend="auto", dtype=None):
+    def __init__(self, hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000,
+                 batchnorm: bool = False, keep_prob: float | Sequence[float] = 1.0,
+                 backend: str = "auto", dtype: DTypeLike | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -356,12 +383,13 @@ class _BaseMLP(BaseEstimator):
         opt.lr = float(lr)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, sample_weight=None):
+    def fit(self: EstimatorT, X: Inputs, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> EstimatorT:
         """Fit the model to X and y.
 
         Parameters
         ----------
-        X : array-like of shape (n, n_features)
+        X : {array-like, sparse matrix} of shape (n, n_features)
         y : array-like of shape (n,) or (n, k)
             Class labels (classification; a 2-D 0/1 indicator for multi-label) or
             targets (regression).
@@ -389,7 +417,8 @@ class _BaseMLP(BaseEstimator):
             # scikit-learn trains in X's dtype: float32 stays float32, the rest float64
             self._training_dtype = str(np.dtype(X.dtype if self.dtype is None
                                                 else self.dtype))
-        W = None if sample_weight is None else check_sample_weight(sample_weight, len(X))
+        W = None if sample_weight is None else check_sample_weight(sample_weight,
+                                                                   X.shape[0])
         rng = check_random_state(self.random_state)
         if first_pass:
             self._initialize(X.shape[1], rng, assigned)
@@ -425,7 +454,7 @@ class _BaseMLP(BaseEstimator):
         without update), limited by max_iter and max_fun, converged at gtol=tol."""
         import scipy.optimize
         params, dtype = self.model_.parameters, np.dtype(self._training_dtype)
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = np.ascontiguousarray(_dense(X), dtype=dtype)   # full batches: dense once
         Y = np.ascontiguousarray(Y, dtype=dtype)
         k = self._scale()
         weight = len(X) if W is None else W.sum()
@@ -481,7 +510,7 @@ class _BaseMLP(BaseEstimator):
             y_val = self._val_targets(Y_val)
         else:
             X_train, Y_train, X_val, y_val, W_train = X, Y, None, None, W
-        X_train = np.ascontiguousarray(X_train, dtype=dtype)
+        X_train = _rows_as(X_train, dtype)
         Y_train = np.ascontiguousarray(Y_train, dtype=dtype)
         n = X_train.shape[0]
         if self.batch_size == "auto":
@@ -563,13 +592,13 @@ class _BaseMLP(BaseEstimator):
             return float(history["loss"][0]) / k
         # k targets and L2: sklearn's loss is fastdnn's squared-error part / k plus the
         # L2 term, which needs ||W||^2 before each update, so step batch by batch.
-        n, total = len(Xe), 0.0
+        n, total = Xe.shape[0], 0.0
         for s in range(0, n, batch_size):
             Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
             Wb = None if We is None else We[s:s + batch_size]
-            l2 = self._l2_term(len(Xb) if Wb is None else Wb.sum())
+            l2 = self._l2_term(Xb.shape[0] if Wb is None else Wb.sum())
             loss = model.train_step(Xb, Yb, self._optimizer, sample_weight=Wb)
-            total += ((loss - l2) / k + l2) * len(Xb)
+            total += ((loss - l2) / k + l2) * Xb.shape[0]
         return total / n
 
     def _trigger_stopping(self, msg):
@@ -678,11 +707,34 @@ class _BaseMLP(BaseEstimator):
         if not validated:
             X = _validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                                dtype=(np.float64, np.float32))
-        return self.model_.decision_function(_dense(X))
+        return self.model_.decision_function(X)   # a sparse X: in blocks of rows
 
-    def to_onnx(self, path=None, *, fold_batchnorm=True, opset=None):
-        """The fitted estimator as an ONNX graph whose outputs match ``predict`` (and
-        ``predict_proba``), written to ``path`` if given (fastdnn.export)."""
+    def to_onnx(self, path: str | os.PathLike[str] | None = None, *,
+                fold_batchnorm: bool = True, opset: int | None = None) -> onnx.ModelProto:
+        """The fitted estimator as an ONNX graph, written to ``path`` if given.
+
+        Its outputs match ``predict`` (and ``predict_proba``); see
+        fastdnn.export.sklearn_to_onnx.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Where to write the graph too.
+        fold_batchnorm : bool, default=True
+            Fold BatchNorm into the preceding Gemm; False writes BatchNormalization
+            nodes.
+        opset : int, optional
+            The ONNX opset; default fastdnn.export.DEFAULT_OPSET.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        """
         from .export import sklearn_to_onnx
         check_is_fitted(self, "model_")
         return sklearn_to_onnx(self, path, fold_batchnorm=fold_batchnorm, opset=opset)
@@ -800,7 +852,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(self, X, y, multi_output=True, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
+        X = X.tocsr() if hasattr(X, "tocsr") else X   # kept sparse: densified per batch
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -830,12 +882,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._label_binarizer.inverse_transform(Y_val)
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X: Inputs, y: ArrayLike, classes: ArrayLike | None = None,
+                    sample_weight: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
         ----------
-        X : array-like of shape (n, n_features)
+        X : {array-like, sparse matrix} of shape (n, n_features)
         y : array-like of shape (n,) or (n, k)
         classes : array of shape (n_classes,), optional
             All the classes; required on the first call, ignored for multi-label y.
@@ -874,22 +927,51 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = 0.5 * (1.0 + np.tanh(0.5 * Z))   # sigmoid without overflow
         return P.ravel() if self.n_outputs_ == 1 else P
 
-    def predict(self, X):
-        """Predicted class labels (n,), or the (n, k) indicator matrix for multi-label."""
+    def predict(self, X: Inputs) -> NDArray[Any]:
+        """Predicted class labels (n,), or the (n, k) indicator matrix for multi-label.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, k)
+            Labels from classes_.
+        """
         check_is_fitted(self, "model_")
         return self._predict_raw(X)
 
-    def predict_proba(self, X):
-        """Class probabilities (n, n_classes) in the order of classes_, in the
-        training dtype."""
+    def predict_proba(self, X: Inputs) -> NDArray[np.floating]:
+        """Class probabilities (n, n_classes) in the order of classes_.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            In the training dtype; for multi-label y, each label's probability.
+        """
         check_is_fitted(self, "model_")
         P = self._proba_raw(X)
         if P.ndim == 1:
             return np.vstack([1 - P, P]).T
         return P
 
-    def predict_log_proba(self, X):
-        """log of predict_proba."""
+    def predict_log_proba(self, X: Inputs) -> NDArray[np.floating]:
+        """log of predict_proba.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes)
+            -inf where a probability is 0.
+        """
         P = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(P, out=P)
@@ -909,19 +991,40 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     means exp(z)), plus alpha's L2 term, by mini-batch sgd or adam or by lbfgs.
     Parameters and attributes are those of MLPClassifier (without classes_;
     out_activation_ is "identity" or "exp"), plus ``loss``.
+
+    Parameters
+    ----------
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        "poisson": exp outputs and half the Poisson deviance; y must be >= 0.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate :
+        As in MLPClassifier.
+    learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose :
+        As in MLPClassifier.
+    warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction :
+        As in MLPClassifier.
+    beta_1, beta_2, epsilon, n_iter_no_change, max_fun :
+        As in MLPClassifier.
+    batchnorm, keep_prob, backend, dtype :
+        As in MLPClassifier.
     """
 
     _score_function = staticmethod(r2_score)
     _loss_scale_outputs = True
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu",
-                 *, solver="adam", alpha=0.0001, batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, batchnorm=False,
-                 keep_prob=1.0, backend="auto", dtype=None):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: int | Sequence[int] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: int | str = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None,
+                 tol: float = 1e-4, verbose: bool = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: int = 10, max_fun: int = 15000,
+                 batchnorm: bool = False, keep_prob: float | Sequence[float] = 1.0,
+                 backend: str = "auto", dtype: DTypeLike | None = None) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -945,7 +1048,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
                               accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), reset=reset)
-        X = _dense(X)
+        X = X.tocsr() if hasattr(X, "tocsr") else X   # kept sparse: densified per batch
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -961,9 +1064,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return Y_val.ravel() if self.n_outputs_ == 1 else Y_val
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y) (rows weighing sample_weight), continuing from the
-        current state; returns self."""
+    def partial_fit(self, X: Inputs, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> MLPRegressor:
+        """One epoch over (X, y) (rows weighing sample_weight), continuing from the state.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, n_features)
+        y : array-like of shape (n,) or (n, k)
+            Targets.
+        sample_weight : array-like of shape (n,), optional
+            As in ``fit``.
+
+        Returns
+        -------
+        self
+        """
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _predict_raw(self, X, validated=False):
@@ -972,7 +1088,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             Z = np.exp(Z)
         return Z.ravel() if self.n_outputs_ == 1 else Z
 
-    def predict(self, X):
-        """Predicted targets: (n,) for one target, else (n, k), in the training dtype."""
+    def predict(self, X: Inputs) -> NDArray[np.floating]:
+        """Predicted targets: (n,) for one target, else (n, k), in the training dtype.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n,) or (n, k)
+            The outputs, or their means exp(z) with ``loss="poisson"``.
+        """
         check_is_fitted(self, "model_")
         return self._predict_raw(X)

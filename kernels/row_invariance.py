@@ -90,6 +90,34 @@ def main():
     print("positions (of M) whose bits for the same row differ from position 0; and the "
           "distinct results of the row as the first of blocks of 1..200 rows")
     _lab.table(rows, ["dtype", "N", "K", "M=128", "M=64", "M=16", "distinct, M=1..200"])
+    time_predict()
+
+
+def time_predict(rounds=9):
+    """What batch invariance costs a float32 predict (medians of ``rounds``)."""
+    import time
+
+    import fastdnn
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10000, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 10000)
+    model = fastdnn.MLP([784, 512, 256, 10], batchnorm=True, seed=0, backend="cpu")
+    model.fit(X[:512], y[:512], epochs=1, batch_size=128, verbose=0)
+    rows = []
+    for n in (1, 10, 200, 10000):
+        cells = []
+        for invariant in (False, True):
+            model.batch_invariant = invariant
+            model.predict(X[:n])
+            times = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                model.predict(X[:n])
+                times.append(time.perf_counter() - t)
+            cells.append(f"{1e3 * np.median(times):.2f}")
+        rows.append([n] + cells)
+    print("predict of a 784-512-256-10 BatchNorm float32 model, ms")
+    _lab.table(rows, ["rows", "batch_invariant=False", "True"])
 
 
 if __name__ == "__main__":

@@ -93,14 +93,41 @@ class _Continuous(Space):
         a, b = self._t(self.low), self._t(self.high)
         return float(min(a, b)), float(max(a, b))
 
-    def sample(self, n, rng):
+    def sample(self, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """``n`` values drawn with the NumPy Generator ``rng``, uniform on t(x).
+
+        Parameters
+        ----------
+        n : int >= 0
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        (n,) float64 ndarray
+            Inside [low, high].
+        """
         n = check_int("n", n, 0)
         lo, hi = self._bounds()
         return np.clip(self._inv(rng.uniform(lo, hi, n)), self.low, self.high)
 
-    def narrow(self, values, factor=0.5):
-        """Span ``factor`` of the current width on the space's own scale, centred on the
-        middle of ``values`` and widened to cover them all; kept inside the bounds."""
+    def narrow(self, values: ArrayLike, factor: float = 0.5) -> _Continuous:
+        """A smaller space of the same type around ``values``.
+
+        It spans ``factor`` of the current width on the space's own scale, centred on
+        the middle of ``values`` and widened to cover them all; kept inside the bounds.
+
+        Parameters
+        ----------
+        values : array-like
+            Values of this space, at least one.
+        factor : float in (0, 1]
+            The new width as a fraction of the current one.
+
+        Returns
+        -------
+        Uniform, LogUniform or OneMinusLogUniform
+            Of the same type.
+        """
         factor = check_real("factor", factor, 0.0, 1.0, low_open=True)
         t = self._t(np.asarray(values, dtype=np.float64).ravel())
         if t.size == 0:
