@@ -15,16 +15,18 @@ against finite_checks_skipped().
 
 python kernels/finite_check.py
 
-2-core AMD EPYC (Zen 4, AVX-512), 2026-12-01, medians of 20:
-  1e6 float32:   sum0 ~3300 us (1.6e7: 13.2 ms); or_int 80; par_inline 524 (2 threads:
-                 12000, contended); par_calls 43 (2 threads); numpy ~600
-  Adam.step checked / unchecked: 1e5 65 / 49 us (1.34x); 1e6 433 / 336 (1.29x);
-                 1.6e7 14.9 / 12.2 ms (1.22x); a model's six tensors 339 / 268 (1.26x)
-  (with sum0-style loops the check had cost 2.0-3.0x)
+2-core AMD EPYC (Zen 4, AVX-512), 2026-12-01, medians of 20, 1e6 float32 (two runs):
+  sum0 815-3300 us; or_int 76-80; par_inline 265-524; par_calls 41-43 (2 threads);
+  numpy 79-600
 A float sum may not be reordered without fastmath, so sum0 runs one add per cycle; the
 integer OR vectorises, but only in a loop of its own (par_calls), not inlined in a prange
 body. Promoted: fastdnn.cpu._common.holds_nonfinite (3), used by every kernel's input
-check and by the optimizers' gradient check.
+check, and by the optimizers' gradient check on the engine's pool threads (a parallel
+Numba kernel runs on one thread while NumPy's BLAS may spin: cpu._common.launch).
+Adam.step checked / unchecked, us (two runs):
+  1e5 75 / 61, 62 / 51 (1.24x, 1.23x); 1e6 308 / 214, 368 / 351 (1.44x, 1.05x);
+  1.6e7 10114 / 8182, 9117 / 8052 (1.24x, 1.13x); a model's six tensors 233 / 166,
+  291 / 211 (1.41x, 1.38x). With sum0-style loops the check had cost 2.0-3.0x.
 """
 import os
 import sys

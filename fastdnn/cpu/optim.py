@@ -97,19 +97,42 @@ def _nonfinite_blocks(ctl, gen, G, blocks, bad, tid):
         close(ctl, gen)
 
 
+@njit(cache=CACHE, nogil=True, error_model="numpy")
+def _nonfinite_array(ctl, gen, g, block, bad, tid):
+    # tickets: blocks of ``block`` elements of one flat array; bad[0] as above
+    n = g.shape[0]
+    while True:
+        t = claim(ctl, gen)
+        if t < 0:
+            break
+        if holds_nonfinite(g[t * block:min(n, (t + 1) * block)]):
+            bad[0] = 1
+        finish(ctl)
+    if tid == 0:
+        close(ctl, gen)
+
+
 def _check_grads_finite(groups, lists):
     """Raise before anything is updated when a gradient holds NaN or inf: one read of
     the gradients, skipped where finite checks are off (fastdnn.config.CHECK_FINITE)."""
     if not finite_checks_on():
         return
+    # on the pool's threads, as the update runs (a parallel Numba kernel would run on
+    # one thread beside NumPy's spinning BLAS: fastdnn.cpu._common.launch)
+    bad = np.zeros(1, np.int64)
     if lists is not None:
-        bad = np.zeros(1, np.int64)
         threads = current_threads() if lists.size >= SMALL else 1
         default_pool().run(_nonfinite_blocks, (lists.typed[1], lists.blocks, bad),
                            len(lists.blocks), threads)
-        if not bad[0]:
-            return
-    for i, group in enumerate(groups):
+    else:
+        for group in groups:
+            g = group[1]
+            threads = current_threads() if g.shape[0] >= SMALL else 1
+            default_pool().run(_nonfinite_array, (g, BLOCK, bad), -(-g.shape[0] // BLOCK),
+                               threads)
+    if not bad[0]:
+        return
+    for i, group in enumerate(groups):   # name the first bad value
         check_finite("grad" if len(groups) == 1 else f"grad[{i}]", group[1])
 
 
