@@ -34,7 +34,8 @@ GATHER, FORWARD, OUTPUT, WEIGHT_GRAD, INPUT_GRAD, UPDATE = range(6)
 MAX_BLOCKS = 4
 MIN_COLUMNS = 64
 MIN_WORK = 2**18
-ROW_BLOCK = 64        # rows per gather / output item
+ROW_BLOCK = 64        # rows per output item
+GATHER_ROWS = 16      # rows per gather item: an augmented row costs ~2.5 ns a pixel
 UPDATE_BLOCK = 2**15  # parameters per update item
 EPILOGUE_WORK = 32    # an element's epilogue (BatchNorm, activation, dropout), counted
                       # in multiply-adds of a product: about 1 ns against 0.03 ns
@@ -79,7 +80,7 @@ def training_program(sizes, G, m, shared):
         items.append((phase, kind, layer, lo, hi, slot if with_slot else -1))
         slot += with_slot
 
-    for lo, hi in _row_blocks(m, shared):
+    for lo, hi in _equal(m, -(-m // GATHER_ROWS) if shared else 1):
         add(0, GATHER, 0, lo, hi)
     for l in range(L - 1):          # hidden layers: phases 1 .. L-1
         n_in, n = sizes[l], sizes[l + 1]
