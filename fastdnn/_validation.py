@@ -136,6 +136,18 @@ def check_dtype(name, value):
     return dtype
 
 
+def check_own_memory(named_arrays):
+    """Raise when two of the (name, array) pairs may share memory: an update writes each
+    in place, so an alias (state m given as the param itself) would corrupt both."""
+    items = list(named_arrays)
+    for i, (first, a) in enumerate(items):
+        for second, b in items[i + 1:]:
+            if a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+                          and np.may_share_memory(a, b)):
+                raise ValueError(f"{second} shares memory with {first}: each must be an "
+                                 "array of its own (an update writes them in place)")
+
+
 def check_keep_prob(name, keep_prob):
     return check_real(name, keep_prob, 0.0, 1.0, low_open=True)
 

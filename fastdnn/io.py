@@ -30,6 +30,7 @@ from . import config as _config
 from ._files import atomic_replace
 from ._validation import check_choice, check_int
 from .backend import BACKENDS
+from .engine.layout import block_size
 from .layers import BatchNorm, Dense, layer_from_config
 from .optim import optimizer_from_config
 from .schedules import schedule_from_config
@@ -400,7 +401,7 @@ def _implied_sizes(architecture):
                        f"{kind!r:.80}")
     n_params = n_bn = 0
     for n_out, bias, batchnorm in blocks:
-        n_params += n_out * n_in + n_out * bias + 2 * n_out * batchnorm
+        n_params += block_size(n_in, n_out, bias, batchnorm)
         n_bn += n_out * batchnorm
         n_in = n_out
     return n_params, n_bn

@@ -30,7 +30,7 @@ from ._validation import (check_bool, check_choice, check_dtype, check_finite, c
                           check_keep_prob, check_real)
 from .callbacks import EarlyStopping, History, Progress, as_early_stopping, callback_list
 from .augment import as_augment
-from .engine.layout import Block, Parameters
+from .engine.layout import Block, Parameters, block_size
 from .engine.sparse import CsrRows, is_sparse
 from .layers import (HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS, Activation, BatchNorm, Dense,
                      Dropout, Layer, layer_from_config)
@@ -1070,7 +1070,7 @@ class Sequential:
             parts.append(blk.activation if l < len(self.blocks) else self.output)
             if blk.keep_prob < 1:
                 parts.append(f"Dropout(keep {blk.keep_prob:g})")
-            count = blk.n_out * (blk.n_in + blk.bias + 2 * (blk.bn is not None))
+            count = block_size(blk.n_in, blk.n_out, blk.bias, blk.bn is not None)
             rows.append((f"{l}: " + " -> ".join(parts), f"{count:,}"))
         left = max(len(r[0]) for r in rows)
         right = max(len(f"{self.n_params:,}"), max(len(r[1]) for r in rows))

@@ -25,7 +25,7 @@ from numba.typed import List
 from numpy.typing import NDArray
 
 from .._cache import harden_caches
-from .._validation import check_update, finite_checks_on
+from .._validation import check_own_memory, check_update, finite_checks_on
 from ..config import CACHE
 from ..engine.pool import claim, close, default_pool, finish
 from ..engine.threads import current_threads
@@ -272,11 +272,7 @@ def _check_group(group, names):
             raise ValueError(f"{name} must be C-contiguous (updated through a flat view)")
         if name != "grad" and not a.flags.writeable:
             raise ValueError(f"{name} must be writable (updated in place)")
-    for i, a in enumerate(group):
-        for name, b in zip(names[i + 1:], group[i + 1:]):
-            if np.may_share_memory(a, b):
-                raise ValueError(f"{name} shares memory with {names[i]}: each must be "
-                                 "an array of its own (an update writes them in place)")
+    check_own_memory(zip(names, group))
 
 
 def _overlapping(group):

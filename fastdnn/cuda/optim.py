@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .._validation import check_update, finite_checks_on
+from .._validation import check_own_memory, check_update, finite_checks_on
 from ..formulas import adam_step, momentum_step, rmsprop_step, sgd_step
 from . import _device as dev
 from ._device import HostOrDevice
@@ -69,13 +69,7 @@ def _run(kernel, param, grad, states, *scalars):
             raise ValueError(f"{name} must have the shape of param {tuple(param.shape)}, "
                              f"got {tuple(a.shape)}")
     arrays = [param, grad] + [a for _, a in states]
-    names = ["param", "grad"] + [name for name, _ in states]
-    for i, a in enumerate(arrays):
-        for name, b in zip(names[i + 1:], arrays[i + 1:]):
-            if a is b or (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
-                          and np.may_share_memory(a, b)):
-                raise ValueError(f"{name} shares memory with {names[i]}: each must be an "
-                                 "array of its own (an update writes them in place)")
+    check_own_memory(zip(["param", "grad"] + [name for name, _ in states], arrays))
     devs = [dev.to_device(a) for a in arrays]
     if finite_checks_on():   # before anything changes: one read of the gradient
         flag = dev.zeros(1, np.float64)

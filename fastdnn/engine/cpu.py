@@ -263,10 +263,8 @@ class CpuEngine:
                              "in the loss")
         n = X.shape[0]
         rows = INVARIANT_ROWS if whole_blocks else INFER_ROWS
-        if whole_blocks and n % rows:
-            # a row's bits depend on the height of its BLAS call (OpenBLAS picks kernels
-            # by size; kernels/row_invariance.py): every block is given the same height
-            X = np.concatenate([X, np.repeat(X[-1:], rows - n % rows, axis=0)])
+        if whole_blocks:
+            X = filled_up(X, rows)
         p = self.params
         K, G, padded = p.models, self.group, X.shape[0]
         nk = self.sizes[-1]
@@ -286,6 +284,14 @@ class CpuEngine:
         if Y is None:
             return logits
         return logits, parts[LOSS, 0].sum(axis=1), parts[CORRECT, 0].sum(axis=1)
+
+
+def filled_up(X, height):
+    """X with copies of its last row up to a multiple of ``height`` rows. A row's bits
+    depend on the height of its BLAS call (OpenBLAS picks kernels by size;
+    kernels/row_invariance.py): batch-invariant inference gives every call one height."""
+    short = -X.shape[0] % height
+    return np.concatenate([X, np.repeat(X[-1:], short, axis=0)]) if short else X
 
 
 def _item_jobs(sc, state, data):

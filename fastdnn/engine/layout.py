@@ -10,6 +10,7 @@ every BatchNorm layer come first in ``running``, then the running variances.
 One flat buffer per kind means an optimizer step is one pass, a snapshot one copy, and
 the compiled engine sees a handful of arrays with offsets (``tables``).
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,24 @@ class Block:
     keep_prob: float
 
 
+def block_entries(l, n_in, n_out, bias, batchnorm):
+    """Block l's parameters in buffer order, as (name, shape of one model): W (n_out,
+    n_in), b (n_out,) with a bias, gamma and beta (n_out,) with BatchNorm. The one place
+    the layout is written (the model's summary and load's size checks count it too)."""
+    entries = [(f"W{l}", (n_out, n_in))]
+    if bias:
+        entries.append((f"b{l}", (n_out,)))
+    if batchnorm:
+        entries += [(f"gamma{l}", (n_out,)), (f"beta{l}", (n_out,))]
+    return entries
+
+
+def block_size(n_in, n_out, bias, batchnorm):
+    """How many parameters one model's block holds (see block_entries)."""
+    return sum(math.prod(shape) for _, shape in
+               block_entries(0, n_in, n_out, bias, batchnorm))
+
+
 class Parameters:
     """The flat buffers of K models of one architecture, and views into them.
 
@@ -43,12 +62,8 @@ class Parameters:
         K = models
         self.layout, size = [], 0      # (name, offset, shape of one model)
         for l, blk in enumerate(blocks, start=1):
-            entries = [(f"W{l}", (blk.n_out, blk.n_in))]
-            if blk.bias:
-                entries.append((f"b{l}", (blk.n_out,)))
-            if blk.bn is not None:
-                entries += [(f"gamma{l}", (blk.n_out,)), (f"beta{l}", (blk.n_out,))]
-            for name, shape in entries:
+            for name, shape in block_entries(l, blk.n_in, blk.n_out, blk.bias,
+                                             blk.bn is not None):
                 self.layout.append((name, size, shape))
                 size += K * int(np.prod(shape))
         self.size = size

@@ -15,7 +15,7 @@ import numpy as np
 from .._validation import finite_checks_skipped
 from ..reference.augment import augment_rows
 from ..rng import dropout_key
-from .cpu import EpochResult, Workspaces
+from .cpu import EpochResult, Workspaces, filled_up
 from .layout import HostArrays
 from .sparse import CsrRows
 
@@ -220,9 +220,8 @@ class StepwiseEngine:
         out = np.empty((n, k), self.params.dtype)
         for s in range(0, n, chunk):
             rows = X[s:s + chunk]
-            if whole_blocks and len(rows) < chunk:   # every BLAS call gets chunk rows
-                fill = chunk - len(rows)
-                rows = np.concatenate([rows, np.repeat(rows[-1:], fill, axis=0)])
+            if whole_blocks:   # every BLAS call gets chunk rows
+                rows = filled_up(rows, chunk)
             with self._workspaces.take((len(rows), False),
                                        lambda: self._workspace(len(rows), False)) as ws:
                 self.E.set(ws["X"], rows)

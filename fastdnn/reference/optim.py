@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_finite, check_int, check_real, finite_checks_on
+from .._validation import (check_finite, check_int, check_own_memory, check_real,
+                           finite_checks_on)
 
 
 def sgd_update(param: NDArray[np.floating], grad: NDArray[np.floating], lr: float,
@@ -201,12 +202,7 @@ def _grad(param, grad, lr, weight_decay, **state):
         if x.shape != param.shape:
             raise ValueError(f"{name} must have the shape of param {param.shape}, "
                              f"got {x.shape}")
-    names = list(arrays)
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if np.may_share_memory(arrays[a], arrays[b]):
-                raise ValueError(f"{b} shares memory with {a}: each must be an array of "
-                                 "its own (an update writes them in place)")
+    check_own_memory(arrays.items())
     if finite_checks_on():
         check_finite("grad", grad)
     return grad + weight_decay * param if weight_decay else grad
