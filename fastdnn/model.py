@@ -510,7 +510,8 @@ class Sequential:
         return loss, {"d" + name: p.arrays.get(g) for name, g in p.g.items()}
 
     def train_step(self, X: Inputs, y: ArrayLike, optimizer: Optimizer | str | None,
-                   sample_weight: ArrayLike | None = None) -> float:
+                   sample_weight: ArrayLike | None = None, *,
+                   augment: Augment | None = None) -> float:
         """One update on the batch (X, y) with ``optimizer``.
 
         Parameters
@@ -522,6 +523,9 @@ class Sequential:
             None keeps the model's optimizer, else Adam(); it becomes the model's.
         sample_weight : (m,) weights >= 0, optional
             How much each row counts, as in ``fit``.
+        augment : fastdnn.Augment, optional
+            Augment the rows first, as ``fit`` does with the batch of this step: row i
+            gets the draws of position i of step ``step_``. X itself is not changed.
 
         Returns
         -------
@@ -536,9 +540,11 @@ class Sequential:
         X = self._inputs(X)
         Y = self._targets(y, len(X))
         weights = self._sample_weights(sample_weight, len(X))
+        augment = as_augment(augment, X)
         optimizer = self._optimizer(optimizer)
         lr = self._step_lr(optimizer)(0)
-        loss = self._engine.step(X, Y, optimizer, lr, self.step_, self.l2, weights=weights)
+        loss = self._engine.step(X, Y, optimizer, lr, self.step_, self.l2, weights=weights,
+                                 augment=augment)
         if not np.isfinite(loss):
             _diverged(loss, f"step {self.step_}")
         optimizer.lr = lr

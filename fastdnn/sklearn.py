@@ -1,8 +1,8 @@
 """scikit-learn estimators on fastdnn: MLPClassifier and MLPRegressor.
 
 They take scikit-learn's ``sklearn.neural_network`` parameters with the same meanings
-and defaults, plus fastdnn's own (batchnorm, keep_prob, backend, dtype), and train a
-fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
+and defaults, plus fastdnn's own (batchnorm, keep_prob, augment, backend, dtype), and
+train a fastdnn.MLP (``model_``) on the fused kernels. Drop-in: they pass scikit-learn's
 ``check_estimator`` on every backend and scikit-learn's own MLP tests (all but one,
 which calls its internals), and work
 in Pipeline, GridSearchCV and RandomizedSearchCV. Sparse X is accepted and densified.
@@ -36,6 +36,11 @@ How the settings map onto fastdnn (so that the same settings mean the same thing
 * adam: scikit-learn folds the bias corrections into the learning rate, which puts
   epsilon / sqrt(1 - beta_2^t) where fastdnn's Adam puts epsilon; the estimators pass
   that epsilon to fastdnn's adam kernel at each step, so the updates are the same.
+* ``augment`` (fastdnn.Augment) runs as in fastdnn.MLP.fit: its draws are keyed by
+  the model's seed, which is drawn from ``random_state`` after the initial weights
+  only when dropout or an active augment needs one (as dropout's always was), and by
+  the training step, so the per-batch steps of k targets with L2 get the draws fit
+  would give them.
 * ``warm_start=True`` keeps the optimizer state (Adam moments, velocity, step count and
   current learning rate) between fits; scikit-learn starts a fresh optimizer on each
   fit. ``partial_fit`` keeps it in both.
@@ -69,6 +74,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return est._validate_data(*args, **kwargs)
 
 from ._validation import check_choice, check_dtype, check_int, check_keep_prob, check_real
+from .augment import Augment
 from .model import MLP, model_from_config
 from .optim import SGD, Adam, Momentum, Nesterov
 from .reference.losses import check_sample_weight
@@ -186,7 +192,8 @@ class _BaseMLP(BaseEstimator):
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
                  n_iter_no_change: int = 10, max_fun: int = 15000,
                  batchnorm: bool = False, keep_prob: float | Sequence[float] = 1.0,
-                 backend: str = "auto", dtype: DTypeLike | None = None) -> None:
+                 augment: Augment | None = None, backend: str = "auto",
+                 dtype: DTypeLike | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -212,6 +219,7 @@ class _BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.batchnorm = batchnorm
         self.keep_prob = keep_prob
+        self.augment = augment
         self.backend = backend
         self.dtype = dtype
 
@@ -232,10 +240,17 @@ class _BaseMLP(BaseEstimator):
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("solver", self.solver, ("lbfgs", "sgd", "adam"))
         check_int("max_fun", self.max_fun, 1)
+        if self.augment is not None and not isinstance(self.augment, Augment):
+            raise TypeError(f"augment must be a fastdnn.Augment or None, got "
+                            f"{self.augment!r}")
         if self.solver == "lbfgs" and (self.batchnorm or np.any(np.asarray(self.keep_prob) < 1)):
             raise ValueError("solver='lbfgs' minimises a deterministic full-batch loss: it "
                              "takes batchnorm=False and keep_prob=1.0, got "
                              f"batchnorm={self.batchnorm!r}, keep_prob={self.keep_prob!r}")
+        if self.solver == "lbfgs" and self._augments():
+            raise ValueError("solver='lbfgs' minimises a deterministic full-batch loss: it "
+                             "takes no augmentation (augment=None), got "
+                             f"augment={self.augment!r}")
         check_real("alpha", self.alpha, 0.0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             check_int("batch_size", self.batch_size, 1)
@@ -270,6 +285,11 @@ class _BaseMLP(BaseEstimator):
             check_dtype("dtype", self.dtype)
         _engine_backend(self.backend)
 
+    def _augments(self):
+        """Whether augment changes the training batches (one that changes nothing
+        trains exactly as augment=None)."""
+        return self.augment is not None and self.augment.active
+
     # ------------------------------------------------------------------ building
     def _architecture(self, n_features):
         return {"layer_sizes": [n_features] + self._hidden_sizes() + [self.n_outputs_],
@@ -296,7 +316,10 @@ class _BaseMLP(BaseEstimator):
         sizes = arch["layer_sizes"]
         params = {} if assigned else self._glorot_draws(sizes, rng)
         keeps = np.atleast_1d(arch["keep_prob"])
-        seed = int(rng.randint(np.iinfo(np.int32).max)) if np.any(keeps < 1) else 0
+        # the dropout masks and augmentation draws are keyed by the model's seed; drawn
+        # only for them, so that other fits take scikit-learn's stream unchanged
+        random_draws = np.any(keeps < 1) or self._augments()
+        seed = int(rng.randint(np.iinfo(np.int32).max)) if random_draws else 0
         self.model_ = MLP(sizes, activation=arch["activation"], output=arch["output"],
                           init="he", batchnorm=arch["batchnorm"],
                           keep_prob=arch["keep_prob"], l2=float(self.alpha),
@@ -413,6 +436,8 @@ class _BaseMLP(BaseEstimator):
         assigned = (not hasattr(self, "model_") and hasattr(self, "coefs_")
                     and (self.warm_start or incremental))
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if self.augment is not None:   # its error names augment's image_shape
+            self.augment.check(X.shape[1])
         if first_pass or self.dtype is not None:
             # scikit-learn trains in X's dtype: float32 stays float32, the rest float64
             self._training_dtype = str(np.dtype(X.dtype if self.dtype is None
@@ -510,7 +535,8 @@ class _BaseMLP(BaseEstimator):
             y_val = self._val_targets(Y_val)
         else:
             X_train, Y_train, X_val, y_val, W_train = X, Y, None, None, W
-        X_train = _rows_as(X_train, dtype)
+        # the augmented gather works on dense rows: a sparse X is densified once
+        X_train = _rows_as(_dense(X_train) if self._augments() else X_train, dtype)
         Y_train = np.ascontiguousarray(Y_train, dtype=dtype)
         n = X_train.shape[0]
         if self.batch_size == "auto":
@@ -588,7 +614,7 @@ class _BaseMLP(BaseEstimator):
         if k == 1 or self.alpha == 0:
             history = model.fit(Xe, Ye, optimizer=self._optimizer, epochs=1,
                                 batch_size=batch_size, shuffle=False, verbose=0,
-                                sample_weight=We)
+                                sample_weight=We, augment=self.augment)
             return float(history["loss"][0]) / k
         # k targets and L2: sklearn's loss is fastdnn's squared-error part / k plus the
         # L2 term, which needs ||W||^2 before each update, so step batch by batch.
@@ -597,7 +623,8 @@ class _BaseMLP(BaseEstimator):
             Xb, Yb = Xe[s:s + batch_size], Ye[s:s + batch_size]
             Wb = None if We is None else We[s:s + batch_size]
             l2 = self._l2_term(Xb.shape[0] if Wb is None else Wb.sum())
-            loss = model.train_step(Xb, Yb, self._optimizer, sample_weight=Wb)
+            loss = model.train_step(Xb, Yb, self._optimizer, sample_weight=Wb,
+                                    augment=self.augment)
             total += ((loss - l2) / k + l2) * Xb.shape[0]
         return total / n
 
@@ -814,6 +841,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         bias: their intercepts_ are zeros and gamma / beta live in ``model_``.
     keep_prob : float or sequence of float, default=1.0
         Dropout keep probability of the hidden layers (fastdnn).
+    augment : fastdnn.Augment or None, default=None
+        Data augmentation of the training batches, as ``fastdnn.MLP.fit(augment=...)``:
+        each row is an image of ``augment.image_shape`` (its product must be
+        n_features), flipped, shifted and given noise afresh in every batch, with
+        draws keyed by random_state and the training step (fits repeat bit for bit).
+        Validation data for early_stopping and predictions are not augmented; a
+        sparse X is densified. Not with solver="lbfgs".
     backend : {"auto", "numpy", "cpu", "cuda"}, default="auto"
         fastdnn's kernels; "auto" uses the fused CPU kernels (numpy if unavailable).
     dtype : {None, "float32", "float64"}, default=None
@@ -1004,7 +1038,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         As in MLPClassifier.
     beta_1, beta_2, epsilon, n_iter_no_change, max_fun :
         As in MLPClassifier.
-    batchnorm, keep_prob, backend, dtype :
+    batchnorm, keep_prob, augment, backend, dtype :
         As in MLPClassifier.
     """
 
@@ -1024,7 +1058,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
                  n_iter_no_change: int = 10, max_fun: int = 15000,
                  batchnorm: bool = False, keep_prob: float | Sequence[float] = 1.0,
-                 backend: str = "auto", dtype: DTypeLike | None = None) -> None:
+                 augment: Augment | None = None, backend: str = "auto",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -1034,7 +1069,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-            batchnorm=batchnorm, keep_prob=keep_prob, backend=backend, dtype=dtype)
+            batchnorm=batchnorm, keep_prob=keep_prob, augment=augment, backend=backend,
+            dtype=dtype)
         self.loss = loss
 
     def _check_params(self):

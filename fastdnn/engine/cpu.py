@@ -179,14 +179,17 @@ class CpuEngine:
                 row += steps * m
         return EpochResult(loss, correct, done, None)
 
-    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None):
+    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None,
+             augment=None):
         """One step on the batch (X, Y) (rows weighing ``weights``, default 1): its loss
         (L2 term included), the gradients in params.grad, and the update when
-        ``update`` and the loss is finite."""
+        ``update`` and the loss is finite. ``augment``: as in ``train``, the rows
+        getting the draws of training step ``step``."""
         weights = _NO_WEIGHTS[X.dtype.type] if weights is None else weights
         result = self.train((X, Y, np.arange(X.shape[0]), weights),
                             X.shape[0], optimizer,
-                            lambda i: lr, step, l2, update=update, stop_on_nan=update)
+                            lambda i: lr, step, l2, update=update, stop_on_nan=update,
+                            augment=augment)
         return float(result.loss[0]) / X.shape[0] if result.diverged is None else np.nan
 
     def _run_length(self, m):

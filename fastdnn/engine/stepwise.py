@@ -86,17 +86,22 @@ class StepwiseEngine:
         return EpochResult(np.array([total]), np.array([totals.correct()]), done, bad)
 
     @finite_checks_skipped()
-    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None):
+    def step(self, X, Y, optimizer, lr, step, l2, update=True, weights=None,
+             augment=None):
         """One step on the batch (X, Y): its loss (L2 term included) as a float, the
         gradients in params.grad, and the update when ``update`` (else BatchNorm's running
         statistics are left as they were). The batch is copied in once and the loss read
-        once; nothing else moves. ``weights``: the rows' weights (None: all 1)."""
+        once; nothing else moves. ``weights``: the rows' weights (None: all 1);
+        ``augment``: a fastdnn.Augment applied to the copied rows with the draws of
+        training step ``step``, as ``train`` does."""
         E, m = self.E, X.shape[0]
         X = X.toarray() if isinstance(X, CsrRows) else X
         running = None if update else E.clone(self.params.running)
         try:
             with self._workspaces.take((m, True), lambda: self._workspace(m)) as ws:
                 E.set(ws["X"], X)
+                if augment is not None and augment.active:
+                    E.augment(ws, augment, (self.seed, step))
                 E.set(ws["Y"], Y)
                 ws["weight"] = None
                 if weights is not None and weights.shape[0]:
