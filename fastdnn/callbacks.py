@@ -12,6 +12,11 @@ within an epoch. On the "numpy" and "cuda" backends that is after every batch; o
 the engine trains a run of batches in one compiled call (about 50 ms of them,
 fastdnn.engine.cpu), so the hook comes once per run: ``batch`` is the 0-based index of
 the run's last batch in the epoch and ``logs["steps"]`` how many batches the run trained.
+As in Keras, ``logs`` also hold the epoch's running "loss" (and "accuracy" for softmax
+and sigmoid outputs): the means over the rows trained so far, L2 term included, which
+after the epoch's last batch are its logged "loss" and "accuracy". On "cuda" they are
+left out: the sums stay on the GPU, and reading them every batch would make the host
+wait for it each step.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import os
 import shutil
 import sys
 import textwrap
+import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Union
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
     from .model import Sequential
 
 #: What a hook receives as ``logs``: logged name -> value ("loss", "val_accuracy",
-#: "epoch_time", ...; ``on_batch_end``'s "steps").
+#: "epoch_time", ...; ``on_batch_end``'s "steps" and running "loss", "accuracy").
 Logs = dict[str, Any]
 #: A History, or any mapping of logged name -> per-epoch values.
 Curves = Mapping[str, Sequence[float]]
@@ -227,7 +233,8 @@ class Callback:
         batch : int
             0-based index in the epoch of the last batch trained.
         logs : dict or None
-            "steps": how many batches were trained since the last call.
+            "steps": how many batches were trained since the last call; "loss" (and
+            "accuracy"): the epoch's running means so far (not on "cuda").
         """
         self.on_batch_end(batch, logs)   # Keras: on_batch_end is its older name
 
@@ -239,7 +246,8 @@ class Callback:
         batch : int
             0-based index in the epoch of the last batch trained.
         logs : dict or None
-            "steps": how many batches were trained since the last call.
+            "steps": how many batches were trained since the last call; "loss" (and
+            "accuracy"): the epoch's running means so far (not on "cuda").
         """
 
 
@@ -929,14 +937,28 @@ def epoch_line(epoch: int, epochs: int, logs: Logs, width: int,
         dropped = dropped | {lowest[2]}
 
 
+# what the bar shows of the running logs: (key, short name, format), dropped from the
+# last when the text bar would get narrower than _MIN_BAR columns
+_RUNNING = [("loss", "loss", "{:.4f}"), ("accuracy", "acc", "{:.4f}")]
+_MIN_BAR = 10
+
+
+def _running_text(logs, short, count):
+    """'loss=0.2345 accuracy=0.9123': the first ``count`` of _RUNNING in ``logs``."""
+    shown = [(abbreviation if short else key, fmt.format(logs[key]))
+             for key, abbreviation, fmt in _RUNNING if key in logs]
+    return " ".join(f"{name}={value}" for name, value in shown[:count])
+
+
 class Progress:
     """What ``fit`` shows while it trains, on ``stream`` (default sys.stderr).
 
     verbose 0: nothing. 1: on a terminal or in a Jupyter notebook, a bar per epoch
-    advancing with the batches (tqdm; its widget in notebooks), replaced at the epoch's
-    end by one line of its logs; elsewhere (logs, CI, pipes) or without tqdm, just the
-    line. 2: the line only, everywhere. Lines fit the width shutil.get_terminal_size()
-    gives (COLUMNS when set).
+    advancing with the batches (tqdm; its widget in notebooks) and showing the epoch's
+    running loss and accuracy, as Keras's does, replaced at the epoch's end by one line
+    of its logs; elsewhere (logs, CI, pipes) or without tqdm, just the line. 2: the line
+    only, everywhere. Lines and the bar fit the width shutil.get_terminal_size() gives
+    (COLUMNS when set).
 
     Parameters
     ----------
@@ -964,6 +986,8 @@ class Progress:
                 self.bar_options = {"ncols": self.width - 1, "file": self.stream}
         self.bar = None
         self.style = (False, frozenset())   # the lines' names and columns (epoch_line)
+        # how the running logs are shown (names, how many) and until when (see _postfix)
+        self._postfix_form, self._postfix_until = (False, len(_RUNNING)), 0.0
 
     @property
     def on(self) -> bool:
@@ -983,6 +1007,7 @@ class Progress:
         self.bar = self.bar_class(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}",
                                   unit="batch", leave=False, mininterval=0.1,
                                   **self.bar_options)
+        self._postfix_until = 0.0
 
     def advance(self, steps: int) -> None:
         """``steps`` more batches of the epoch are done.
@@ -993,6 +1018,45 @@ class Progress:
         """
         if self.bar is not None:
             self.bar.update(steps)
+
+    def show_running(self, logs: Logs) -> None:
+        """Show the epoch's running logs beside the bar from its next redraw.
+
+        As "loss=0.2345 accuracy=0.9123", shortened to fit the width; nothing without a
+        bar. The redraws stay tqdm's (at most one per 0.1 s): call this before
+        ``advance``, which may draw.
+
+        Parameters
+        ----------
+        logs : dict
+            "loss" and, for classifiers, "accuracy": the means over the epoch's rows
+            trained so far; others are not shown.
+        """
+        if self.bar is not None and logs:
+            self.bar.set_postfix_str(self._postfix(logs), refresh=False)
+
+    def _postfix(self, logs):
+        """The running logs as text that leaves the text bar _MIN_BAR columns: the
+        names shortened, then the last figures dropped, when the whole does not fit.
+        The form is measured at most once per 0.1 s (a tqdm format, ~15 us) and kept in
+        between, so that a bar advanced every step pays for it only as tqdm redraws."""
+        ncols = self.bar_options.get("ncols")   # None: a widget, which has room
+        now = time.monotonic()
+        if ncols is not None and now >= self._postfix_until:
+            self._postfix_until = now + 0.1
+            self._postfix_form = (True, 0)
+            # measured as at the epoch's end (the widest count) and with a rate of 7
+            # characters until tqdm has one
+            bar = dict(self.bar.format_dict, ncols=None, n=self.bar.total)
+            bar["rate"] = bar.get("rate") or 9999.99
+            for count in range(len(_RUNNING), 0, -1):
+                for short in (False, True):
+                    bar["postfix"] = _running_text(logs, short, count)
+                    # without ncols tqdm draws a bar of 10 columns; the rest is text
+                    if len(self.bar.format_meter(**bar)) - 10 + _MIN_BAR <= ncols:
+                        self._postfix_form = (short, count)
+                        return bar["postfix"]
+        return _running_text(logs, *self._postfix_form)
 
     def epoch_end(self, epoch: int, logs: Logs) -> None:
         """Replace the bar by the epoch's line (see ``epoch_line``; nothing when silent).

@@ -568,7 +568,9 @@ class Sequential:
             return lambda i: schedule(step0 + i, optimizer.initial_lr)
         return lambda i: lr
 
-    def _advance(self, steps):
+    def _advance(self, steps, running=None):
+        """Count ``steps`` more training steps (``_epoch``'s default ``on_run``; the
+        running logs are not shown)."""
         self.step_ += steps
 
     # ------------------------------------------------------------------ training
@@ -754,18 +756,20 @@ class Sequential:
         return history
 
     def _run_hooks(self, callbacks, progress):
-        """The engine's ``on_run(steps)`` for one epoch: count the steps, advance the
-        progress bar, call the callbacks' batch hooks (once per engine run: see
+        """``_epoch``'s ``on_run(steps, running)`` for one epoch: count the steps, show
+        the running loss (and accuracy) beside the progress bar and advance it, call the
+        callbacks' batch hooks with those and "steps" (once per engine run: see
         fastdnn.callbacks)."""
         done = 0
 
-        def on_run(steps):
+        def on_run(steps, running):
             nonlocal done
             self._advance(steps)
             done += steps
+            progress.show_running(running)   # before the advance that may redraw
             progress.advance(steps)
             for cb in callbacks:
-                cb.on_train_batch_end(done - 1, {"steps": steps})
+                cb.on_train_batch_end(done - 1, {**running, "steps": steps})
         return on_run
 
     def _save_finite_state(self, optimizer, saved):
@@ -808,27 +812,41 @@ class Sequential:
 
     def _epoch(self, data, optimizer, batch_size, shuffle, on_run=None):
         """One pass over data = (X, Y, weights); returns the epoch's logs (loss,
-        accuracy). ``on_run(steps)`` after each engine run (default: count the steps)."""
+        accuracy). ``on_run(steps, running)`` after each engine run, ``running`` the
+        logs of the rows trained so far, the same figures as the epoch's logs once all
+        are (empty where the engine gives no sums: cuda); default: count the steps."""
         X, Y, weights = data
         n = len(X)
+        per = 1 if self.output == "softmax" else Y.shape[1]
+        classify = self.output in ("softmax", "sigmoid")
+
+        def logs_of(loss, correct, rows):   # the engine's sums -> loss, accuracy
+            logs = {"loss": float(loss[0]) / rows}
+            if classify:
+                logs["accuracy"] = int(correct[0]) / (rows * per)
+            return logs
+
+        report = on_run or self._advance
+
+        def on_engine_run(steps, sums):
+            report(steps, logs_of(sums.loss, sums.correct, sums.rows)
+                   if sums is not None and sums.rows else {})
+
         if self.schedule is not None and self.schedule.per == "epoch":
             optimizer.lr = self.schedule(self.epoch_, optimizer.initial_lr)
         order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
         lr = self._step_lr(optimizer)
         result = self._engine.train((X, Y, order, weights), batch_size, optimizer, lr,
-                                    self.step_, self.l2, on_run=on_run or self._advance,
+                                    self.step_, self.l2, on_run=on_engine_run,
                                     augment=getattr(self, "_augment", None))
         if result.steps:
             optimizer.lr = lr(result.steps - 1)
         if result.diverged is not None:
             _diverged(np.nan, f"epoch {self.epoch_ + 1}, step {self.step_}")
         self.epoch_ += 1
-        logs = {"loss": float(result.loss[0]) / n}
+        logs = logs_of(result.loss, result.correct, n)
         if not np.isfinite(logs["loss"]):
             _diverged(logs["loss"], f"epoch {self.epoch_}")
-        if self.output in ("softmax", "sigmoid"):
-            per = 1 if self.output == "softmax" else Y.shape[1]
-            logs["accuracy"] = int(result.correct[0]) / (n * per)
         return logs
 
     # ------------------------------------------------------------------ inference

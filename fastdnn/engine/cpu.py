@@ -38,6 +38,10 @@ SMALL_STEP = 2**20    # multiply-adds below which a call runs on one thread (wak
                       # worker costs about 20 us)
 
 EpochResult = namedtuple("EpochResult", "loss correct steps diverged")
+# What ``train`` gives ``on_run`` after each run: the pass's sums so far, as EpochResult's
+# (loss (K,) summed over rows, L2 term included; right predictions (K,)) over ``rows``
+# rows. The engine's own accumulators: read them during the call, do not keep them.
+RunningSums = namedtuple("RunningSums", "rows loss correct")
 
 
 class Workspaces:
@@ -145,7 +149,9 @@ class CpuEngine:
         of ``batch`` rows (X dense, or fastdnn.engine.sparse.CsrRows): full
         batches, then the rest. ``lr_of_step(i)``: the learning rate (or (K,) rates) of
         the pass's step i; ``step0``: training steps done before (dropout keys);
-        ``l2``: lambda (or (K,) of them); ``on_run(steps)`` after each run;
+        ``l2``: lambda (or (K,) of them); ``on_run(steps, sums)`` after each run of
+        ``steps`` steps, with the pass's RunningSums so far (free here: the run's sums
+        are merged on the host anyway; once per run, nothing per step);
         ``augment``: a fastdnn.Augment applied to the batches as they are gathered
         (None: none; a group's models share its first model's draws).
 
@@ -172,7 +178,7 @@ class CpuEngine:
                 self._step_seconds[m] = (time.perf_counter() - start) / steps
                 done += applied
                 if on_run is not None:
-                    on_run(applied)
+                    on_run(applied, RunningSums(row + applied * m, loss, correct))
                 if bad:
                     return EpochResult(loss, correct, done, done)
                 first += steps

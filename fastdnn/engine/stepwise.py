@@ -15,7 +15,7 @@ import numpy as np
 from .._validation import finite_checks_skipped
 from ..reference.augment import augment_rows
 from ..rng import dropout_key
-from .cpu import EpochResult, Workspaces, filled_up
+from .cpu import EpochResult, RunningSums, Workspaces, filled_up
 from .layout import HostArrays
 from .sparse import CsrRows
 
@@ -41,7 +41,10 @@ class StepwiseEngine:
     def train(self, data, batch, optimizer, lr_of_step, step0, l2, *, update=True,
               stop_on_nan=True, on_run=None, augment=None):
         """As fastdnn.engine.cpu.CpuEngine.train (one model); ``augment``'s draws are
-        applied to each gathered batch (fastdnn.reference.augment)."""
+        applied to each gathered batch (fastdnn.reference.augment). A run is one step:
+        ``on_run(1, sums)`` after each. On the host ``sums`` are the pass's RunningSums;
+        on the GPU None: the totals live on the device and reading them every step would
+        make the host wait for the GPU each step (they are read once per epoch)."""
         augment = augment if augment is not None and augment.active else None
         if augment is not None and isinstance(data[0], CsrRows):
             raise ValueError("augment needs a dense X; pass X.toarray()")
@@ -54,6 +57,7 @@ class StepwiseEngine:
         totals = E.totals()
         running = None if update else E.clone(self.params.running)
         classify = self.output in ("softmax", "sigmoid")
+        running_sums = not E.device   # host totals are floats; device ones need a sync
         done = 0
         try:
             for start in range(0, n, batch):
@@ -75,7 +79,9 @@ class StepwiseEngine:
                         optimizer.step(self.params.flat, self.params.grad, kernels=self.K)
                 done += 1
                 if on_run is not None:
-                    on_run(1)
+                    on_run(1, RunningSums(stop, np.array([totals.loss_sum()]),
+                                          np.array([totals.correct()]))
+                           if running_sums else None)
         finally:
             if running is not None:
                 E.copy_into(self.params.running, running)
