@@ -286,3 +286,99 @@ def test_progress_with_every_trial_failed_so_far(data, capsys):
                         backend="numpy")
     assert len(res.ok) == 0
     assert "none finished without error yet" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ data augmentation
+AUGMENT = fastdnn.Augment((8, 8), flip=True, shift=1, noise=0.05)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_augmented_caviar_equals_augmented_single_models(data, dtype):
+    """Each model of the NumPy stack trains as MLP.fit(augment=...) with its seed, bit
+    for bit (the models share the seed, so they share the order and the draws)."""
+    X, y, Xd, yd = data
+    res = train_caviar(X, y, [64, 13, 10], HYPER, epochs=2, batch_size=32, dtype=dtype,
+                       validation_data=(Xd, yd), backend="numpy", augment=AUGMENT)
+    plain = train_caviar(X, y, [64, 13, 10], HYPER, epochs=2, batch_size=32, dtype=dtype,
+                         backend="numpy")
+    for i, h in enumerate(HYPER):
+        model = fastdnn.MLP([64, 13, 10], keep_prob=h.get("keep_prob", 1.0),
+                            l2=h.get("l2", 0.0), dtype=dtype, backend="numpy", seed=h["seed"])
+        opt = fastdnn.Adam(h["learning_rate"], h.get("beta1", 0.9), h.get("beta2", 0.999))
+        sched = InverseTime(h["decay"]) if h.get("decay") else None
+        model.fit(X, y, optimizer=opt, epochs=2, batch_size=32, schedule=sched,
+                  verbose=0, augment=AUGMENT)
+        for name, ref in model.get_weights().items():
+            np.testing.assert_array_equal(res.get_params(i)[name], ref,
+                                          err_msg=f"model {i} {name}")
+        assert not np.array_equal(res.get_params(i)["W1"], plain.get_params(i)["W1"])
+
+
+def test_augmented_compiled_engine_matches_numpy_engine(data):
+    """Seven models in two groups of the engine, with their own seeds: every group
+    trains on the first model's augmented batches, as the NumPy stack does (the draws
+    do not depend on how the models are grouped)."""
+    pytest.importorskip("numba")
+    X, y, Xd, yd = data
+    hyper = FAST_HYPER + [dict(h, seed=h["seed"] + 11) for h in FAST_HYPER[:2]]
+    assert len(hyper) > __import__("fastdnn.search.caviar").search.caviar.CHUNK_MODELS
+    kw = dict(epochs=2, batch_size=32, dtype="float64", validation_data=(Xd, yd),
+              augment=AUGMENT)
+    a = train_caviar(X, y, [64, 13, 10], hyper, backend="numpy", **kw)
+    b = train_caviar(X, y, [64, 13, 10], hyper, backend="cpu", **kw)
+    assert b.errors == [None] * len(hyper)
+    _compare(a, b, 1e-10, 1e-13, len(hyper))
+
+
+def test_augment_arguments_are_checked(data):
+    X, y, _, _ = data
+    with pytest.raises(TypeError, match="augment must be a fastdnn.Augment"):
+        train_caviar(X, y, [64, 4, 10], [{}], augment={"flip": True})
+    with pytest.raises(ValueError, match=r"augment's image_shape \(4, 4\) holds 16"):
+        train_caviar(X, y, [64, 4, 10], [{}], augment=fastdnn.Augment((4, 4), flip=True))
+
+
+def test_caviar_search_with_augment_matches_the_default_trial(data):
+    from fastdnn.search import LogUniform, random_search
+    from fastdnn.search.caviar import caviar_search
+    X, y, Xd, yd = data
+    space = {"learning_rate": LogUniform(1e-3, 1e-1)}
+    fixed = {"epochs": 2, "batch_size": 32, "dtype": "float64", "hidden_units": 9}
+    fast = caviar_search(space, (X, y, Xd, yd), fixed=fixed, n_trials=3, seed=1,
+                         augment=AUGMENT)
+    slow = random_search(space=space, data=(X, y, Xd, yd), n_trials=3, seed=1,
+                         fixed={**fixed, "backend": "numpy", "augment": AUGMENT},
+                         executor="serial")
+    plain = caviar_search(space, (X, y, Xd, yd), fixed=fixed, n_trials=3, seed=1)
+    np.testing.assert_allclose(fast.column("dev_loss"), slow.column("dev_loss"), rtol=1e-9)
+    assert not np.allclose(fast.column("dev_loss"), plain.column("dev_loss"), rtol=1e-6)
+    with pytest.raises(TypeError, match="augment must be a fastdnn.Augment"):
+        caviar_search(space, (X, y, Xd, yd), n_trials=1, augment="flip")
+
+
+def test_caviar_search_reruns_failed_trials_unless_told_not_to(data, tmp_path,
+                                                               monkeypatch):
+    """As random_search: a resumed search runs its error rows again by default."""
+    import fastdnn.search.caviar as C
+    from fastdnn.search import Choice
+    X, y, Xd, yd = data
+    path = str(tmp_path / "caviar.csv")
+    kw = dict(fixed={"epochs": 1, "batch_size": 32, "hidden_units": 8}, n_trials=6,
+              seed=3, results_file=path)
+    space = {"learning_rate": Choice([1e-2, 1e30])}    # 1e30 diverges
+    first = C.caviar_search(space, (X, y, Xd, yd), **kw)
+    failed = sorted(r["trial"] for r in first.failed)
+    assert 0 < len(failed) < 6
+    rerun, task = [], C._caviar_task
+
+    def counting(data, fixed, trials, *args):
+        rerun.extend(t for t, _ in trials)
+        return task(data, fixed, trials, *args)
+
+    monkeypatch.setattr(C, "_caviar_task", counting)
+    kept = C.caviar_search(space, (X, y, Xd, yd), retry_errors=False, **kw)
+    assert rerun == [] and sorted(r["trial"] for r in kept.failed) == failed
+    again = C.caviar_search(space, (X, y, Xd, yd), **kw)
+    assert sorted(rerun) == failed and len(again) == 6
+    with pytest.raises(TypeError, match="retry_errors"):
+        C.caviar_search(space, (X, y, Xd, yd), n_trials=1, retry_errors="no")

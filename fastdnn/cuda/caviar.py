@@ -30,6 +30,7 @@ from numba import cuda, uint64
 from ..formulas import activate, activation_grad, adam_step, dropout, is_kept
 from . import _device
 from ._device import launch, to_host
+from .engine import augment_batch
 
 # Rows of the dev set evaluated per forward pass (bounds the scratch memory).
 EVAL_ROWS = 4096
@@ -231,21 +232,23 @@ def make_stack(base):
     class CudaStack(base):
         """K stacked MLPs on the GPU; ``train`` runs the whole training there."""
 
-        def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None):
+        def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None,
+                  augment=None):
             # scores the dev set after every epoch whatever dev_at asks: the caller
             # reads the epochs it wants (a dev pass is a small part of a GPU epoch)
             return _train(self, X, Y.argmax(axis=1), orders, lrs, batch_size, X_dev,
-                          Y_dev.argmax(axis=1))
+                          Y_dev.argmax(axis=1), augment)
 
     return CudaStack
 
 
-def _train(net, X, y, orders, lrs, batch, X_dev, y_dev):
-    """Train net (a CudaStack) through all epochs; returns the (epochs, K) sums of the
-    compiled engine's ``train``: training loss x n, right, dev loss x n_dev, dev right."""
+def _train(net, X, y, orders, lrs, batch, X_dev, y_dev, augment=None):
+    """Train net (a CudaStack) through all epochs, the batches augmented by ``augment``
+    (an active fastdnn.Augment or None); returns the (epochs, K) sums of the compiled
+    engine's ``train``: training loss x n, right, dev loss x n_dev, dev right."""
     epochs, K = len(orders), net.K
     n_steps = -(-len(X) // batch)
-    run = _DeviceRun(net, X, y, X_dev, y_dev, batch, epochs * n_steps)
+    run = _DeviceRun(net, X, y, X_dev, y_dev, batch, epochs * n_steps, augment)
     sums = [np.zeros((epochs, K)), np.zeros((epochs, K), np.int64),
             np.zeros((epochs, K)), np.zeros((epochs, K), np.int64)]
     for e in range(epochs):
@@ -271,10 +274,11 @@ class _DeviceRun:
     the data and the workspaces, and the launches of a training step and a dev pass.
     ``download`` copies the parameters and moments back into the stack."""
 
-    def __init__(self, net, X, y, X_dev, y_dev, batch, n_steps):
+    def __init__(self, net, X, y, X_dev, y_dev, batch, n_steps, augment=None):
         """Upload net's state and the data; n_steps is the number of steps of the whole
-        run (the dropout keys)."""
+        run (the dropout keys); ``augment``: an active fastdnn.Augment or None."""
         self.net, self.batch, self.n, self.n_dev = net, batch, len(X), len(X_dev)
+        self.augment = augment
         self.dt, self.K, self.L, self.code = net.dtype, net.K, net.L, net.code
         self.sizes = [int(s) for s in net.sizes]
         d = cuda.to_device
@@ -344,6 +348,9 @@ class _DeviceRun:
         self.row_loss = cuda.device_array((K, rows), np.float64)
         self.row_right = cuda.device_array((K, rows), np.int64)
         self.Xb = cuda.device_array((self.batch, sizes[0]), dt)
+        # the gathered rows that augmentation reads (it writes Xb)
+        self.X_source = (cuda.device_array((self.batch, sizes[0]), dt)
+                         if self.augment is not None else None)
         self.yb = cuda.device_array(self.batch, np.int64)
         self.zero_drop = cuda.to_device(np.zeros(K, np.uint8))   # no dropout on dev
         self.loss_sum = cuda.device_array(K, np.float64)
@@ -399,7 +406,12 @@ class _DeviceRun:
         its loss (L2 term included) and right answers to the sums, then Adam."""
         m = min(self.batch, self.n - x0)
         xb = self.Xb[:m]
-        _run(_gather, m * self.sizes[0], self.X, self.y, order, x0, xb, self.yb)
+        if self.augment is None:
+            _run(_gather, m * self.sizes[0], self.X, self.y, order, x0, xb, self.yb)
+        else:   # the first model's draws, as the CPU engine's gather
+            source = self.X_source[:m]
+            _run(_gather, m * self.sizes[0], self.X, self.y, order, x0, source, self.yb)
+            augment_batch(source, xb, self.augment, (self.net.seeds[0], step))
         self.forward(xb, m, step, True)
         if self.any_l2:   # the L2 term of this batch's loss, weights before the step
             _run(_sq_chunks, self.partial.size, self.params, self.chunk_start,

@@ -255,12 +255,18 @@ class DeviceArrays:
         if source is None:
             source = ws["augment_source"] = cuda.device_array(X.shape, dtype=X.dtype)
         source.copy_to_device(X)
-        seed, step = seed_step
-        keys = (np.uint64(augment_key(seed, step, GEOMETRY)),
-                np.uint64(augment_key(seed, step, NOISE)))
-        _augment_rows[dev.launch(X.size)](
-            source, *keys, augment.height, augment.width, augment.channels,
-            int(augment.flip), augment.shift, X.dtype.type(augment.noise_scale), X)
+        augment_batch(source, X, augment, seed_step)
+
+
+def augment_batch(source, out, augment, seed_step):
+    """out = the device rows ``source`` augmented by ``augment`` (a fastdnn.Augment) at
+    (seed, step): the draws of fastdnn.reference.augment.augment_rows."""
+    seed, step = seed_step
+    keys = (np.uint64(augment_key(seed, step, GEOMETRY)),
+            np.uint64(augment_key(seed, step, NOISE)))
+    _augment_rows[dev.launch(out.size)](
+        source, *keys, augment.height, augment.width, augment.channels,
+        int(augment.flip), augment.shift, out.dtype.type(augment.noise_scale), out)
 
 
 class _Feeder:

@@ -153,7 +153,7 @@ class CpuEngine:
         ``steps`` steps, with the pass's RunningSums so far (free here: the run's sums
         are merged on the host anyway; once per run, nothing per step);
         ``augment``: a fastdnn.Augment applied to the batches as they are gathered
-        (None: none; a group's models share its first model's draws).
+        (None: none; every model trains on model 0's draws, as on one order).
 
         Returns EpochResult: summed loss (L2 term included, times each batch's rows) and
         right predictions per model (K,), steps applied, and the pass's step whose loss

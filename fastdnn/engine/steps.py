@@ -50,17 +50,18 @@ def _rows(buf, at, i, width, c0, c1):
 @njit(**_JIT)
 def gather(where, net, data, run, buf):
     """Rows lo .. hi of step s's batch (the epoch's order) into the batch buffers;
-    with run[IMAGE_H] > 0 augmented as they are copied (by the group's first model's
-    seed and noise: its models share the batch); from the CSR arrays when data's csr
-    holds them (X is then an empty (0, n0) stand-in; no augmentation)."""
-    s, k0, lo, hi = where[0], where[1], where[4], where[5]
+    with run[IMAGE_H] > 0 augmented as they are copied, by model 0's seed and noise:
+    every model of the run trains on the same batch, as on the same order (a group's
+    draws must not depend on how models are grouped); from the CSR arrays when data's
+    csr holds them (X is then an empty (0, n0) stand-in; no augmentation)."""
+    s, lo, hi = where[0], where[4], where[5]
     X, Y, order, weights, csr = data
     n0, nk = X.shape[1], Y.shape[1]
     first = run[ROW_START] + s * run[M]
     sparse, augment = csr[0].shape[0] > 0, run[IMAGE_H] > 0
-    seed, step = net[3][SEED, k0], run[STEP0] + s
+    seed, step = net[3][SEED, 0], run[STEP0] + s
     keys = (augment_key(seed, step, GEOMETRY), augment_key(seed, step, NOISE_KEY))
-    scale = buf.dtype.type(net[2][NOISE, k0])
+    scale = buf.dtype.type(net[2][NOISE, 0])
     for i in range(lo, hi):
         r = order[first + i]
         dst = _rows(buf, run[X_AT], i, n0, 0, n0)

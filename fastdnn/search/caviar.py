@@ -27,8 +27,9 @@ Two engines (``train_caviar(..., backend=...)``):
 
 Each model follows what ``MLP.fit`` does with the same seed: He initialisation from
 default_rng([seed, 0]), epoch order from default_rng([seed, 1]) (all models share the
-first model's order: one batch for all), dropout masks from dropout_key(seed, step,
-layer), Adam with bias correction, inverse-time decay per epoch.
+first model's order: one batch for all; augmented batches, with ``augment``, by the
+first model's draws too), dropout masks from dropout_key(seed, step, layer), Adam with
+bias correction, inverse-time decay per epoch.
 """
 from __future__ import annotations
 
@@ -41,8 +42,10 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .._cache import harden_cache
 from .._validation import check_choice, check_int
+from ..augment import as_augment
 from ..layers import HIDDEN_ACTIVATIONS
 from ..reference.activations import activation_backward, activation_forward
+from ..reference.augment import augment_rows
 from ..reference.dropout import dropout_mask
 from ..reference.init import initialize_weights
 from ..reference.schedules import inverse_time
@@ -50,6 +53,7 @@ from ..formulas import ACTIVATION_CODES
 from ..rng import MASK64, dropout_key
 
 if TYPE_CHECKING:
+    from ..augment import Augment
     from .results import Results
     from .runner import Data, ExecutorSpec, PathLike
     from .spaces import SpaceLike
@@ -357,11 +361,13 @@ class _EngineStack:
             keys[drop] = splitmix64(inner[:, :, None] ^ layers[None, None, :])
         return keys
 
-    def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None):
+    def train(self, X, Y, orders, lrs, batch_size, X_dev, Y_dev, dev_at=None,
+              augment=None):
         """Train every model through all epochs (epoch e in orders[e] with learning
-        rates lrs[e]); returns (epochs, K) sums: training loss x n, right answers, dev
-        loss x n_dev, dev right answers (the dev set scored after the epochs where the
-        bool array dev_at is True; default all)."""
+        rates lrs[e]), the batches augmented by ``augment`` (a fastdnn.Augment; the
+        first model's draws, for all); returns (epochs, K) sums: training loss x n,
+        right answers, dev loss x n_dev, dev right answers (the dev set scored after the
+        epochs where the bool array dev_at is True; default all)."""
         from ..engine.cpu import CpuEngine
         engine = CpuEngine(self.params, "softmax", self.seeds, keep=self._keep,
                            group=CHUNK_MODELS)
@@ -374,7 +380,7 @@ class _EngineStack:
             rates = np.asarray(lrs[e], np.float64)
             result = engine.train((X, Y, orders[e], np.empty(0, X.dtype)), batch_size,
                                   self.optimizer, lambda i: rates, e * n_steps,
-                                  self.h["l2"], stop_on_nan=False)
+                                  self.h["l2"], stop_on_nan=False, augment=augment)
             out[0][e], out[1][e] = result.loss, result.correct
             if len(X_dev) and (dev_at is None or dev_at[e]):
                 _, out[2][e], out[3][e] = engine.infer(X_dev, Y_dev)
@@ -404,7 +410,7 @@ def train_caviar(X: ArrayLike, y: ArrayLike, layer_sizes: Sequence[int],
                  dtype: DTypeLike = "float32",
                  validation_data: tuple[ArrayLike, ArrayLike] | None = None,
                  backend: str = "auto", dev_curves: bool = True, batchnorm: bool = False,
-                 optimizer: str = "adam") -> CaviarResult:
+                 optimizer: str = "adam", augment: Augment | None = None) -> CaviarResult:
     """Train K MLPs with softmax outputs together on the same mini-batches.
 
     Each model has its own set of hyperparameters.
@@ -436,6 +442,10 @@ def train_caviar(X: ArrayLike, y: ArrayLike, layer_sizes: Sequence[int],
     optimizer : "adam", "adamw", "sgd", "momentum", "nesterov" or "rmsprop"
         Each model's optimizer, with its learning_rate, beta1 (the momentum's beta),
         beta2 and eps (backend "cpu" only for optimizers other than "adam").
+    augment : fastdnn.Augment, optional
+        Augment the training batches as ``MLP.fit(augment=...)`` does, with the first
+        model's seed: every model trains on the same augmented batches, as on the same
+        order.
 
     Returns
     -------
@@ -457,6 +467,9 @@ def train_caviar(X: ArrayLike, y: ArrayLike, layer_sizes: Sequence[int],
         raise ValueError(f"X must have shape (n, {sizes[0]}), got {X.shape}")
     n, k = len(X), sizes[-1]
     Y = _one_hot(y, n, k, dtype, "y")
+    augment = as_augment(augment, X)
+    if augment is not None and not augment.active:
+        augment = None
     if validation_data is not None:
         X_dev = np.array(validation_data[0], dtype=dtype, order="C", copy=True)
         Y_dev = _one_hot(validation_data[1], len(X_dev), k, dtype, "validation_data[1]")
@@ -479,7 +492,8 @@ def train_caviar(X: ArrayLike, y: ArrayLike, layer_sizes: Sequence[int],
         stack = _EngineStack if backend == "cpu" else _Stack
     make = lambda: stack(sizes, activation, dtype, hyper, **(  # noqa: E731
         dict(batchnorm=batchnorm, optimizer=optimizer) if backend == "cpu" else {}))
-    return _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make)
+    return _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make,
+                  augment)
 
 
 def _resolve_backend(backend):
@@ -490,9 +504,11 @@ def _resolve_backend(backend):
     return backend
 
 
-def _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make):
+def _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make,
+           augment=None):
     """The epoch loop shared by the NumPy stack (_Stack, step by step) and the engine's
-    (_EngineStack: all epochs in one call)."""
+    (_EngineStack: all epochs in one call); ``augment``: an active fastdnn.Augment or
+    None."""
     n = len(X)
     start = time.perf_counter()
     net = make()
@@ -510,7 +526,7 @@ def _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make):
         orders = np.array([order_rng.permutation(n) for _ in range(epochs)],
                           np.int64).reshape(epochs, n)
         sums = net.train(X, Y, orders, np.array(lrs).reshape(epochs, net.K), batch_size,
-                         X_dev, Y_dev, dev_at)
+                         X_dev, Y_dev, dev_at, augment)
     for epoch in range(epochs):
         net.lr = lrs[epoch]
         if engine:
@@ -522,8 +538,12 @@ def _train(X, Y, hyper, epochs, batch_size, validation_data, dev, dev_at, make):
             total, right = np.zeros(net.K), np.zeros(net.K, np.int64)
             for s in range(0, n, batch_size):
                 idx = order[s:s + batch_size]
+                Xb = X[idx]
+                if augment is not None:   # the first model's draws, as the engine's
+                    augment_rows(Xb, (net.seeds[0], step), augment.image_shape,
+                                 augment.flip, augment.shift, augment.noise, out=Xb)
                 with np.errstate(all="ignore"):  # a diverging model must not stop others
-                    loss, r = net.step(X[idx], Y[idx], step)
+                    loss, r = net.step(Xb, Y[idx], step)
                 step += 1
                 total += loss * len(idx)
                 right += r
@@ -592,7 +612,7 @@ _PER_MODEL = {"learning_rate": "learning_rate", "beta1": "beta1", "beta2": "beta
               "eps": "eps"}
 
 
-def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True):
+def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True, augment=None):
     """Train one group of same-architecture trials together; returns their rows."""
     import traceback
     X, y, X_dev, y_dev = data
@@ -609,7 +629,7 @@ def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True):
                            batch_size=int(arch["batch_size"]),
                            activation=arch["activation"], dtype=arch["dtype"],
                            validation_data=(X_dev, y_dev), backend=backend,
-                           dev_curves=dev_curves)
+                           dev_curves=dev_curves, augment=augment)
     except Exception as e:  # noqa: BLE001 - the group's failure is recorded per trial
         return [{"trial": t, **params, "status": "error", "error": f"{type(e).__name__}: {e}",
                  "traceback": traceback.format_exc(),
@@ -638,7 +658,8 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
                   executor: ExecutorSpec = "serial", n_workers: int = 2,
                   max_models: int | None = None, results_file: PathLike | None = None,
                   verbose: int = 0, backend: str = "auto",
-                  dev_curves: bool = True) -> Results:
+                  dev_curves: bool = True, retry_errors: bool = True,
+                  augment: Augment | None = None) -> Results:
     """Random search whose trials are trained in groups by ``train_caviar``.
 
     Trials sharing an architecture (hidden_units, layers, batch_size, epochs,
@@ -671,7 +692,8 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     max_models : int, optional
         Models per group (default 256 with the compiled engine, 16 with NumPy's).
     results_file : path or None
-        CSV written after each group; trials already in it are skipped.
+        CSV written after each group; a rerun resumes: trials already in it are
+        skipped, except failed ones (status "error"), which run again.
     verbose : 0 or 1
         A line per finished group.
     backend : "auto", "cpu", "numpy" or "cuda"
@@ -679,6 +701,11 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     dev_curves : bool
         As in ``train_caviar``: False scores the dev set after the last epoch only (the
         rows' dev metrics are the same; their dev curves hold NaN before it).
+    retry_errors : bool
+        False skips the failed trials of ``results_file`` too, keeping their rows (as
+        ``random_search``).
+    augment : fastdnn.Augment, optional
+        Augment every trial's training batches (``train_caviar``'s ``augment``).
 
     Returns
     -------
@@ -698,7 +725,9 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     if max_models is None:
         max_models = 16 if _resolve_backend(backend) == "numpy" else 256
     max_models = check_int("max_models", max_models, 1)
-    results, done = _resume(results_file, list(space))
+    if not isinstance(retry_errors, (bool, np.bool_)):
+        raise TypeError(f"retry_errors must be True or False, got {retry_errors!r}")
+    results, done = _resume(results_file, list(space), retry_errors)
     groups = {}
     for t in range(check_int("n_trials", n_trials, 0)):
         if t in done:
@@ -713,6 +742,8 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
         size = -(-len(trials) // n_chunks)
         tasks += [trials[i:i + size] for i in range(0, len(trials), size)]
     data = tuple(data)
+    if augment is not None and np.ndim(data[0]) == 2:   # fails here, not in every trial
+        as_augment(augment, np.asarray(data[0]))
 
     def record(rows):
         results.rows.extend(rows)
@@ -726,10 +757,10 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     try:
         if not hasattr(ex, "submit"):
             for trials in tasks:
-                record(_caviar_task(data, fixed, trials, backend, dev_curves))
+                record(_caviar_task(data, fixed, trials, backend, dev_curves, augment))
         else:
             futures = {ex.submit(_caviar_task, data, fixed, trials, backend,
-                                 dev_curves): trials
+                                 dev_curves, augment): trials
                        for trials in tasks}
             for fut in cf.as_completed(futures):
                 try:

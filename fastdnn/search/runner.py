@@ -66,7 +66,8 @@ def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, 
         Any of learning_rate (1e-3), l2 (0), beta1 (0.9), beta2 (0.999), keep_prob (1),
         hidden_units (128), layers (number of hidden layers, 1), batch_size (64),
         decay (inverse-time decay rate per epoch, 0), epochs (30), activation ("relu"),
-        batchnorm (False), dtype ("float32"), backend ("auto"), seed (0).
+        batchnorm (False), dtype ("float32"), backend ("auto"), seed (0), augment
+        (None: a fastdnn.Augment for ``fit``, given in ``fixed``).
     data : tuple (X_train, y_train, X_dev, y_dev)
         y holds class indices 0..k-1.
     **fixed
@@ -85,7 +86,7 @@ def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, 
     p = {"learning_rate": 1e-3, "l2": 0.0, "beta1": 0.9, "beta2": 0.999, "keep_prob": 1.0,
          "hidden_units": 128, "layers": 1, "batch_size": 64, "decay": 0.0, "epochs": 30,
          "activation": "relu", "batchnorm": False, "dtype": "float32", "backend": "auto",
-         "seed": 0}
+         "seed": 0, "augment": None}
     unknown = set(params) - set(p)
     if unknown:
         raise ValueError(f"unknown hyperparameters {sorted(unknown)}; train_mlp takes "
@@ -102,7 +103,7 @@ def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, 
     schedule = InverseTime(float(p["decay"])) if p["decay"] else None
     history = model.fit(X_train, y_train, optimizer=opt, epochs=int(p["epochs"]),
                         batch_size=int(p["batch_size"]), schedule=schedule,
-                        validation_data=(X_dev, y_dev), verbose=0)
+                        validation_data=(X_dev, y_dev), verbose=0, augment=p["augment"])
     out = {"train_loss": history["loss"][-1], "train_accuracy": history["accuracy"][-1],
            "dev_loss": history["val_loss"][-1], "dev_accuracy": history["val_accuracy"][-1],
            "epochs": len(history["loss"])}

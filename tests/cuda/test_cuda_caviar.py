@@ -75,3 +75,18 @@ def test_cuda_caviar_one_model_without_dev_set(data):
     b = train_caviar(X, y, [7, 3], HYPER[1:2], backend="cuda", **kw)
     assert set(b.histories[0]) == {"loss", "accuracy", "lr"}
     _compare(a, b, 1e-10, 1e-13, 1)
+
+
+def test_cuda_caviar_augments_as_the_numpy_engine(data):
+    """The device gathers the batch, then augments it with the first model's draws
+    (fastdnn.cuda.engine.augment_batch), as the NumPy stack does on the host."""
+    from fastdnn import Augment
+    X, y, Xd, yd = data
+    kw = dict(epochs=2, batch_size=8, dtype="float64", validation_data=(Xd, yd),
+              augment=Augment((1, 7), flip=True, shift=1, noise=0.2))
+    a = train_caviar(X, y, [7, 5, 3], HYPER, backend="numpy", **kw)
+    b = train_caviar(X, y, [7, 5, 3], HYPER, backend="cuda", **kw)
+    _compare(a, b, 1e-10, 1e-13, 3)
+    plain = train_caviar(X, y, [7, 5, 3], HYPER, backend="numpy", epochs=2, batch_size=8,
+                         dtype="float64")
+    assert not np.array_equal(a.get_params(0)["W1"], plain.get_params(0)["W1"])
