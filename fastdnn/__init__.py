@@ -7,6 +7,7 @@ from .augment import Augment
 from .backend import kernels, resolve as resolve_backend
 from .callbacks import (CSVLogger, Callback, EarlyStopping, GradientMonitor, History,
                         ModelCheckpoint, ReduceLROnPlateau)
+from .callbacks import LearningRateScheduler
 from .data import Standardizer, minibatches, one_hot, train_dev_test_split
 from .diagnose import diagnose
 from .engine.threads import threads
@@ -24,6 +25,6 @@ __all__ = ["reference", "kernels", "resolve_backend", "__version__",
            "Dense", "BatchNorm", "Activation", "Dropout",
            "Optimizer", "SGD", "Momentum", "Nesterov", "RMSprop", "Adam", "AdamW",
            "schedules", "Callback", "EarlyStopping", "History", "ModelCheckpoint",
-           "CSVLogger", "ReduceLROnPlateau", "GradientMonitor", "threads",
-           "gradient_check", "diagnose", "load", "save",
+           "CSVLogger", "ReduceLROnPlateau", "LearningRateScheduler", "GradientMonitor",
+           "threads", "gradient_check", "diagnose", "load", "save",
            "train_dev_test_split", "Standardizer", "one_hot", "minibatches", "Augment"]

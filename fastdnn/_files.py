@@ -19,11 +19,22 @@ def atomic_replace(path, mode=0o666):
     """Yield a temporary path to write ``path``'s new content to; on leaving the block
     it is flushed to disk and moved onto ``path``, on an error removed. ``mode``: the
     new file's permissions before the umask."""
-    path = os.path.abspath(os.fspath(path))
+    given = os.fspath(path)
+    path = os.path.abspath(given)
     _remove_left_behind(path)
     directory, base = os.path.split(path)
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(6)}{_SUFFIX}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    except OSError as err:   # name the user's path, not the temporary file's
+        if not os.path.exists(directory):
+            reason = (f"the folder {directory!r} does not exist (create it first: "
+                      "os.makedirs)")
+        elif not os.path.isdir(directory):
+            reason = f"{directory!r} is not a folder"
+        else:
+            reason = err.strerror
+        raise type(err)(err.errno, reason, given) from None
     try:
         yield tmp
         with open(tmp, "rb+") as f:

@@ -5,7 +5,9 @@ Each check raises with the argument's name, the value received and what is allow
 import contextlib
 import math
 import numbers
+import sys
 import threading
+import warnings
 
 import numpy as np
 
@@ -163,6 +165,21 @@ def emit(result, out):
         raise ValueError(f"output buffer has shape {out.shape}, expected {result.shape}")
     np.copyto(out, result, casting="same_kind")
     return out
+
+
+def warn_user(message, category=UserWarning):
+    """``warnings.warn`` pointed at the first caller outside fastdnn (the user's line
+    that called fit, say), whose code the warning is about, rather than at fastdnn's
+    own frames, which vary with the path the call took."""
+    frame, level = sys._getframe(1), 2   # warn_user's caller is stacklevel 2
+    while frame is not None and _in_fastdnn(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level if frame is not None else 2)
+
+
+def _in_fastdnn(frame):
+    name = frame.f_globals.get("__name__", "")
+    return name == __package__ or name.startswith(__package__ + ".")
 
 
 _local = threading.local()

@@ -219,7 +219,7 @@ class _Graph:
 
 def _add_blocks(graph, model, fold_batchnorm):
     """Add the dense blocks on input "X"; returns the name of the logits (N, k)."""
-    params, stats = model.get_weights(), model.get_batchnorm_stats()
+    params = stats = model.get_weights()   # with BatchNorm's running statistics
     current, last = "X", len(model.blocks)
     for l, block in enumerate(model.blocks, start=1):
         W, b = params[f"W{l}"], params.get(f"b{l}")

@@ -6,6 +6,7 @@ backend's dense / batchnorm kernels. n_in, n_out = layer widths.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,17 +114,70 @@ class Activation(Layer):
 class Dropout(Layer):
     """Inverted dropout: each unit kept with probability keep_prob, scaled by 1 / keep_prob.
 
+    Give the fraction kept (``keep_prob``, the course's name) or the fraction dropped
+    (``rate``, Keras's meaning of ``Dropout(0.2)``), by name: a value given by position
+    is keep_prob, with a FutureWarning, since Keras reads it the other way round.
+
     Parameters
     ----------
-    keep_prob : float in (0, 1]
+    keep_prob_by_position : float in (0, 1], optional
+        keep_prob given by position, as older code and the course write it
+        (``Dropout(0.8)`` keeps 80%); warns, name it instead.
+    keep_prob : float in (0, 1], optional
         The probability of keeping a unit.
+    rate : float in [0, 1), optional
+        The probability of dropping a unit, as in Keras: keep_prob = 1 - rate.
+
+    Raises
+    ------
+    TypeError
+        When not exactly one of keep_prob (by position or name) and rate is given.
+
+    Warns
+    -----
+    FutureWarning
+        When keep_prob is given by position.
     """
 
-    def __init__(self, keep_prob: float) -> None:
+    def __init__(self, keep_prob_by_position: float | None = None, /, *,
+                 keep_prob: float | None = None, rate: float | None = None) -> None:
+        if keep_prob_by_position is not None:
+            if keep_prob is not None:
+                raise TypeError(f"Dropout got keep_prob twice: {keep_prob_by_position!r} "
+                                f"by position and keep_prob={keep_prob!r}")
+            keep_prob = keep_prob_by_position
+            if rate is None:
+                warnings.warn(
+                    f"Dropout({keep_prob!r}) keeps {_percent(keep_prob)} of the units "
+                    f"(keep_prob); Keras's Dropout({keep_prob!r}) drops "
+                    f"{_percent(keep_prob)}: write Dropout(keep_prob={keep_prob!r}) or "
+                    f"Dropout(rate={_complement(keep_prob)})", FutureWarning, stacklevel=2)
+        if (keep_prob is None) == (rate is None):
+            raise TypeError(f"Dropout takes one of keep_prob (the fraction kept) and rate "
+                            f"(Keras's fraction dropped), got keep_prob={keep_prob!r} and "
+                            f"rate={rate!r}")
+        if rate is not None:
+            keep_prob = 1.0 - check_real("rate", rate, 0.0, 1.0, high_open=True)
         self.keep_prob = check_keep_prob("keep_prob", keep_prob)
 
     def _config(self):
         return {"keep_prob": self.keep_prob}
+
+
+def _percent(fraction):
+    """``fraction`` as a percentage for a message ("20%"), or as given if not a number."""
+    try:
+        return f"{100 * float(fraction):g}%"
+    except (TypeError, ValueError):
+        return repr(fraction)
+
+
+def _complement(fraction):
+    """1 - ``fraction`` for a message, rounded as the user would write it."""
+    try:
+        return f"{1 - float(fraction):.12g}"
+    except (TypeError, ValueError):
+        return "1 - keep_prob"
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, Dropout)}

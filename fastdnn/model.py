@@ -15,7 +15,9 @@ arrays on every backend.
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,7 +30,8 @@ from . import backend as _backends
 from . import config as _config
 from ._validation import (check_bool, check_choice, check_dtype, check_finite, check_int,
                           check_keep_prob, check_real)
-from .callbacks import EarlyStopping, History, Progress, as_early_stopping, callback_list
+from .callbacks import (Callback, EarlyStopping, History, Progress, as_early_stopping,
+                        callback_list)
 from .augment import as_augment
 from .engine.layout import Block, Parameters, block_size
 from .engine.sparse import CsrRows, is_sparse
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from scipy.sparse import sparray, spmatrix
 
     from .augment import Augment
-    from .callbacks import Callback, EarlyStoppingSpec
+    from .callbacks import EarlyStoppingSpec
     from .optim import Optimizer
 
 #: What the models take as X: real numbers (n, n_x), or a SciPy sparse matrix, which is
@@ -56,6 +59,29 @@ Arrays = dict[str, NDArray[np.floating]]
 ModelT = TypeVar("ModelT", bound="Sequential")
 
 _WEIGHTS: Any = object()   # get_params() called without deep: the old meaning, the weights
+
+
+def _one_trainer_at_a_time(method):
+    """Run ``method`` (fit, train_step) holding the model's training lock, taken without
+    waiting: a second call while one runs raises RuntimeError, since two interleaved
+    trainings would mix their step counters, optimizer state and weights. Predictions
+    take no lock (they may run in many threads at once)."""
+    @functools.wraps(method)
+    def holding_the_training_lock(self, *args, **kwargs):
+        if not self._training_lock.acquire(blocking=False):
+            running, owner = self._training_by
+            where = ("in this thread (a callback cannot call it on the model it is "
+                     "training)" if owner == threading.get_ident() else
+                     "in another thread; a model trains in one thread at a time: wait for "
+                     "it to return, or train a copy (copy.deepcopy(model))")
+            raise RuntimeError(f"{method.__name__} cannot start: {running} is already "
+                               f"running on this model {where}")
+        try:
+            self._training_by = (method.__name__, threading.get_ident())
+            return method(self, *args, **kwargs)
+        finally:
+            self._training_lock.release()
+    return holding_the_training_lock
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -127,6 +153,12 @@ class Sequential:
         self.parameters = None
         self._wide = None       # float64 twin for batch-invariant float32 predictions
         self._weights_given = False   # set_weights or load: predictions are meant
+        # held by fit and train_step; kept when set_params re-initialises the model, so
+        # that a fit running in another thread still refuses a second one
+        self._training_lock = getattr(self, "_training_lock", None) or threading.Lock()
+        self._training_by = getattr(self, "_training_by", ("", 0))
+        self.history = None     # the History of the last (or running) fit, as in Keras
+        self._fit_first_epoch = None   # epoch_ when the running fit began
         if input_dim is not None:
             self.build(check_int("input_dim", input_dim, 1))
 
@@ -216,49 +248,75 @@ class Sequential:
             self.build(X.shape[1])
 
     # ------------------------------------------------------------------ parameters
-    def get_weights(self) -> Arrays:
-        """NumPy copies of the weights: "W1" (n_out, n_in), "b1", "gamma1", "beta1", ...
+    def get_weights(self, *, statistics: bool = True) -> Arrays:
+        """NumPy copies of what the model predicts with: weights and running statistics.
+
+        "W1" (n_out, n_in), "b1", "gamma1", "beta1", "running_mean1", "running_var1",
+        "W2", ... block by block. As Keras's ``get_weights`` includes BatchNorm's moving
+        mean and variance and PyTorch's ``state_dict`` its running buffers, giving them
+        to ``set_weights`` of a model of the same architecture gives the same
+        predictions.
+
+        Parameters
+        ----------
+        statistics : bool, default True
+            Include BatchNorm's running statistics (named as ``get_batchnorm_stats``
+            names them); False gives the trainable parameters only.
 
         Returns
         -------
         dict of str to ndarray
             In the model's dtype; a dense layer without bias (followed by BatchNorm,
-            or ``Dense(use_bias=False)``) has no "b" entry.
+            or ``Dense(use_bias=False)``) has no "b" entry, a model without BatchNorm
+            no running statistics.
         """
+        statistics = check_bool("statistics", statistics)
         self._require_built()
-        arrays = self.parameters.arrays
-        return {name: arrays.get(view) for name, view in self.parameters.p.items()}
+        p, out = self.parameters, {}
+        for name, view in p.p.items():
+            out[name] = p.arrays.get(view)
+            if statistics and name.startswith("beta"):   # after gamma, beta: Keras's order
+                layer = int(name[len("beta"):])
+                out[f"running_mean{layer}"] = p.arrays.get(p.rm[layer])
+                out[f"running_var{layer}"] = p.arrays.get(p.rv[layer])
+        return out
 
     def set_weights(self, weights: Mapping[str, ArrayLike]) -> None:
         """Set some or all weights from a dict like ``get_weights()``'s (cast to dtype).
 
-        All are checked before any is set.
+        BatchNorm's running statistics included ("running_mean1", ...); the names left
+        out keep their values. All are checked before any is set.
 
         Parameters
         ----------
         weights : mapping of str to array-like
-            Names of ``get_weights()`` ("W1", "b1", ...) to arrays of the same shapes,
-            finite.
+            Names of ``get_weights()`` ("W1", "b1", ..., "running_var1", ...) to arrays
+            of the same shapes, finite (running variances >= 0).
 
         Raises
         ------
         KeyError
             For a name the model does not have.
         ValueError
-            For a wrong shape or a value that is not finite.
+            For a wrong shape, a value that is not finite or a negative variance.
         """
         self._require_built()
-        views = self.parameters.p
+        views, statistics = self.parameters.p, self._statistics_views()
         for name, value in weights.items():
+            if name in statistics:
+                self._check_statistic("weights", name, value, statistics[name])
+                continue
             if name not in views:
-                raise KeyError(f"unknown weight {name!r}; this model has {list(views)}")
+                raise KeyError(f"unknown weight {name!r}; this model has "
+                               f"{[*views, *statistics]}")
             value = _real_array(f"weights[{name!r}]", value)
             if value.shape != views[name].shape:
                 raise ValueError(f"weights[{name!r}] must have shape {views[name].shape}, "
                                  f"got {value.shape}")
             check_finite(f"weights[{name!r}]", value)
         for name, value in weights.items():
-            self.parameters.arrays.set(views[name], np.asarray(value))
+            target = views[name] if name in views else statistics[name]
+            self.parameters.arrays.set(target, np.asarray(value))
         self._weights_given = True
 
     def get_params(self, deep: bool = _WEIGHTS) -> dict[str, Any]:
@@ -324,6 +382,8 @@ class Sequential:
     def get_batchnorm_stats(self) -> Arrays:
         """Copies of the running statistics: "running_mean1", "running_var1", ...
 
+        ``get_weights()`` includes them too.
+
         Returns
         -------
         dict of str to ndarray
@@ -354,22 +414,33 @@ class Sequential:
             For a wrong shape, a value that is not finite or a negative variance.
         """
         self._require_built()
-        p, targets = self.parameters, {}
-        for l in p.rm:
-            targets[f"running_mean{l}"], targets[f"running_var{l}"] = p.rm[l], p.rv[l]
+        targets = self._statistics_views()
         for name, value in stats.items():
             if name not in targets:
                 raise KeyError(f"unknown BatchNorm statistic {name!r}; this model has "
                                f"{list(targets)}")
-            value = check_finite(f"stats[{name!r}]", _real_array(f"stats[{name!r}]", value))
-            if value.shape != targets[name].shape:
-                raise ValueError(f"stats[{name!r}] must have shape {targets[name].shape}, "
-                                 f"got {value.shape}")
-            if name.startswith("running_var") and (value < 0).any():
-                raise ValueError(f"stats[{name!r}] is a variance and must be >= 0, got a "
-                                 f"minimum of {value.min()}")
+            self._check_statistic("stats", name, value, targets[name])
         for name, value in stats.items():
-            p.arrays.set(targets[name], np.asarray(value))
+            self.parameters.arrays.set(targets[name], np.asarray(value))
+
+    def _statistics_views(self):
+        """{"running_mean1": view, "running_var1": view, ...} of the BatchNorm layers."""
+        p, views = self.parameters, {}
+        for l in p.rm:
+            views[f"running_mean{l}"], views[f"running_var{l}"] = p.rm[l], p.rv[l]
+        return views
+
+    @staticmethod
+    def _check_statistic(argument, name, value, target):
+        """Raise unless ``value`` fits running statistic ``name`` (its view ``target``):
+        real, finite, of its shape, and >= 0 for a variance."""
+        where = f"{argument}[{name!r}]"
+        value = check_finite(where, _real_array(where, value))
+        if value.shape != target.shape:
+            raise ValueError(f"{where} must have shape {target.shape}, got {value.shape}")
+        if name.startswith("running_var") and (value < 0).any():
+            raise ValueError(f"{where} is a variance and must be >= 0, got a minimum of "
+                             f"{value.min()}")
 
     def training_state(self) -> dict[str, Any]:
         """The counters and shuffling RNG position that resuming training needs.
@@ -435,7 +506,10 @@ class Sequential:
 
     def _targets(self, y, n, name="y"):
         """y as an (n, k) target matrix of the model's dtype."""
-        y = _real_array(name, y)
+        y = _real_array(name, y, "; encode the labels as class indices 0 .. k-1 (e.g. with "
+                        "sklearn.preprocessing.LabelEncoder), or use "
+                        "fastdnn.sklearn.MLPClassifier, which takes any labels"
+                        if self.output in ("softmax", "sigmoid") else "")
         k = self.blocks[-1].n_out
         if y.ndim == 0 or len(y) != n:
             raise ValueError(f"{name} must have one row per example ({n}), got shape {y.shape}")
@@ -509,6 +583,7 @@ class Sequential:
         p = self.parameters
         return loss, {"d" + name: p.arrays.get(g) for name, g in p.g.items()}
 
+    @_one_trainer_at_a_time
     def train_step(self, X: Inputs, y: ArrayLike, optimizer: Optimizer | str | None,
                    sample_weight: ArrayLike | None = None, *,
                    augment: Augment | None = None) -> float:
@@ -536,6 +611,9 @@ class Sequential:
         ------
         FloatingPointError
             When the loss is not finite (training diverged).
+        RuntimeError
+            When fit or train_step is already running on this model (in another
+            thread, or this call comes from one of its callbacks).
         """
         X = self._inputs(X)
         Y = self._targets(y, len(X))
@@ -574,13 +652,14 @@ class Sequential:
         self.step_ += steps
 
     # ------------------------------------------------------------------ training
+    @_one_trainer_at_a_time
     def fit(self, X: Inputs, y: ArrayLike, *, optimizer: Optimizer | str | None = None,
             epochs: int = 10, batch_size: int = 64, shuffle: bool = True,
             schedule: Schedule | None = None,
             validation_data: tuple[Inputs, ArrayLike] | None = None,
             validation_split: float = 0.0, early_stopping: EarlyStoppingSpec = None,
-            callbacks: Iterable[Callback] | None = None, verbose: int | str = "auto",
-            sample_weight: ArrayLike | None = None,
+            callbacks: Iterable[Callback] | Callback | None = None,
+            verbose: int | str = "auto", sample_weight: ArrayLike | None = None,
             class_weight: dict[int, float] | None = None,
             augment: Augment | None = None) -> History:
         """Train with mini-batches: each epoch shuffles, then partitions (last batch smaller).
@@ -605,7 +684,7 @@ class Sequential:
         early_stopping : None, True, int patience, dict or EarlyStopping
             Monitors val_loss by default; the best weights are restored at the end. An
             EarlyStopping in ``callbacks`` works the same.
-        callbacks : list of Callback
+        callbacks : list of Callback, or one Callback
             fastdnn.callbacks' or your own, with Keras's hooks (fastdnn.Callback).
         verbose : 0, 1, 2, True, False or "auto"
             0 (False): silent. 1 (True, "auto"): a bar advancing with the batches on a
@@ -630,9 +709,21 @@ class Sequential:
         History
             Per epoch: loss, accuracy (classification), val_loss, val_accuracy, lr,
             epoch_time (seconds), and what callbacks add. ``best_epoch`` (with early
-            stopping) counts from 1, as the progress lines do.
+            stopping) counts from 1, as the progress lines do. Also ``model.history``
+            (as in Keras), which holds the epochs done so far from the start of
+            training: after a FloatingPointError (training diverged), those before it.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or the weights stop being finite (training diverged); the
+            model is back to its weights before the epoch.
+        RuntimeError
+            When fit or train_step is already running on this model (in another
+            thread, or this call comes from one of its callbacks).
         """
         epochs = check_int("epochs", epochs, 0)
+        callbacks = _callback_sequence(callbacks)
         batch_size = check_int("batch_size", batch_size, 1)
         verbose = _verbosity(verbose)
         split = check_real("validation_split", validation_split, 0.0, 1.0, high_open=True)
@@ -668,21 +759,24 @@ class Sequential:
                                 f"{schedule!r}")
             self.schedule = schedule
         stopper = as_early_stopping(early_stopping)
-        callbacks = list(callbacks or []) + ([stopper] if stopper is not None else [])
+        callbacks = callbacks + ([stopper] if stopper is not None else [])
         stoppers = [cb for cb in callbacks if isinstance(cb, EarlyStopping)]
         if dev is None and any(s.monitor.startswith("val_") for s in stoppers):
             raise ValueError("early_stopping monitors the dev set: pass validation_data "
                              "or validation_split")
         batch_size = min(batch_size, len(X))
         params = {"epochs": epochs, "steps": -(-len(X) // batch_size), "verbose": verbose}
-        callbacks = callback_list(callbacks, self, params)
-        progress = Progress(epochs, verbose, steps=params["steps"])
-        history = self._train((X, Y, weights), optimizer, epochs, batch_size, shuffle, dev,
-                              callbacks, progress)
+        self.history = history = History()   # filled as training goes, kept if it diverges
         history.params = params
+        self._fit_first_epoch = self.epoch_   # errors count this fit's epochs from 1
+        progress = Progress(epochs, verbose, steps=params["steps"])
+        callbacks = callback_list(callbacks, self, params, progress)
+        self._train((X, Y, weights), optimizer, epochs, batch_size, shuffle, dev, callbacks,
+                    progress, history)
         for s in stoppers:
             history.best_epoch = s.best_epoch
-            progress.note(s.report())
+            if not getattr(s, "verbose", 0):   # a verbose one said so itself, as Keras's
+                progress.note(s.report())
         self.history_ = history
         return history
 
@@ -714,9 +808,9 @@ class Sequential:
         return check_sample_weight(sample_weight, n).astype(self.dtype)
 
     def _train(self, data, optimizer, epochs, batch_size, shuffle, dev, callbacks,
-               progress):
-        """The epoch loop of ``fit`` over data = (X, Y, row weights or empty)."""
-        history = History()
+               progress, history):
+        """The epoch loop of ``fit`` over data = (X, Y, row weights or empty), each
+        epoch's logs appended to ``history``."""
         self.stop_training = False
         for cb in callbacks:
             cb.on_train_begin({})
@@ -728,9 +822,12 @@ class Sequential:
                 progress.epoch_begin(epoch)
                 start = time.perf_counter()
                 saved = self._save_finite_state(optimizer, saved)
+                for cb in callbacks:   # the first engine run's (the others': _run_hooks)
+                    cb.on_train_batch_begin(0, {})
                 try:
                     logs = self._epoch(data, optimizer, batch_size, shuffle,
-                                       self._run_hooks(callbacks, progress))
+                                       self._run_hooks(callbacks, progress,
+                                                       -(-len(data[0]) // batch_size)))
                     if dev is not None:
                         logs.update({"val_" + k: v
                                      for k, v in self._evaluate(*dev).items()})
@@ -738,14 +835,16 @@ class Sequential:
                 except FloatingPointError as exc:
                     self._restore_finite_state(optimizer, saved)
                     raise FloatingPointError(
-                        f"{exc}. The model is back to its state before epoch "
-                        f"{self.epoch_ + 1}, its last finite weights") from None
+                        f"{exc}. The model is back to its state before that epoch, its "
+                        "last finite weights") from None
                 logs["lr"] = float(optimizer.lr)
                 logs["epoch_time"] = time.perf_counter() - start
-                for cb in callbacks:   # first, so that what they add is recorded
+                # the epoch's line first: it closes the bar, and what the callbacks print
+                # (or warn) then follows it, as in Keras
+                progress.epoch_end(epoch, logs)
+                for cb in callbacks:   # before append, so that what they add is recorded
                     cb.on_epoch_end(epoch, logs)
                 history.append(logs, epoch)
-                progress.epoch_end(epoch, logs)
                 if self.stop_training:
                     history.stopped_epoch = epoch + 1
                     break
@@ -755,11 +854,13 @@ class Sequential:
             cb.on_train_end(logs)
         return history
 
-    def _run_hooks(self, callbacks, progress):
-        """``_epoch``'s ``on_run(steps, running)`` for one epoch: count the steps, show
-        the running loss (and accuracy) beside the progress bar and advance it, call the
-        callbacks' batch hooks with those and "steps" (once per engine run: see
-        fastdnn.callbacks)."""
+    def _run_hooks(self, callbacks, progress, epoch_steps):
+        """``_epoch``'s ``on_run(steps, running)`` for one epoch of ``epoch_steps``
+        batches: count the steps, show the running loss (and accuracy) beside the
+        progress bar and advance it, call the callbacks' batch-end hooks with those and
+        "steps" (once per engine run: see fastdnn.callbacks), then, while batches
+        remain, their batch-begin hooks with the next run's first batch (the engine
+        calls back only after a run)."""
         done = 0
 
         def on_run(steps, running):
@@ -770,6 +871,9 @@ class Sequential:
             progress.advance(steps)
             for cb in callbacks:
                 cb.on_train_batch_end(done - 1, {**running, "steps": steps})
+            if done < epoch_steps:
+                for cb in callbacks:
+                    cb.on_train_batch_begin(done, {})
         return on_run
 
     def _save_finite_state(self, optimizer, saved):
@@ -803,12 +907,22 @@ class Sequential:
         """Raise FloatingPointError when the epoch's last update left a weight that is
         not finite, or the dev loss is not (the loss checks before each update miss it)."""
         if "val_loss" in logs and not np.isfinite(logs["val_loss"]):
-            _diverged(logs["val_loss"], f"epoch {self.epoch_} on the validation data")
+            _diverged(logs["val_loss"], f"{self._epoch_name(self.epoch_)} on the "
+                      "validation data")
         flat = self.parameters.flat
         # (device weights: the engine folds their check into the epoch's loss, read once)
         if isinstance(flat, np.ndarray) and not _all_finite(flat):
-            _diverged(None, None, f"epoch {self.epoch_}'s last update made weights that "
-                      "are not finite")
+            _diverged(None, None, f"the last update of {self._epoch_name(self.epoch_)} "
+                      "made weights that are not finite")
+
+    def _epoch_name(self, epoch, step=None):
+        """The model's epoch ``epoch`` (from 1) for an error message, counted as the
+        progress lines count it, from 1 in each fit, and as the model counts it."""
+        first = self._fit_first_epoch
+        if not first:   # the model's first fit (or none): both counts agree
+            return f"epoch {epoch}" + ("" if step is None else f", step {step}")
+        return (f"epoch {epoch - first} of this fit (the model's epoch {epoch})"
+                + ("" if step is None else f", step {step} of the model"))
 
     def _epoch(self, data, optimizer, batch_size, shuffle, on_run=None):
         """One pass over data = (X, Y, weights); returns the epoch's logs (loss,
@@ -842,11 +956,11 @@ class Sequential:
         if result.steps:
             optimizer.lr = lr(result.steps - 1)
         if result.diverged is not None:
-            _diverged(np.nan, f"epoch {self.epoch_ + 1}, step {self.step_}")
+            _diverged(np.nan, self._epoch_name(self.epoch_ + 1, self.step_))
         self.epoch_ += 1
         logs = logs_of(result.loss, result.correct, n)
         if not np.isfinite(logs["loss"]):
-            _diverged(logs["loss"], f"epoch {self.epoch_}")
+            _diverged(logs["loss"], self._epoch_name(self.epoch_))
         return logs
 
     # ------------------------------------------------------------------ inference
@@ -880,26 +994,43 @@ class Sequential:
         return engine.infer(X.astype(np.float64), whole_blocks=True)[:, 0, :].astype(
             np.float32)
 
-    def decision_function(self, X: Inputs) -> NDArray[np.floating]:
+    def decision_function(self, X: Inputs, *, batch_size: int | None = None,
+                          verbose: int | str = "auto") -> NDArray[np.floating]:
         """Output pre-activations (logits) (n, k), inference mode.
 
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
+        batch_size : int >= 1 or None
+            Accepted for Keras code; it does not change the result (fastdnn predicts in
+            blocks of rows of its own choosing).
+        verbose : 0, 1, 2, True, False or "auto"
+            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
+            change the result.
 
         Returns
         -------
         (n, k) ndarray
             In the model's dtype.
         """
+        _keras_inference_options(batch_size, verbose)
         return self._logits(self._inputs(X))
 
-    def predict_proba(self, X: Inputs) -> NDArray[np.floating]:
+    def predict_proba(self, X: Inputs, *, batch_size: int | None = None,
+                      verbose: int | str = "auto") -> NDArray[np.floating]:
         """Class probabilities (softmax or sigmoid outputs), (n, k).
+
+        What Keras's ``predict`` returns for a classifier.
 
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
+        batch_size : int >= 1 or None
+            Accepted for Keras code; it does not change the result (fastdnn predicts in
+            blocks of rows of its own choosing).
+        verbose : 0, 1, 2, True, False or "auto"
+            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
+            change the result.
 
         Returns
         -------
@@ -911,20 +1042,30 @@ class Sequential:
         ValueError
             For a model with an identity or exp output.
         """
+        _keras_inference_options(batch_size, verbose)
         if self.output not in ("softmax", "sigmoid"):
             raise ValueError("predict_proba needs a softmax or sigmoid output; use predict")
         Z = self._logits(self._inputs(X))
         return _softmax(Z) if self.output == "softmax" else _sigmoid(Z)
 
-    def predict(self, X: Inputs) -> NDArray[Any]:
+    def predict(self, X: Inputs, *, batch_size: int | None = None,
+                verbose: int | str = "auto") -> NDArray[Any]:
         """Predictions of the output: class indices, 0/1 labels, values or means.
 
         Class indices (softmax), 0/1 labels (sigmoid), values (identity) or means
-        exp(z) (exp). A single sigmoid, identity or exp output gives shape (n,).
+        exp(z) (exp). A single sigmoid, identity or exp output gives shape (n,). For a
+        classifier these are labels, as scikit-learn's ``predict`` gives;
+        ``predict_proba`` gives the probabilities Keras's ``predict`` returns.
 
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
+        batch_size : int >= 1 or None
+            Accepted for Keras code; it does not change the result (fastdnn predicts in
+            blocks of rows of its own choosing).
+        verbose : 0, 1, 2, True, False or "auto"
+            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
+            change the result.
 
         Returns
         -------
@@ -932,6 +1073,7 @@ class Sequential:
             int64 (n,) class indices or (n,) / (n, k) labels; (n,) or (n, k) values in
             the model's dtype.
         """
+        _keras_inference_options(batch_size, verbose)
         Z = self._logits(self._inputs(X))
         if self.output == "softmax":
             return Z.argmax(axis=1)
@@ -941,13 +1083,20 @@ class Sequential:
             out = np.exp(Z) if self.output == "exp" else Z
         return out[:, 0] if out.shape[1] == 1 else out
 
-    def evaluate(self, X: Inputs, y: ArrayLike) -> dict[str, float]:
+    def evaluate(self, X: Inputs, y: ArrayLike, *, batch_size: int | None = None,
+                 verbose: int | str = "auto") -> dict[str, float]:
         """Loss (without the L2 term) and accuracy (classification) in inference mode.
 
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
         y : (n,) class indices, or (n, k) one-hot / targets
+        batch_size : int >= 1 or None
+            Accepted for Keras code; it does not change the result (fastdnn predicts in
+            blocks of rows of its own choosing).
+        verbose : 0, 1, 2, True, False or "auto"
+            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
+            change the result.
 
         Returns
         -------
@@ -955,6 +1104,7 @@ class Sequential:
             "loss" (the mean over rows) and, for a softmax or sigmoid output,
             "accuracy".
         """
+        _keras_inference_options(batch_size, verbose)
         X = self._inputs(X)
         return self._evaluate(X, self._targets(y, len(X)))
 
@@ -1070,6 +1220,25 @@ class Sequential:
         from .io import save
         save(self, path)
 
+    def count_params(self) -> int:
+        """The number of trainable parameters (Keras's name; also ``n_params``).
+
+        BatchNorm's running statistics are not counted (they are not trained; Keras's
+        ``count_params`` counts its moving mean and variance too), as in ``summary``.
+
+        Returns
+        -------
+        int
+            The size of the weights W, b, gamma and beta of all layers together.
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not built yet (no input width).
+        """
+        self._require_built()
+        return int(self.n_params)
+
     def summary(self, print_fn: Callable[[str], object] | None = None) -> None:
         """Print one line per block (its layers and parameter count).
 
@@ -1153,8 +1322,8 @@ class MLP(Sequential):
         check_choice("output", output, OUTPUT_ACTIVATIONS)
         use_bn = check_bool("batchnorm", batchnorm)
         n_hidden = len(sizes) - 2
-        if np.ndim(keep_prob) == 0:
-            keeps = [keep_prob] * n_hidden
+        if np.ndim(keep_prob) == 0:   # checked even without a hidden layer to use it
+            keeps = [check_keep_prob("keep_prob", keep_prob)] * n_hidden
         else:
             keeps = list(keep_prob)
             if len(keeps) != n_hidden:
@@ -1168,7 +1337,7 @@ class MLP(Sequential):
                 layers.append(BatchNorm())
             layers.append(Activation(activation))
             if keep < 1:
-                layers.append(Dropout(keep))
+                layers.append(Dropout(keep_prob=keep))
         layers.append(Dense(sizes[-1]))
         if output != "identity":
             layers.append(Activation(output))
@@ -1247,8 +1416,34 @@ def _verbosity(verbose):
     return check_int("verbose", verbose, 0, 2)
 
 
-def _real_array(name, x):
-    """``x`` as an array of real numbers (bool, integer or float), or a clear error."""
+def _keras_inference_options(batch_size, verbose):
+    """Check predict's and evaluate's ``batch_size`` (None or an integer >= 1) and
+    ``verbose`` (as fit's), which they take for Keras code and otherwise ignore."""
+    if batch_size is not None:
+        try:
+            check_int("batch_size", batch_size, 1)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"batch_size must be None or an integer >= 1, got "
+                            f"{batch_size!r}") from None
+    _verbosity(verbose)
+
+
+def _callback_sequence(callbacks):
+    """fit's ``callbacks`` as a new list: None gives none, one Callback a list of it
+    (Keras 3 takes one too)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of fastdnn.Callback objects (or one "
+                        f"Callback), got {callbacks!r}")
+    return list(callbacks)
+
+
+def _real_array(name, x, hint=""):
+    """``x`` as an array of real numbers (bool, integer or float), or a clear error
+    (``hint`` appended to the one on its dtype)."""
     if hasattr(x, "tocsr") or hasattr(x, "todense"):   # SciPy sparse
         raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. "
                         f"{name}.toarray())")
@@ -1258,7 +1453,7 @@ def _real_array(name, x):
         raise ValueError(f"{name} must be a rectangular array of numbers: {err}") from None
     if x.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers (bool, int or float), got dtype "
-                        f"{x.dtype}")
+                        f"{x.dtype}{hint}")
     return x
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_int, check_real
+from ._validation import check_bool, check_int, check_real
 from .backend import kernels as _kernels
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ class Optimizer:
 
     Attributes
     ----------
+    learning_rate : float
+        Keras's name for ``lr``: the same value, read and written through either name
+        (a Keras callback's ``model.optimizer.learning_rate = x`` takes effect).
     initial_lr : float
         ``lr`` as first given (schedules start from it).
     t : int
@@ -68,6 +71,23 @@ class Optimizer:
         self.t = 0          # updates done; Adam's bias correction uses t + 1 on the next
         self.state = None   # {name: [array per param]}
         self._lists = None  # (kernel module, its TensorLists of the last list update)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate under Keras's name: ``lr`` itself, read and written alike.
+
+        Keras callbacks set ``self.model.optimizer.learning_rate``; the next steps use
+        it, as they would a new ``lr``. (``initial_lr``, where schedules start, stays.)
+
+        Returns
+        -------
+        float
+        """
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr = check_real("learning_rate", value, 0.0)
 
     # ------------------------------------------------------------------ updating
     def step(self, params: Arrays, grads: Arrays, *,
@@ -263,6 +283,37 @@ def _learning_rate(lr, learning_rate, default):
     return default if lr is None else lr
 
 
+def _either(name, value, keras_name, keras_value, default):
+    """A hyperparameter given under fastdnn's ``name`` or Keras's ``keras_name`` (not
+    both); ``default`` when neither is given."""
+    if value is not None and keras_value is not None:
+        raise TypeError(f"give {name} or {keras_name} (Keras's name for it), not both "
+                        f"(got {name}={value!r} and {keras_name}={keras_value!r})")
+    if value is None:
+        value = keras_value
+    return default if value is None else value
+
+
+def _refuse_classical_momentum(momentum, nesterov):
+    """SGD takes no momentum: fastdnn's Momentum averages gradients, so the same beta
+    and lr make steps (1 - beta) times Keras's and PyTorch's. Point to the equivalent."""
+    if momentum is not None:
+        check_real("momentum", momentum, 0.0, 1.0, high_open=True)
+    if nesterov is not None:
+        check_bool("nesterov", nesterov)
+    if not momentum and not nesterov:
+        return   # momentum=0.0, nesterov=False: plain gradient descent, as in Keras
+    b = 0.9 if not momentum else momentum   # (an example beta for nesterov alone)
+    cls, flag = ("Nesterov", ", nesterov=True") if nesterov else ("Momentum", "")
+    raise TypeError(
+        f"SGD takes no momentum (got momentum={momentum!r}, nesterov={nesterov!r}): use "
+        f"fastdnn.{cls}(lr, beta). Its velocity is an average, v = beta v + (1 - beta) g, "
+        f"so for the same lr its steps are (1 - beta) times those of Keras's and "
+        f"PyTorch's momentum: their SGD(lr, momentum={b:g}{flag}) is "
+        f"fastdnn.{cls}(lr / (1 - {b:g}), beta={b:g}), step for step while lr is constant "
+        f"(PyTorch's under any schedule; Keras's steps differ after lr changes)")
+
+
 class SGD(Optimizer):
     """Gradient descent: param -= lr * (g + weight_decay * param).
 
@@ -278,13 +329,27 @@ class SGD(Optimizer):
         The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
     learning_rate : float, optional
         Keras's name for ``lr`` (give one of the two).
+    momentum : float, optional
+        Refused unless 0: Keras's and PyTorch's classical momentum. Their
+        ``SGD(lr, momentum=b)`` is ``Momentum(lr / (1 - b), beta=b)`` here (fastdnn's
+        velocity is an average of the gradients, not their sum).
+    nesterov : bool, optional
+        Refused if True: use ``Nesterov(lr / (1 - b), beta=b)``, as for ``momentum``.
+
+    Raises
+    ------
+    TypeError
+        For ``momentum`` other than 0, or ``nesterov=True``: the message gives the
+        equivalent fastdnn optimizer.
     """
 
     _kernel = "sgd_update"
     engine_name = "sgd"
 
     def __init__(self, lr: float | None = None, weight_decay: float = 0.0,
-                 backend: str = "auto", *, learning_rate: float | None = None) -> None:
+                 backend: str = "auto", *, learning_rate: float | None = None,
+                 momentum: float | None = None, nesterov: bool | None = None) -> None:
+        _refuse_classical_momentum(momentum, nesterov)
         super().__init__(_learning_rate(lr, learning_rate, 0.01), weight_decay, backend)
 
     def _update(self, f, p, g, state, lr):
@@ -389,13 +454,19 @@ class Adam(Optimizer):
     beta1, beta2 : float in [0, 1), default 0.9 and 0.999
         The weights of the previous moment averages.
     eps : float > 0, default 1e-8
-        Added to the corrected sqrt(v).
+        Added to the corrected sqrt(v) (as in PyTorch).
     weight_decay : float >= 0, default 0.0
         Coupled L2: g = grad + weight_decay * param.
     backend : str, default "auto"
         The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
     learning_rate : float, optional
         Keras's name for ``lr`` (give one of the two).
+    beta_1, beta_2 : float, optional
+        Keras's names for ``beta1`` and ``beta2`` (give one of each pair).
+    epsilon : float, optional
+        Keras's name for ``eps`` (give one of the two). Keras adds it to the
+        uncorrected sqrt(v) (its "epsilon hat"), so its steps differ slightly while
+        sqrt(v) is not much above epsilon.
     """
 
     _kernel = "adam_update"
@@ -403,10 +474,16 @@ class Adam(Optimizer):
     _state_names = ("m", "v")
     _hyper_names = ("beta1", "beta2", "eps")
 
-    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.0, backend: str = "auto", *,
-                 learning_rate: float | None = None) -> None:
+    def __init__(self, lr: float | None = None, beta1: float | None = None,
+                 beta2: float | None = None, eps: float | None = None,
+                 weight_decay: float = 0.0, backend: str = "auto", *,
+                 learning_rate: float | None = None, beta_1: float | None = None,
+                 beta_2: float | None = None, epsilon: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.001), weight_decay, backend)
+        # None stands for the default, so that a value given under both names is caught
+        beta1 = _either("beta1", beta1, "beta_1", beta_1, 0.9)
+        beta2 = _either("beta2", beta2, "beta_2", beta_2, 0.999)
+        eps = _either("eps", eps, "epsilon", epsilon, 1e-8)
         self.beta1 = check_real("beta1", beta1, 0.0, 1.0, high_open=True)
         self.beta2 = check_real("beta2", beta2, 0.0, 1.0, high_open=True)
         self.eps = check_real("eps", eps, 0.0, low_open=True)
@@ -426,23 +503,32 @@ class AdamW(Adam):
     beta1, beta2 : float in [0, 1), default 0.9 and 0.999
         The weights of the previous moment averages.
     eps : float > 0, default 1e-8
-        Added to the corrected sqrt(v).
+        Added to the corrected sqrt(v) (as in PyTorch).
     weight_decay : float >= 0, default 0.01
         Decoupled decay, applied before the Adam step.
     backend : str, default "auto"
         The kernels ``step`` runs on: "auto", "numpy", "cpu" or "cuda".
     learning_rate : float, optional
         Keras's name for ``lr`` (give one of the two).
+    beta_1, beta_2 : float, optional
+        Keras's names for ``beta1`` and ``beta2`` (give one of each pair).
+    epsilon : float, optional
+        Keras's name for ``eps`` (give one of the two). Keras adds it to the
+        uncorrected sqrt(v) (its "epsilon hat"), so its steps differ slightly while
+        sqrt(v) is not much above epsilon.
     """
 
     _kernel = "adamw_update"
     engine_name = "adamw"
 
-    def __init__(self, lr: float | None = None, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8, weight_decay: float = 0.01, backend: str = "auto", *,
-                 learning_rate: float | None = None) -> None:
+    def __init__(self, lr: float | None = None, beta1: float | None = None,
+                 beta2: float | None = None, eps: float | None = None,
+                 weight_decay: float = 0.01, backend: str = "auto", *,
+                 learning_rate: float | None = None, beta_1: float | None = None,
+                 beta_2: float | None = None, epsilon: float | None = None) -> None:
         super().__init__(_learning_rate(lr, learning_rate, 0.001), beta1, beta2, eps,
-                         weight_decay, backend)
+                         weight_decay, backend, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "rmsprop": RMSprop,

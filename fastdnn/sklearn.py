@@ -548,46 +548,50 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n))
         sample_idx = np.arange(n, dtype=int)
         self.n_iter_ = 0
-        for _ in range(self.max_iter):
-            if self.shuffle:
-                sample_idx = _shuffled(sample_idx, rng)
-                Xe, Ye = X_train[sample_idx], Y_train[sample_idx]
-                We = None if W_train is None else W_train[sample_idx]
-            else:
-                Xe, Ye, We = X_train, Y_train, W_train
-            self._apply_lr()
-            try:
-                self.loss_ = self._epoch(Xe, Ye, batch_size, We)
-            except FloatingPointError as exc:
-                if not self.early_stopping:
-                    raise ValueError(
-                        "Solver produced non-finite parameter weights. The input data "
-                        "may contain large values and need to be preprocessed. "
-                        f"({exc})") from None
-                self._record_divergence(n)
-                break
-            self.n_iter_ += 1
-            self.t_ += n
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-            self._update_no_improvement_count(X_val, y_val, W_val)
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
-                self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = ("Validation score did not improve" if self.early_stopping
-                        else "Training loss did not improve")
-                msg = (f"{what} more than tol={self.tol:f} for "
-                       f"{self.n_iter_no_change} consecutive epochs.")
-                if self._trigger_stopping(msg):
+        try:
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffled(sample_idx, rng)
+                    Xe, Ye = X_train[sample_idx], Y_train[sample_idx]
+                    We = None if W_train is None else W_train[sample_idx]
+                else:
+                    Xe, Ye, We = X_train, Y_train, W_train
+                self._apply_lr()
+                try:
+                    self.loss_ = self._epoch(Xe, Ye, batch_size, We)
+                except FloatingPointError as exc:
+                    if not self.early_stopping:
+                        raise ValueError(
+                            "Solver produced non-finite parameter weights. The input data "
+                            "may contain large values and need to be preprocessed. "
+                            f"({exc})") from None
+                    self._record_divergence(n)
                     break
-                self._no_improvement_count = 0
-            if incremental:
-                break
-            if self.n_iter_ == self.max_iter:
-                warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
-                              "the optimization hasn't converged yet." % self.max_iter,
-                              ConvergenceWarning)
+                self.n_iter_ += 1
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(X_val, y_val, W_val)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._lr = (float(self.learning_rate_init)
+                                / (self.t_ + 1) ** self.power_t)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = ("Validation score did not improve" if self.early_stopping
+                            else "Training loss did not improve")
+                    msg = (f"{what} more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if self._trigger_stopping(msg):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached "
+                                  "and the optimization hasn't converged yet."
+                                  % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:   # as scikit-learn: fit keeps the epochs done
+            warnings.warn("Training interrupted by user.")
         if self.early_stopping:
             self.model_.set_weights(self._best_params[0])
             self.model_.set_batchnorm_stats(self._best_params[1])

@@ -277,8 +277,9 @@ def test_a_fit_never_returns_weights_that_are_not_finite(backend, batchnorm):
     m.fit(X, y, optimizer=opt, epochs=2, batch_size=16, verbose=0)
     params, stats, state = m.get_weights(), m.get_batchnorm_stats(), opt.state_dict()
     step, t = m.step_, opt.t
-    with pytest.raises(FloatingPointError, match="not finite.*back to its state before "
-                                                 "epoch 3"):
+    with pytest.raises(FloatingPointError, match=r"epoch 1 of this fit \(the model's "
+                                                 r"epoch 3\).*not finite.*back to its "
+                                                 "state before that epoch"):
         with np.errstate(all="ignore"):
             m.fit(X * 100, y, optimizer=fastdnn.SGD(lr=1e45), epochs=1, batch_size=64,
                   verbose=0)
@@ -322,8 +323,9 @@ def test_fork_after_training_runs_a_fork_pool():
 
 
 @pytest.mark.parametrize("layers", [
-    [Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(0.9), Dense(3), Activation("softmax")],
-    [Dense(6, use_bias=False), Activation("relu"), Dense(5), Dropout(0.7), Dense(2),
+    [Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(keep_prob=0.9), Dense(3),
+     Activation("softmax")],
+    [Dense(6, use_bias=False), Activation("relu"), Dense(5), Dropout(keep_prob=0.7), Dense(2),
      Activation("sigmoid")],
 ])
 def test_sequential_layers_on_the_compiled_engine(layers):

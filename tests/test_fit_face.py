@@ -38,7 +38,7 @@ def eighty_columns(monkeypatch):
 def test_off_a_terminal_one_fitted_line_per_epoch(capsys):
     X, y = blobs()
     model().fit(X, y, epochs=3, batch_size=16, validation_data=(X, y))   # verbose="auto"
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     lines = err.splitlines()
     assert "\r" not in err and len(lines) == 3
     assert [l.split()[1] for l in lines] == ["1/3", "2/3", "3/3"]
@@ -64,10 +64,10 @@ def test_terminal_bar_advances_with_the_batches(monkeypatch):
     advance = Progress.advance
     monkeypatch.setattr(Progress, "advance", lambda self, s: (steps.append(s),
                                                                advance(self, s)))
-    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
     X, y = blobs(50)
     model().fit(X, y, epochs=2, batch_size=16)
-    out = sys.stderr.getvalue()
+    out = sys.stdout.getvalue()
     assert steps == [1] * 8   # 4 batches an epoch, each reported on the numpy backend
     assert "batch" in out and "\r" in out
     assert out.count("\n") == 2 and "\repoch 2/2  loss" in out   # the bar erased
@@ -77,10 +77,10 @@ def test_terminal_bar_advances_with_the_batches(monkeypatch):
 def test_a_notebook_gets_the_bar_too(monkeypatch):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(cbs, "in_notebook", lambda: True)
-    monkeypatch.setattr(sys, "stderr", io.StringIO())   # not a terminal
+    monkeypatch.setattr(sys, "stdout", io.StringIO())   # not a terminal
     X, y = blobs(50)
     model().fit(X, y, epochs=1, batch_size=16)
-    assert "batch" in sys.stderr.getvalue()
+    assert "batch" in sys.stdout.getvalue()
 
 
 def test_notebooks_are_detected_as_tqdm_does(monkeypatch):
@@ -97,10 +97,10 @@ def test_notebooks_are_detected_as_tqdm_does(monkeypatch):
 
 def test_without_tqdm_a_terminal_gets_lines(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)   # import tqdm raises ImportError
-    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
     X, y = blobs()
     model().fit(X, y, epochs=2, batch_size=16)
-    out = sys.stderr.getvalue()
+    out = sys.stdout.getvalue()
     assert "\r" not in out and out.count("\n") == 2
 
 
@@ -109,7 +109,7 @@ def test_without_tqdm_a_terminal_gets_lines(monkeypatch):
 def test_verbose_spellings(capsys, verbose, lines):
     X, y = blobs()
     model().fit(X, y, epochs=2, batch_size=16, verbose=verbose)
-    assert capsys.readouterr().err.count("\n") == lines
+    assert capsys.readouterr().out.count("\n") == lines
 
 
 def test_verbose_refuses_other_words():
@@ -124,7 +124,7 @@ def test_early_stopping_says_so(capsys):
     m = fastdnn.MLP([5, 32, 3], backend="numpy", seed=0)
     h = m.fit(X, y, optimizer=fastdnn.Adam(0.1), epochs=40, batch_size=8, verbose=2,
               validation_data=(X_dev, y_dev), early_stopping=1)
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert h.stopped_epoch is not None and h.stopped_epoch < 40
     assert h.best_epoch < h.stopped_epoch
     assert h["val_loss"][h.best_epoch - 1] == min(h["val_loss"])   # counted from 1

@@ -21,8 +21,8 @@ def make(kind, backend="numpy"):
     if kind == "mlp":
         return MLP([4, 6, 5, 3], batchnorm=True, keep_prob=[0.8, 0.7], l2=0.01,
                    backend=backend, seed=3)
-    return Sequential([Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(0.9), Dense(3),
-                       Activation("softmax")], backend=backend, seed=3)
+    return Sequential([Dense(6), BatchNorm(0.8), Activation("tanh"), Dropout(keep_prob=0.9),
+                       Dense(3), Activation("softmax")], backend=backend, seed=3)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])

@@ -27,7 +27,8 @@ def blobs(n=60, n_x=5, k=3, seed=0):
 def test_params_keys_shapes_and_no_bias_with_batchnorm(backend):
     m = MLP([5, 4, 3, 2], batchnorm=True, backend=backend, seed=0)
     p = m.get_weights()
-    assert set(p) == {"W1", "gamma1", "beta1", "W2", "gamma2", "beta2", "W3", "b3"}
+    assert set(p) == {"W1", "gamma1", "beta1", "running_mean1", "running_var1", "W2", "gamma2",
+                      "beta2", "running_mean2", "running_var2", "W3", "b3"}
     assert p["W1"].shape == (4, 5) and p["W2"].shape == (3, 4) and p["W3"].shape == (2, 3)
     assert p["gamma1"].shape == (4,) and p["b3"].shape == (2,)
     assert p["W1"].dtype == np.float32
@@ -250,7 +251,7 @@ def test_min_delta_counts_small_gains_as_no_gain():
     h = m.fit(X, y, optimizer=fastdnn.SGD(0.01), epochs=50, batch_size=40,
               validation_data=(X, y), verbose=0,
               early_stopping={"patience": 2, "min_delta": 10.0})
-    assert len(h["loss"]) == 4 and h.best_epoch == 1
+    assert len(h["loss"]) == 3 and h.best_epoch == 1   # Keras's count: 2 without a gain
 
 
 def test_divergence_raises_clearly():
@@ -315,7 +316,7 @@ def test_bad_fit_arguments():
 def test_sequential_matches_mlp_and_checks_composition():
     X, y = blobs(24)
     mlp = MLP([5, 6, 3], batchnorm=True, keep_prob=0.8, backend="numpy", seed=4)
-    seq = Sequential([Dense(6), BatchNorm(), Activation("relu"), Dropout(0.8), Dense(3),
+    seq = Sequential([Dense(6), BatchNorm(), Activation("relu"), Dropout(keep_prob=0.8), Dense(3),
                       Activation("softmax")], backend="numpy", seed=4)
     mlp.fit(X, y, epochs=2, batch_size=8, verbose=0)
     seq.fit(X, y, epochs=2, batch_size=8, verbose=0)   # built on the first data
@@ -386,13 +387,13 @@ def test_progress_lines_with_verbose_2(capsys):
     X, y = blobs(20)
     m = MLP([5, 3, 3], backend="numpy", seed=0)
     m.fit(X, y, epochs=2, batch_size=10, verbose=2, validation_data=(X, y))
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "epoch 1/2" in err and "epoch 2/2" in err and "val_loss" in err
     m.fit(X, y, epochs=2, batch_size=10, verbose=1)      # not a terminal: the lines only
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert err.count("\n") == 2 and "\r" not in err and "epoch 2/2" in err
     m.fit(X, y, epochs=2, batch_size=10, verbose=0)
-    assert capsys.readouterr().err == ""
+    assert capsys.readouterr().out == ""
 
 
 def test_progress_bar_on_a_terminal():

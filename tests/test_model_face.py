@@ -34,7 +34,7 @@ def test_get_params_gives_the_constructor_s_arguments_and_clone_works():
 
 
 def test_clone_of_a_sequential():
-    m = Sequential([Dense(8), BatchNorm(), Activation("relu"), Dropout(0.8), Dense(3),
+    m = Sequential([Dense(8), BatchNorm(), Activation("relu"), Dropout(keep_prob=0.8), Dense(3),
                     Activation("softmax")], input_dim=5, seed=2)
     other = clone(m)
     assert other.get_config() == m.get_config()

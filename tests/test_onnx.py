@@ -143,7 +143,7 @@ def _sequential(dtype, backend, output_batchnorm=True):
         Dense(6, use_bias=False), Activation("tanh"),
         Dense(5, init="xavier"),
         Dense(7), BatchNorm(momentum=0.5, eps=1e-3), Activation("leaky_relu"),
-        Dropout(0.7),
+        Dropout(keep_prob=0.7),
         Dense(4), Activation("sigmoid"),
         Dense(3), *([BatchNorm(momentum=0.6)] if output_batchnorm else []),
         Activation("softmax"),

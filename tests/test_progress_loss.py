@@ -103,11 +103,11 @@ def test_batch_hooks_get_the_running_means(backend):
 
 def test_the_bar_shows_the_running_logs_within_the_width(monkeypatch):
     pytest.importorskip("tqdm")
-    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
     X, y = data("softmax")
     record = Record(pause=0.11)
     mlp("softmax", "numpy").fit(X, y, epochs=1, batch_size=16, callbacks=[record])
-    out = sys.stderr.getvalue()
+    out = sys.stdout.getvalue()
     drawn = out.replace("\r", "\n").split("\n")
     assert max(len(part) for part in drawn) <= 79
     shown = [float(v) for v in re.findall(r"loss=(\d+\.\d{4})", out)]
@@ -123,10 +123,10 @@ def test_the_bar_shows_the_running_logs_within_the_width(monkeypatch):
 def test_a_wide_terminal_shows_loss_and_accuracy(monkeypatch):
     pytest.importorskip("tqdm")
     monkeypatch.setenv("COLUMNS", "160")
-    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(sys, "stdout", Terminal())
     X, y = data("softmax")
     mlp("softmax", "numpy").fit(X, y, epochs=1, batch_size=16, callbacks=[Record(0.11)])
-    out = sys.stderr.getvalue()
+    out = sys.stdout.getvalue()
     assert re.search(r"loss=\d+\.\d{4} accuracy=\d\.\d{4}", out), out
     assert max(len(p) for p in out.replace("\r", "\n").split("\n")) <= 159
 
@@ -167,7 +167,7 @@ def test_showing_the_logs_draws_nothing_itself():
 def test_off_a_terminal_the_lines_do_not_change(capsys):
     X, y = data("softmax")
     mlp("softmax", "numpy").fit(X, y, epochs=2, batch_size=16)
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "loss=" not in err and "\r" not in err and err.count("\n") == 2
 
 

@@ -263,6 +263,7 @@ def test_engine_caviar_with_batchnorm_equals_single_models(data, optimizer):
         hist = model.fit(X, y, optimizer=opt, epochs=2, batch_size=32, schedule=sched,
                          validation_data=(Xd, yd), verbose=0)
         mine = res.get_params(i)
+        assert set(mine) == set(model.get_weights())   # the running statistics too
         for name, ref in model.get_weights().items():
             assert_close(mine[name], ref, rtol=1e-10, atol=1e-12, name=f"model {i} {name}")
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):

@@ -449,3 +449,30 @@ def test_verbose_prints_sklearn_lines(digits, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Iteration 1, loss = ")
     assert lines[1].startswith("Validation score: ") and len(lines) == 4
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_ctrl_c_ends_fit_as_in_scikit_learn(cls, early_stopping, monkeypatch):
+    """A KeyboardInterrupt during training ends fit with scikit-learn's warning and
+    the epochs done (the best ones with early stopping), not with the exception."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    est = cls(hidden_layer_sizes=(16,), max_iter=50, random_state=0,
+              early_stopping=early_stopping, n_iter_no_change=100)
+    epoch, calls = cls._epoch, []
+
+    def interrupted_third(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return epoch(self, *args)
+
+    monkeypatch.setattr(cls, "_epoch", interrupted_third)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        try:
+            assert est.fit(X, y) is est
+        except KeyboardInterrupt:   # not up to pytest, which would end the session
+            pytest.fail("the KeyboardInterrupt came out of fit")
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    assert est.predict(X).shape == (300,)

@@ -99,7 +99,10 @@ class CaviarResult:
         self.hyperparameters, self.time = hyper, seconds
 
     def get_params(self, i: int) -> dict[str, NDArray[np.floating]]:
-        """Model i's weights as MLP.get_weights() names them: W1, b1, W2, ...
+        """Model i's weights, named as MLP.get_weights() names them.
+
+        W1, b1, W2, ...; with BatchNorm gamma, beta and the running statistics
+        (running_mean1, running_var1, ...).
 
         Parameters
         ----------
@@ -111,7 +114,14 @@ class CaviarResult:
         dict name -> array
             Copies.
         """
-        return {name: view[i].copy() for name, view in self._trainer.p.items()}
+        weights = {name: view[i].copy() for name, view in self._trainer.p.items()}
+        params = getattr(self._trainer, "params", None)   # the engine's layout
+        if params is not None:
+            means, variances = params.running_views(params.running, stacked=True)
+            for l in means:
+                weights[f"running_mean{l}"] = means[l][i].copy()
+                weights[f"running_var{l}"] = variances[l][i].copy()
+        return weights
 
     def __len__(self):
         return len(self.histories)
