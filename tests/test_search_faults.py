@@ -1,6 +1,7 @@
 """The search survives faults and refuses bad input: a worker process killed mid-trial,
 a killed search (its workers must exit), a rerun retrying failed trials, values that
 must read back with their types, a script without the __main__ guard, bad arguments."""
+import functools
 import os
 import signal
 import subprocess
@@ -65,6 +66,7 @@ def test_a_rerun_retries_failed_trials_unless_told_not_to(tmp_path):
     assert 0 < len(failed) < 8
     calls = []
 
+    @functools.wraps(failing_below)   # failing_below fixed: the same trial function
     def counting(params):
         calls.append(params["x"])
         return quick_trial(params)

@@ -1,5 +1,6 @@
 """Random search and coarse to fine: results table, executors, failures, resume."""
 import concurrent.futures as cf
+import functools
 import math
 import os
 
@@ -151,6 +152,7 @@ def test_coarse_to_fine_resume(tmp_path):
     a = coarse_to_fine(quadratic, {"x": LogUniform(1e-3, 10)}, results_file=path, **kw)
     calls = []
 
+    @functools.wraps(quadratic)   # the same trial function (its name is recorded)
     def fn(p):
         calls.append(p)
         return quadratic(p)

@@ -632,7 +632,7 @@ def _caviar_task(data, fixed, trials, backend="auto", dev_curves=True, augment=N
     arch.update({k: configs[0][k] for k in _ARCHITECTURE if k in configs[0]})
     start = time.perf_counter()
     try:
-        k = int(max(np.max(y), np.max(y_dev))) + 1
+        k = int(max(np.max(y), np.max(y_dev))) + 1   # caviar_search encoded the labels
         sizes = [X.shape[1]] + [int(arch["hidden_units"])] * int(arch["layers"]) + [k]
         hyper = [{key: c[key] for key in _PER_MODEL if key in c} for c in configs]
         res = train_caviar(X, y, sizes, hyper, epochs=int(arch["epochs"]),
@@ -689,6 +689,7 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     ----------
     space : dict name -> Space
     data : (X_train, y_train, X_dev, y_dev)
+        Any class labels, encoded as in ``random_search``.
     fixed : dict, optional
         Values for keys not in ``space`` (e.g. {"epochs": 30, "hidden_units": 128}).
     n_trials : int >= 0
@@ -703,9 +704,14 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
         Models per group (default 256 with the compiled engine, 16 with NumPy's).
     results_file : path or None
         CSV written after each group; a rerun resumes: trials already in it are
-        skipped, except failed ones (status "error"), which run again.
+        skipped, except failed ones (status "error"), which run again. A rerun of
+        another search (space, seed, fixed, data, augment) is refused, as in
+        ``random_search``; backend, max_models and the executor may change (the
+        engines agree to rounding). On Ctrl-C the finished groups are there (a group
+        trains as one: an unfinished one is lost); the KeyboardInterrupt goes on.
     verbose : 0 or 1
-        A line per finished group.
+        A line per finished group: trials done so far of those to run, and the best dev
+        accuracy so far (and "resumed N trials from FILE" on a rerun).
     backend : "auto", "cpu", "numpy" or "cuda"
         The engine of ``train_caviar``.
     dev_curves : bool
@@ -723,21 +729,30 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
     """
     import concurrent.futures as cf
 
-    from .runner import _executor, _resume, _save
+    from .runner import (_check_train_mlp_names, _encode_classes, _executor, _resume,
+                         _save, _saved_on_interrupt, _search_record)
     from .spaces import as_space, sample_config
 
     space = {name: as_space(s) for name, s in space.items()}
     fixed = dict(fixed or {})
-    unknown = (set(space) | set(fixed)) - set(_ARCHITECTURE) - set(_PER_MODEL)
-    if unknown:
-        raise ValueError(f"caviar_search cannot vary {sorted(unknown)}; it takes "
-                         f"{sorted(set(_ARCHITECTURE) | set(_PER_MODEL))}")
+    takes = {**_ARCHITECTURE, **_PER_MODEL}
+    for where, names in (("space", space), ("fixed", fixed)):
+        _check_train_mlp_names(names, where, takes, "caviar_search",
+                               head="caviar_search cannot vary or fix")
     if max_models is None:
         max_models = 16 if _resolve_backend(backend) == "numpy" else 256
     max_models = check_int("max_models", max_models, 1)
     if not isinstance(retry_errors, (bool, np.bool_)):
         raise TypeError(f"retry_errors must be True or False, got {retry_errors!r}")
-    results, done = _resume(results_file, list(space), retry_errors)
+    if not isinstance(data, (tuple, list)) or len(data) != 4:
+        raise TypeError(f"data must be a tuple (X_train, y_train, X_dev, y_dev), got "
+                        f"{type(data).__name__}"
+                        + (f" of {len(data)} items" if isinstance(data, (tuple, list))
+                           else ""))
+    # the engine is the same to rounding whatever backend and grouping: not recorded
+    record = _search_record("caviar_search", space, check_int("seed", seed, 0), fixed,
+                            data=data, augment=augment)
+    results, done = _resume(results_file, list(space), retry_errors, record, verbose)
     groups = {}
     for t in range(check_int("n_trials", n_trials, 0)):
         if t in done:
@@ -751,37 +766,53 @@ def caviar_search(space: Mapping[str, SpaceLike], data: Data, *,
         n_chunks = max(parallel, -(-len(trials) // max_models))
         size = -(-len(trials) // n_chunks)
         tasks += [trials[i:i + size] for i in range(0, len(trials), size)]
-    data = tuple(data)
+    data = _encode_classes(data)   # any labels: strings, 1 .. 10, {0, 5}
     if augment is not None and np.ndim(data[0]) == 2:   # fails here, not in every trial
         as_augment(augment, np.asarray(data[0]))
+    n_to_run, n_run = sum(len(trials) for trials in tasks), 0
 
-    def record(rows):
+    def save(rows):
+        nonlocal n_run
         results.rows.extend(rows)
         _save(results, results_file)
+        n_run += len(rows)
         if verbose:
             best = (f"best dev accuracy so far {results.best()['dev_accuracy']:.4f}"
                     if len(results.ok) else "none finished without error yet")
-            print(f"{len(rows)} trials done, {best}", flush=True)
+            print(f"{n_run}/{n_to_run} trials done, {best}", flush=True)
 
     ex, own = _executor(executor, n_workers)
-    try:
-        if not hasattr(ex, "submit"):
-            for trials in tasks:
-                record(_caviar_task(data, fixed, trials, backend, dev_curves, augment))
-        else:
-            futures = {ex.submit(_caviar_task, data, fixed, trials, backend,
-                                 dev_curves, augment): trials
-                       for trials in tasks}
-            for fut in cf.as_completed(futures):
-                try:
-                    rows = fut.result()
-                except Exception as e:  # noqa: BLE001 - e.g. a worker died
-                    rows = [{"trial": t, **p, "status": "error",
-                             "error": f"{type(e).__name__}: {e}"} for t, p in futures[fut]]
-                record(rows)
-    finally:
-        if own:
-            ex.shutdown(wait=True)
+    futures = {}
+    with _saved_on_interrupt(results, results_file):
+        try:
+            if not hasattr(ex, "submit"):
+                for trials in tasks:
+                    save(_caviar_task(data, fixed, trials, backend, dev_curves, augment))
+            else:
+                futures = {ex.submit(_caviar_task, data, fixed, trials, backend,
+                                     dev_curves, augment): trials
+                           for trials in tasks}
+                for fut in cf.as_completed(futures):
+                    try:
+                        rows = fut.result()
+                    except Exception as e:  # noqa: BLE001 - e.g. a worker died
+                        rows = [{"trial": t, **p, "status": "error",
+                                 "error": f"{type(e).__name__}: {e}"}
+                                for t, p in futures[fut]]
+                    save(rows)
+                    futures[fut] = None   # saved
+        except KeyboardInterrupt:
+            # keep the groups that finished meanwhile; cancel those not started
+            for fut, trials in futures.items():
+                if trials is not None and fut.done() and not fut.cancelled() \
+                        and fut.exception() is None:
+                    save(fut.result())
+                elif trials is not None:
+                    fut.cancel()
+            raise
+        finally:
+            if own:
+                ex.shutdown(wait=True, cancel_futures=True)
     results.rows.sort(key=lambda r: r["trial"])
     results.spaces = [space]
     return results

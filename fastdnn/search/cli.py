@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import sys
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -356,11 +357,17 @@ def run(args: argparse.Namespace) -> int:
     -------
     int
         The exit status, 0; a faulty config or data file raises SystemExit with a
-        message.
+        message, and Ctrl-C SystemExit(130) after saying where the finished trials are.
     """
     from . import coarse_to_fine, random_search, space_from_config
     from .caviar import caviar_search
-    cfg = load_config(args.config)
+    try:
+        cfg = load_config(args.config)
+    except (OSError, ValueError) as e:   # tomllib's and json's errors are ValueErrors
+        raise SystemExit(f"fastdnn search: {args.config}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise SystemExit(f"fastdnn search: {args.config}: expected a table of settings, "
+                         f"got {type(cfg).__name__}")
     unknown = set(cfg) - set(CONFIG_KEYS)
     if unknown:
         raise SystemExit(f"fastdnn search: unknown config keys {sorted(unknown)}; "
@@ -378,9 +385,24 @@ def run(args: argparse.Namespace) -> int:
             check_int("n_trials", cfg["n_trials"], 0)
         if cfg.get("time_budget") is not None:
             check_real("time_budget (seconds)", cfg["time_budget"], 0.0)
+        mode = cfg.get("mode", "random")
+        if mode not in ("random", "coarse_to_fine"):
+            raise ValueError(f"mode must be 'random' or 'coarse_to_fine', got {mode!r}")
+        # caviar trains a random search's trials together; coarse to fine runs MLPs
+        method = cfg.get("method", "caviar" if mode == "random" else "mlp")
+        if method not in ("caviar", "mlp"):
+            raise ValueError(f"method must be 'caviar' or 'mlp', got {method!r}")
+        if method == "caviar" and mode != "random":
+            raise ValueError("method = \"caviar\" runs a random search only; for mode = "
+                             "\"coarse_to_fine\" set method = \"mlp\" (one MLP per trial)")
+        if method == "caviar" and cfg.get("time_budget") is not None:
+            raise ValueError("time_budget is for method = \"mlp\"; method = \"caviar\" "
+                             "runs n_trials")
+        if mode == "random" and cfg.get("coarse_to_fine"):
+            raise ValueError("the [coarse_to_fine] table is for mode = "
+                             "\"coarse_to_fine\"; this config has mode = \"random\"")
     except (TypeError, ValueError) as e:
         raise SystemExit(f"fastdnn search: {args.config}: {e}") from None
-    mode, method = cfg.get("mode", "random"), cfg.get("method", "caviar")
     results_file = args.results or cfg.get("results_file")
     data, description = _data(args, cfg, seed)
     # a line per finished trial unless --quiet; caviar only on --verbose 1: it reports
@@ -389,39 +411,63 @@ def run(args: argparse.Namespace) -> int:
     print(description, flush=True)
     executor = "serial" if workers <= 1 else None
     start = time.perf_counter()
-    if mode == "random" and method == "caviar":
-        from .caviar import _resolve_backend
-        if _resolve_backend("auto") != "numpy":   # the compiled engine: in-process,
-            executor = "serial"                    # Numba's threads share the work
-        n_trials = cfg.get("n_trials", 20)
-        if verbose:
-            print(f"caviar: {n_trials} trials train together, in groups of one "
-                  f"architecture (--verbose 1: a line per group)", flush=True)
-        res = caviar_search(space, data, fixed=fixed, n_trials=n_trials, seed=seed,
-                            executor=executor, n_workers=workers,
-                            results_file=results_file, verbose=args.verbose == 1)
-    elif mode == "random":
-        res = random_search(space=space, data=data, fixed=fixed,
-                            n_trials=cfg.get("n_trials"), time_budget=cfg.get("time_budget"),
-                            seed=seed, executor=executor, n_workers=workers,
-                            results_file=results_file, verbose=verbose)
-    elif mode == "coarse_to_fine":
-        res = coarse_to_fine(space=space, data=data, fixed=fixed, seed=seed,
-                             executor=executor, n_workers=workers,
-                             results_file=results_file, verbose=verbose,
-                             **cfg.get("coarse_to_fine", {}))
-    else:
-        raise SystemExit(f"fastdnn search: mode must be 'random' or 'coarse_to_fine', "
-                         f"got {mode!r}")
+    try:   # the searches check their arguments before any trial runs
+        if method == "caviar":
+            from .caviar import _resolve_backend
+            if _resolve_backend("auto") != "numpy":   # the compiled engine: in-process,
+                executor = "serial"                    # Numba's threads share the work
+            n_trials = cfg.get("n_trials", 20)
+            if verbose:
+                print(f"caviar: {n_trials} trials train together, in groups of one "
+                      f"architecture (--verbose 1: a line per group)", flush=True)
+            res = caviar_search(space, data, fixed=fixed, n_trials=n_trials, seed=seed,
+                                executor=executor, n_workers=workers,
+                                results_file=results_file, verbose=args.verbose == 1)
+        elif mode == "random":
+            res = random_search(space=space, data=data, fixed=fixed,
+                                n_trials=cfg.get("n_trials"),
+                                time_budget=cfg.get("time_budget"), seed=seed,
+                                executor=executor, n_workers=workers,
+                                results_file=results_file, verbose=verbose)
+        else:
+            res = coarse_to_fine(space=space, data=data, fixed=fixed, seed=seed,
+                                 executor=executor, n_workers=workers,
+                                 results_file=results_file, verbose=verbose,
+                                 **cfg.get("coarse_to_fine", {}))
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"fastdnn search: {args.config}: {e}") from None
+    except KeyboardInterrupt:
+        print(_interrupted_line(results_file), file=sys.stderr, flush=True)
+        raise SystemExit(130) from None   # the shell's code for Ctrl-C
     seconds = time.perf_counter() - start
-    print(f"{len(res)} trials ({len(res.ok)} ok) in {seconds:.1f} s: "
-          f"{len(res) / seconds * 60:.0f} trials/min")
+    resumed = set(res.resumed)
+    ran = [r for r in res if r.get("trial") not in resumed]
+    line = f"{len(ran)} trials ({sum(r.get('status') == 'ok' for r in ran)} ok) in " \
+           f"{seconds:.1f} s"
+    if ran:
+        line += f": {len(ran) / max(seconds, 1e-9) * 60:.0f} trials/min"
+    if resumed:
+        line += f"; {len(resumed)} resumed from {results_file}"
+    print(line)
     print(res.summary(args.top))
     if results_file:
         print(f"results: {results_file}")
     if args.plot:
         _plot(res, args.plot)
     return 0
+
+
+def _interrupted_line(results_file):
+    """What a Ctrl-C leaves: the finished trials are in results_file."""
+    if not results_file:
+        return ("interrupted: no results_file, nothing saved (set results_file = "
+                "\"...\" or --results FILE to keep finished trials)")
+    saved = 0
+    if os.path.exists(results_file):
+        from .results import Results
+        saved = len(Results.from_csv(results_file))
+    return (f"interrupted: {saved} trials saved in {results_file}; rerun the same "
+            f"command to resume")
 
 
 def _data(args, cfg, seed):

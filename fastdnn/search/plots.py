@@ -23,6 +23,30 @@ def _plt():
     return plt
 
 
+def _integer_log_ticks(ax, values):
+    """Plain integer tick labels (50, 100, 200) on the log x-axis of an integer
+    hyperparameter, when all ``values`` are whole numbers. Matplotlib labels the minor
+    ticks of a range under two decades "3x10^1 4x10^1 ...", which run into each other."""
+    import math
+
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+    if not values or not all(float(v).is_integer() for v in values):
+        return
+    distinct = sorted({int(v) for v in values})
+    low, high = distinct[0], distinct[-1]
+    if len(distinct) <= 6:
+        ticks = distinct
+    else:   # 1, 2, 5 per decade; powers of ten alone when those are too many
+        decades = range(int(math.floor(math.log10(low))), int(math.log10(high)) + 1)
+        ticks = [m * 10 ** e for e in decades for m in (1, 2, 5) if low <= m * 10 ** e <= high]
+        if len(ticks) > 7:
+            ticks = [t for t in ticks if str(t).startswith("1")]
+        ticks = sorted(set(ticks) | {low, high}) if len(ticks) < 3 else ticks
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda u, _: f"{u:.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_scores(results: Results, space: Mapping[str, Space | Any],
                 metric: str = "dev_accuracy") -> Figure:
     """One panel per hyperparameter: ``metric`` of each successful trial against its value.
@@ -64,6 +88,7 @@ def plot_scores(results: Results, space: Mapping[str, Space | Any],
             ax.scatter(np.asarray(x, float), y, s=12)
             if scale == "log":
                 ax.set_xscale("log")
+                _integer_log_ticks(ax, x)
             ax.set_xlabel(name)
         ax.set_ylabel(metric)
     fig.tight_layout()

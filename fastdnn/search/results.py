@@ -133,6 +133,12 @@ class Results:
     spaces : list of dict name -> Space, optional
         The space each round sampled (set by the searches); ``plot`` reads the scale of
         each hyperparameter from the first.
+
+    Attributes
+    ----------
+    resumed : list of int
+        The trials a search read back from its results_file instead of running them
+        (empty for a fresh search).
     """
 
     def __init__(self, rows: Iterable[Mapping[str, Any]] = (), params: Iterable[str] = (),
@@ -140,6 +146,7 @@ class Results:
         self.rows = [dict(r) for r in rows]
         self.params = list(params)
         self.spaces = list(spaces)
+        self.resumed = []
 
     def _subset(self, rows):
         """A Results of some of these rows, keeping the parameter names and spaces."""
@@ -200,7 +207,8 @@ class Results:
     def sort(self, key: str = "dev_accuracy", descending: bool | None = None) -> Results:
         """A new Results sorted best first by ``key``.
 
-        Failed trials and missing or NaN values go last.
+        Failed trials and missing or NaN values go last; ties go to the lower
+        dev_loss, then the lower trial number.
 
         Parameters
         ----------
@@ -221,8 +229,11 @@ class Results:
             bad = (r.get("status", "ok") != "ok" or v is None
                    or (isinstance(v, float) and math.isnan(v)))
             if bad:
-                return (1, 0)
-            return (0, -v if descending else v)
+                return (1, 0, 0, _number_or_inf(r.get("trial")))
+            # ties (a small dev set gives many equal accuracies): the lower dev_loss,
+            # then the earlier trial
+            tie = _number_or_inf(r.get("dev_loss")) if key != "dev_loss" else 0
+            return (0, -v if descending else v, tie, _number_or_inf(r.get("trial")))
 
         return self._subset(sorted(self.rows, key=rank))
 
@@ -491,7 +502,9 @@ def _draw_axis(ax, name, space, values):
     numeric = all(_is_number(v) for v in values)
     ax.set_xlabel(name)
     if scale == "log" and numeric and min(values) > 0:
+        from .plots import _integer_log_ticks
         ax.set_xscale("log")
+        _integer_log_ticks(ax, values)   # hidden_units: 50 100 200, not 3x10^1 4x10^1
         return float
     if scale == "one_minus_log" and numeric and max(values) < 1:
         # 1 - x on a log axis, reversed so that larger x is to the right; the ticks
@@ -553,6 +566,10 @@ def _space_dict(space):
     if not isinstance(space, dict):
         raise TypeError(f"space must be a dict name -> Space, got {space!r}")
     return {name: as_space(s) for name, s in space.items()}
+
+
+def _number_or_inf(v):
+    return float(v) if _is_number(v) else math.inf
 
 
 def _is_number(v):

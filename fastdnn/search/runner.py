@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import ctypes
 import functools
+import hashlib
+import json
 import math
 import multiprocessing
 import os
@@ -27,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, Union
@@ -57,6 +61,41 @@ PathLike = Union[str, os.PathLike[str]]
 
 
 # ---------------------------------------------------------------------- default trial
+#: The hyperparameters train_mlp takes, and their defaults.
+TRAIN_MLP_DEFAULTS = {
+    "learning_rate": 1e-3, "l2": 0.0, "beta1": 0.9, "beta2": 0.999, "keep_prob": 1.0,
+    "hidden_units": 128, "layers": 1, "batch_size": 64, "decay": 0.0, "epochs": 30,
+    "activation": "relu", "batchnorm": False, "dtype": "float32", "backend": "auto",
+    "seed": 0, "augment": None}
+# scikit-learn's names for them: a hint where difflib finds no close name
+_SKLEARN_NAMES = {"max_iter": "epochs", "alpha": "l2", "learning_rate_init": "learning_rate",
+                  "hidden_layer_sizes": "hidden_units and layers",
+                  "random_state": "seed", "beta_1": "beta1", "beta_2": "beta2",
+                  "optimizer": None, "optimiser": None, "solver": None}
+
+
+def _check_train_mlp_names(names, where, allowed=TRAIN_MLP_DEFAULTS, who="train_mlp",
+                           head="unknown hyperparameters"):
+    """Refuse names ``who`` does not take, suggesting the close one (a typo in ``fixed``
+    would otherwise train with the default, silently)."""
+    import difflib
+    unknown = [name for name in names if name not in allowed]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), list(allowed), n=1)
+        if close:
+            hints.append(f"{name!r}: did you mean {close[0]!r}?")
+        elif name in _SKLEARN_NAMES:
+            meant = _SKLEARN_NAMES[name]
+            hints.append(f"{name!r} is scikit-learn's name for {meant}" if meant else
+                         f"{name!r}: {who} trains with Adam only")
+    raise ValueError(f"{head} {sorted(unknown)} in {where}"
+                     + (f" ({'; '.join(hints)})" if hints else "")
+                     + f"; {who} takes {sorted(allowed)}")
+
+
 def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, Any]:
     """Build an MLP from hyperparameters, train it with Adam and evaluate on dev.
 
@@ -83,14 +122,9 @@ def train_mlp(params: Mapping[str, Any], data: Data, **fixed: Any) -> dict[str, 
     from ..optim import Adam
     from ..schedules import InverseTime
 
-    p = {"learning_rate": 1e-3, "l2": 0.0, "beta1": 0.9, "beta2": 0.999, "keep_prob": 1.0,
-         "hidden_units": 128, "layers": 1, "batch_size": 64, "decay": 0.0, "epochs": 30,
-         "activation": "relu", "batchnorm": False, "dtype": "float32", "backend": "auto",
-         "seed": 0, "augment": None}
-    unknown = set(params) - set(p)
-    if unknown:
-        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; train_mlp takes "
-                         f"{sorted(p)}")
+    _check_train_mlp_names(params, "params")
+    _check_train_mlp_names(fixed, "fixed")
+    p = dict(TRAIN_MLP_DEFAULTS)
     p.update(fixed)
     p.update(params)
     X_train, y_train, X_dev, y_dev = data
@@ -280,6 +314,10 @@ class _AnyExecutor:
 def _save(results, results_file):
     if results_file is None:
         return
+    record = getattr(results, "_unsaved_record", None)
+    if record is not None:   # before this search's first table: none goes without it
+        _write_record(results_file, record)
+        results._unsaved_record = None
     with atomic_replace(results_file) as tmp:
         results.to_csv(tmp)
 
@@ -305,16 +343,26 @@ def _run_many(trial_fn, configs, results, *, executor, n_workers, deadline,
         finally:
             pool.shutdown()
     else:
-        _run_submitted(_AnyExecutor(executor), trial_fn, configs, record, deadline,
-                       max_pending, progress)
+        pending = {}
+        try:
+            _run_submitted(_AnyExecutor(executor), trial_fn, configs, record, deadline,
+                           max_pending, progress, pending)
+        except KeyboardInterrupt:   # the caller's executor would run them for nobody
+            for fut in list(pending):
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    record(fut.result())
+                else:
+                    fut.cancel()
+            raise
 
 
-def _run_submitted(pool, trial_fn, configs, record, deadline, max_pending, progress):
+def _run_submitted(pool, trial_fn, configs, record, deadline, max_pending, progress,
+                   pending=None):
     """The submit / wait loop; on our own pool (a _TrialPool) it survives a worker's
     death."""
     recover = isinstance(pool, _TrialPool)
     configs = iter(configs)
-    pending = {}                     # future -> (trial, params)
+    pending = {} if pending is None else pending   # future -> (trial, params)
     again = collections.deque()      # lost with a broken pool before they began
     alone = collections.deque()      # had begun when a worker died beside others
     solo = None                      # the trial of ``alone`` now running by itself
@@ -449,10 +497,59 @@ def _prepare(trial_fn, space, data, fixed):
         if len(data) != 4:
             raise ValueError(f"data must be (X_train, y_train, X_dev, y_dev), got "
                              f"{len(data)} items")
-        trial_fn = functools.partial(train_mlp, data=tuple(data), **(fixed or {}))
+        # up front: a wrong name would otherwise fail every trial, or (in fixed) be
+        # ignored while the default trains
+        _check_train_mlp_names(space, "space")
+        _check_train_mlp_names(fixed or {}, "fixed")
+        trial_fn = functools.partial(train_mlp, data=_encode_classes(data),
+                                     **(fixed or {}))
     elif not callable(trial_fn):
         raise TypeError(f"trial_fn must be callable, got {trial_fn!r}")
     return trial_fn, space
+
+
+def _encode_classes(data):
+    """``data`` with its labels as class indices 0 .. k-1, y_train and y_dev encoded
+    together (``fastdnn.search.cli.encode_labels``), so that any labels work: strings,
+    1 .. 10, {0, 5} (two output units, not six).
+
+    Parameters
+    ----------
+    data : (X_train, y_train, X_dev, y_dev)
+        y_train and y_dev: (n,) class labels, numbers or strings.
+
+    Returns
+    -------
+    (X_train, y_train, X_dev, y_dev)
+        The labels as int64 indices into the sorted classes of both.
+
+    Raises
+    ------
+    ValueError
+        For labels that are not (n,) arrays, fractional numbers, fewer than two
+        classes, or a y_dev label that y_train lacks (a class without training examples
+        cannot be learned).
+    """
+    from .cli import encode_labels
+    X, y, X_dev, y_dev = data
+    y, y_dev = np.asarray(y), np.asarray(y_dev)
+    for name, labels in (("y_train", y), ("y_dev", y_dev)):
+        if labels.ndim != 1:
+            raise ValueError(f"data's {name} must be (n,) class labels, got shape "
+                             f"{labels.shape}")
+    if y.dtype.kind != y_dev.dtype.kind and "O" not in (y.dtype.kind, y_dev.dtype.kind) \
+            and {y.dtype.kind, y_dev.dtype.kind} & set("USO"):
+        raise ValueError(f"data's y_train and y_dev must hold labels of one kind, got "
+                         f"{y.dtype} and {y_dev.dtype}")
+    both, _ = encode_labels(np.concatenate([y, y_dev]), "data's y_train and y_dev")
+    indices, dev_indices = both[:len(y)], both[len(y):]
+    unseen = np.setdiff1d(dev_indices, indices)
+    if unseen.size:
+        labels = sorted({str(v) for v in y_dev[np.isin(dev_indices, unseen)]})
+        raise ValueError(f"data's y_dev holds labels {labels[:10]} that y_train lacks; "
+                         f"a class without training examples cannot be learned (split "
+                         f"stratified by class, e.g. fastdnn.train_dev_test_split)")
+    return X, indices, X_dev, dev_indices
 
 
 def _check_run_args(n_trials, time_budget, seed, executor, n_workers, max_pending,
@@ -473,16 +570,168 @@ def _check_run_args(n_trials, time_budget, seed, executor, n_workers, max_pendin
     return time_budget, max_pending or 2 * n_workers
 
 
-def _resume(results_file, params, retry_errors=False):
+# ---------------------------------------------------------------------- resume
+# A results file's record of the search that wrote it: a JSON file beside the CSV (the
+# CSV stays a plain table for pandas.read_csv). Resuming compares it with this search's.
+_RECORD_SUFFIX = ".search.json"
+_RECORD_FORMAT = 1
+
+
+def _record_path(results_file):
+    return os.fspath(results_file) + _RECORD_SUFFIX
+
+
+def _search_record(search, space, seed, fixed=None, trial_fn=None, data=None, **settings):
+    """What makes a search's trials what they are, as JSON types: two searches with the
+    same record draw the same configs and train them the same way.
+
+    The space (each dimension's repr; their order sets the draws), seed, fixed, the
+    trial function's qualified name (None: the default, train_mlp), a SHA-256 of the
+    data (when the default trial function trains on it) and ``settings`` (e.g. coarse to
+    fine's trials_per_round). Not what only changes how or how long it runs: n_trials,
+    rounds, time_budget, executor, workers, verbose."""
+    return {"search": search, "space": {name: repr(s) for name, s in space.items()},
+            "seed": int(seed), "fixed": _plain(dict(fixed or {})),
+            "trial_fn": None if trial_fn is None else _qualified_name(trial_fn),
+            "data": None if data is None else _data_digest(data), **_plain(settings)}
+
+
+def _plain(value):
+    """``value`` in JSON types, the same in every run (objects with get_config, such as
+    fastdnn.Augment, by their config; other objects by repr)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if hasattr(value, "get_config"):
+        return {type(value).__name__: _plain(value.get_config())}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _qualified_name(fn):
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
+def _data_digest(data):
+    """SHA-256 of the arrays' shapes, dtypes and bytes (about 1 s per GB)."""
+    digest = hashlib.sha256()
+    for a in data:
+        parts = [a.data, a.indices, a.indptr] if hasattr(a, "indptr") else [a]  # sparse
+        digest.update(repr(getattr(a, "shape", None)).encode())
+        for part in parts:
+            part = np.ascontiguousarray(part)
+            digest.update(f"{part.shape}{part.dtype.str};".encode())
+            digest.update(repr(part.tolist()).encode() if part.dtype.hasobject
+                          else part.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+def _write_record(results_file, record):
+    with atomic_replace(_record_path(results_file)) as tmp:
+        with open(tmp, "w") as f:
+            json.dump({"fastdnn_search_record": _RECORD_FORMAT, **record}, f, indent=1)
+
+
+def _read_record(results_file):
+    """The record beside ``results_file``, or None (written by an older fastdnn)."""
+    path = _record_path(results_file)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        record.pop("fastdnn_search_record")
+    except (ValueError, KeyError, AttributeError) as e:
+        raise ValueError(f"{path}, the record of the search that wrote results_file "
+                         f"{os.fspath(results_file)}, is not readable ({e}); delete both "
+                         f"to start over") from None
+    return record
+
+
+def _differences(old, new):
+    """How search record ``new`` differs from ``old``, in words."""
+    def same(a, b):
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+    out = []
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key), new.get(key)
+        if same(a, b):
+            continue
+        if key in ("space", "fixed") and isinstance(a, dict) and isinstance(b, dict):
+            named = []
+            for name in dict.fromkeys([*a, *b]):
+                if name not in a:
+                    named.append(f"no {key} {name}, this one has {name} = {b[name]}")
+                elif name not in b:
+                    named.append(f"{key} {name} = {a[name]}, this one has no {name}")
+                elif not same(a[name], b[name]):
+                    named.append(f"{key} {name} = {a[name]}, this one has {b[name]}")
+            out += named or [f"the space's names in the order {list(a)}, this one "
+                             f"{list(b)} (the order sets the draws)"]
+        elif key == "data":
+            out.append("other data (its arrays' SHA-256 differs)" if a and b else
+                       f"{'no' if a is None else 'its'} data for the default trial "
+                       f"function, this one {'has' if b else 'has none'}")
+        elif key == "trial_fn":
+            out.append(f"trial_fn {a or 'None (train_mlp)'}, this one has "
+                       f"{b or 'None (train_mlp)'}")
+        else:
+            out.append(f"{key} {json.dumps(a)}, this one has {key} {json.dumps(b)}")
+    return out
+
+
+def _resume(results_file, params, retry_errors=False, record=None, verbose=0):
     """The table in ``results_file`` and the trials not to run again: all of its rows, or
     with ``retry_errors`` those that did not fail (failed rows are dropped, to run
-    again)."""
-    if results_file is None or not os.path.exists(results_file):
-        return Results([], params), set()
+    again).
+
+    With ``record`` (``_search_record``), a table written by another search is refused
+    and one without a record (an older fastdnn's) resumed with a warning; the first
+    save writes ``record`` beside the table. ``results.resumed``: the trials read back."""
+    fresh = Results([], params)
+    fresh.resumed = []
+    if results_file is None:
+        return fresh, set()
+    fresh._unsaved_record = record
+    if not os.path.exists(results_file):
+        return fresh, set()
+    if record is not None:
+        _check_record(results_file, record)
     old = Results.from_csv(results_file, params)
+    retried = 0
     if retry_errors:
-        old.rows = [r for r in old.rows if r.get("status") != "error"]
-    return old, {int(r["trial"]) for r in old.rows if "trial" in r}
+        kept = [r for r in old.rows if r.get("status") != "error"]
+        retried, old.rows = len(old.rows) - len(kept), kept
+    done = {int(r["trial"]) for r in old.rows if "trial" in r}
+    old.resumed, old._unsaved_record = sorted(done), record
+    if verbose and (old.rows or retried):
+        again = f"; {retried} failed ones run again" if retried else ""
+        print(f"resumed {len(old.rows)} trials from {os.fspath(results_file)}{again}",
+              flush=True)
+    return old, done
+
+
+def _check_record(results_file, record):
+    old = _read_record(results_file)
+    if old is None:
+        warnings.warn(f"results_file {os.fspath(results_file)} has no record of the "
+                      f"search that wrote it (no {_record_path(results_file)}: an older "
+                      f"fastdnn's); resuming its trials without checking that this "
+                      f"search would have run them", UserWarning, stacklevel=4)
+        return
+    differences = _differences(old, record)
+    if differences:
+        raise ValueError(f"results_file {os.fspath(results_file)} was written by a "
+                         f"search with {'; '.join(differences)}; use another "
+                         f"results_file, or delete it (and "
+                         f"{os.path.basename(_record_path(results_file))}) to start over")
 
 
 def random_search(trial_fn: TrialFn | None = None,
@@ -502,8 +751,13 @@ def random_search(trial_fn: TrialFn | None = None,
         A list is a Choice, a scalar is held fixed, a dict such as {"log_uniform":
         [1e-4, 1e-1]} is read as in ``space_from_config``.
     data : (X_train, y_train, X_dev, y_dev), for the default trial function
+        Any class labels (strings, 1 .. 10, ...): y_train and y_dev are encoded
+        together as 0 .. k-1, k the number of classes; a y_dev label that y_train lacks
+        is refused (a class without training examples cannot be learned).
     fixed : dict, optional
-        Defaults for the default trial function (e.g. {"epochs": 30, "backend": "cpu"}).
+        Defaults for the default trial function (e.g. {"epochs": 30, "backend": "cpu"});
+        with it, names train_mlp does not take (in fixed or space) are refused before
+        any trial runs.
     n_trials : int >= 0 or None
         Trials 0 .. n_trials - 1; None runs until ``time_budget``.
     time_budget : float >= 0 or None
@@ -519,7 +773,12 @@ def random_search(trial_fn: TrialFn | None = None,
     n_workers : int >= 1
     results_file : path or None
         CSV rewritten after every trial; a rerun resumes: trials already in it are
-        skipped, except failed ones (status "error"), which run again.
+        skipped, except failed ones (status "error"), which run again, and n_trials
+        may grow. Beside it, ``<results_file>.search.json`` records the search (space,
+        seed, fixed, trial_fn's name, a hash of data): a rerun with another search
+        raises ValueError saying what differs (a file without the record, from an
+        older fastdnn, resumes with a warning). On Ctrl-C the finished trials are
+        there; the KeyboardInterrupt goes on.
     retry_errors : bool
         False skips the failed trials of ``results_file`` too, keeping their rows.
     max_pending : int >= 1 or None
@@ -534,8 +793,11 @@ def random_search(trial_fn: TrialFn | None = None,
         raise ValueError("pass n_trials, time_budget or both")
     time_budget, max_pending = _check_run_args(n_trials, time_budget, seed, executor,
                                                n_workers, max_pending, retry_errors)
+    user_fn = trial_fn
     trial_fn, space = _prepare(trial_fn, space, data, fixed)
-    results, done = _resume(results_file, list(space), retry_errors)
+    record = _search_record("random_search", space, seed, fixed, user_fn,
+                            data if user_fn is None else None)
+    results, done = _resume(results_file, list(space), retry_errors, record, verbose)
     deadline = time.perf_counter() + (math.inf if time_budget is None else time_budget)
 
     def configs():
@@ -545,9 +807,10 @@ def random_search(trial_fn: TrialFn | None = None,
                 yield t, sample_config(space, seed, t)
             t += 1
 
-    _run_many(trial_fn, configs(), results, executor=executor, n_workers=n_workers,
-              deadline=deadline, results_file=results_file, max_pending=max_pending,
-              progress=verbose)
+    with _saved_on_interrupt(results, results_file):
+        _run_many(trial_fn, configs(), results, executor=executor, n_workers=n_workers,
+                  deadline=deadline, results_file=results_file, max_pending=max_pending,
+                  progress=verbose)
     results.rows.sort(key=lambda r: r["trial"])
     results.spaces = [space]
     return results
@@ -569,7 +832,8 @@ def coarse_to_fine(trial_fn: TrialFn | None = None,
     r * trials_per_round ... (r + 1) * trials_per_round - 1. The returned Results holds
     every round's rows (column "round") and ``results.spaces``, the space of each round.
     A rerun with the same ``results_file`` resumes, running failed trials again unless
-    ``retry_errors=False``.
+    ``retry_errors=False``; ``rounds`` may grow, but another space, seed, fixed,
+    trials_per_round, top_k, factor or metric is refused (as in ``random_search``).
 
     Parameters
     ----------
@@ -600,9 +864,29 @@ def coarse_to_fine(trial_fn: TrialFn | None = None,
         raise TypeError(f"metric must be a column name (str), got {metric!r}")
     time_budget, max_pending = _check_run_args(None, time_budget, seed, executor,
                                                n_workers, max_pending, retry_errors)
+    # rounds may grow on a rerun; the rest sets which trial draws from which space
+    user_fn = trial_fn
     trial_fn, space = _prepare(trial_fn, space, data, fixed)
-    results, done = _resume(results_file, list(space), retry_errors)
+    record = _search_record("coarse_to_fine", space, seed, fixed, user_fn,
+                            data if user_fn is None else None,
+                            trials_per_round=trials_per_round, top_k=top_k,
+                            factor=factor, metric=metric)
+    results, done = _resume(results_file, list(space), retry_errors, record, verbose)
     deadline = time.perf_counter() + (math.inf if time_budget is None else time_budget)
+    with _saved_on_interrupt(results, results_file):
+        spaces = _run_rounds(trial_fn, space, results, done, rounds, trials_per_round,
+                             top_k, factor, metric, seed, deadline,
+                             dict(executor=executor, n_workers=n_workers,
+                                  results_file=results_file, max_pending=max_pending,
+                                  progress=verbose))
+    results.rows.sort(key=lambda r: r["trial"])
+    results.spaces = spaces
+    return results
+
+
+def _run_rounds(trial_fn, space, results, done, rounds, trials_per_round, top_k, factor,
+                metric, seed, deadline, run_kw):
+    """coarse_to_fine's rounds; returns the space of each round run."""
     spaces = []
     for r in range(rounds):
         if r > 0:
@@ -617,14 +901,23 @@ def coarse_to_fine(trial_fn: TrialFn | None = None,
         ids = range(r * trials_per_round, (r + 1) * trials_per_round)
         configs = ((t, {**sample_config(space, seed, t), "round": r})
                    for t in ids if t not in done)
-        _run_many(_strip_round(trial_fn), configs, results, executor=executor,
-                  n_workers=n_workers, deadline=deadline, results_file=results_file,
-                  max_pending=max_pending, progress=verbose)
+        _run_many(_strip_round(trial_fn), configs, results, deadline=deadline, **run_kw)
         if time.perf_counter() > deadline:
             break
-    results.rows.sort(key=lambda r: r["trial"])
-    results.spaces = spaces
-    return results
+    return spaces
+
+
+@contextlib.contextmanager
+def _saved_on_interrupt(results, results_file):
+    """On Ctrl-C: the finished trials are in ``results_file`` (saved as each finished);
+    the KeyboardInterrupt goes on, with a note saying so."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if results_file is not None and hasattr(e, "add_note"):   # Python 3.11+
+            e.add_note(f"fastdnn.search: {len(results.rows)} finished trials are saved in "
+                       f"{os.fspath(results_file)}; rerun with it to resume")
+        raise
 
 
 def _narrowable(space):
