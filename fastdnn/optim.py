@@ -275,12 +275,7 @@ class Optimizer:
 
 def _learning_rate(lr, learning_rate, default):
     """The step size from ``lr`` or its Keras spelling ``learning_rate`` (not both)."""
-    if lr is not None and learning_rate is not None:
-        raise TypeError(f"give the learning rate as lr or as learning_rate, not both "
-                        f"(got lr={lr!r} and learning_rate={learning_rate!r})")
-    if lr is None:
-        lr = learning_rate
-    return default if lr is None else lr
+    return _either("lr", lr, "learning_rate", learning_rate, default)
 
 
 def _either(name, value, keras_name, keras_value, default):

@@ -1,4 +1,7 @@
-"""Comparison helpers shared by the tests: tolerances by dtype, readable failures."""
+"""Helpers shared by the tests: comparisons with tolerances by dtype and readable
+failures, and a fake terminal stream."""
+import io
+
 import numpy as np
 
 TOLERANCES = {np.dtype(np.float64): (1e-10, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
@@ -42,3 +45,10 @@ def numerical_gradient(f, x, eps=1e-6):
 def relative_difference(a, b):
     a, b = np.ravel(a), np.ravel(b)
     return np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal (progress bars draw on it)."""
+
+    def isatty(self):
+        return True

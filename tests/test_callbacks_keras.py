@@ -2,7 +2,6 @@
 callbacks' output, warnings at the user's line, a steady lr column, verbose callbacks,
 Keras's patience, LearningRateScheduler, batch-begin hooks, output on stdout, an early
 error for a checkpoint folder that is missing, and readable gradient plots."""
-import io
 import sys
 import warnings
 
@@ -11,6 +10,7 @@ import pytest
 
 import fastdnn
 from fastdnn.callbacks import epoch_line, format_lr
+from helpers import Terminal
 
 
 def blobs(n=60, seed=0, features=5, classes=3):
@@ -22,11 +22,6 @@ def blobs(n=60, seed=0, features=5, classes=3):
 
 def model(backend="numpy", **kw):
     return fastdnn.MLP([5, 8, 3], backend=backend, seed=0, **kw)
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 @pytest.fixture(autouse=True)
@@ -280,15 +275,6 @@ def test_a_checkpoint_into_a_missing_folder_fails_before_training(tmp_path):
 
 
 # ---------------------------------------------------------------------- 10. plots
-@pytest.fixture
-def pyplot():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    yield plt
-    plt.close("all")
-
-
 def test_gradient_plots_tell_many_layers_apart_on_whole_epochs(pyplot):
     from matplotlib.colors import to_rgba
     h = fastdnn.History()

@@ -1,6 +1,5 @@
 """The fit progress bar and the batch hooks show the epoch's running loss (and accuracy),
 as Keras's do."""
-import io
 import re
 import sys
 import time
@@ -10,11 +9,7 @@ import pytest
 
 import fastdnn
 from fastdnn.callbacks import Progress
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
+from helpers import Terminal
 
 
 class Record(fastdnn.Callback):

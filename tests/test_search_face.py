@@ -37,15 +37,6 @@ def results():
     return random_search(fake_trial, SPACE, n_trials=24, seed=1, executor="serial")
 
 
-@pytest.fixture
-def pyplot():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    yield plt
-    plt.close("all")
-
-
 # ---------------------------------------------------------------------- summaries
 def test_best_is_a_dict_that_prints_a_short_summary(results):
     best = results.best()
