@@ -28,6 +28,10 @@ CUDA_DATA_FRACTION = float(os.environ.get("FASTDNN_CUDA_DATA_FRACTION", "0.5"))
 # Check batches for NaN/inf before training on them (one cheap pass); False skips it.
 CHECK_FINITE = os.environ.get("FASTDNN_CHECK_FINITE", "1") != "0"
 
+# The cpu engine trains on one thread while its runs measure that faster than the
+# threads (a busy machine: fastdnn.engine.cpu.ThreadChoice); False keeps the threads.
+ADAPT_THREADS = os.environ.get("FASTDNN_ADAPT_THREADS", "1") != "0"
+
 # Where fastdnn keeps files it makes for itself (its private copy of NumPy's OpenBLAS):
 # FASTDNN_CACHE_DIR, else $XDG_CACHE_HOME/fastdnn, else ~/.cache/fastdnn.
 CACHE_DIR = os.environ.get("FASTDNN_CACHE_DIR") or os.path.join(

@@ -40,6 +40,24 @@ process (the napping core runs the descheduled thread). None beats one thread un
 load (5.9 ms): with a busy process beside it on 2 cores the process gets about one core,
 and Linux tends to leave both its threads on one of them. Promoted: variant 4 with
 spin 4000 and naps of 20 us (fastdnn.engine.pool).
+
+Since "none beats one thread under load", the engine now times its runs and trains on
+one thread while that is faster (fastdnn.engine.cpu.ThreadChoice: two trial runs on one
+thread, then one whenever the threads run 1.3x over their best; back to the threads
+when a retry every 10 runs finds them faster). A fit of 784-512-256-10 with BatchNorm
+and dropout at batch 128, 20000 x 784 (benchmarks/fit_epoch.py --rows loaded, s per
+epoch, medians of 3; 2026-12-01, same machine), beside one busy process:
+
+| FASTDNN_ADAPT_THREADS | quiet | busy | busy / quiet |
+|---|---:|---:|---:|
+| 0 (two threads always) | 0.371, 0.378 | 0.990, 0.803 | 2.67, 2.12 |
+| 1 (the choice) | 0.509, 0.363 | 0.814, 0.689 | 1.60, 1.90 |
+
+A run's ms per step, quiet: 2 threads 2.2-2.5, one thread 4.1-5.1 (the two trials);
+busy: 2 threads 4.4-5.3, one thread 3.9-4.8, where the runs then stay (one retry of
+the threads every ~10 runs). The quiet 0.509 is likely the machine's noise: a traced
+quiet fit of the same model left the threads for its two trials only (epochs of 0.42,
+0.38, 0.37 s after the first).
 """
 import argparse
 import statistics

@@ -15,6 +15,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import config
 from ..formulas import OPTIMIZER_CODES, OUTPUT_CODES
 from . import _link, steps
 from .pool import default_pool
@@ -103,6 +104,78 @@ class _Scratch:
         return self.layer, self.layer_f, self.model_f, self.model_u
 
 
+class ThreadChoice:
+    """How many threads each batch size's training runs take: the threads allowed, or
+    one while one measures faster (fastdnn.config.ADAPT_THREADS; False: the threads).
+
+    Beside a busy process the threads wait for each other's descheduled work items,
+    and a step can cost more than on one thread (kernels/engine_threads.py).
+
+    After a few runs on the threads, two runs try one thread (RECHECK_RUNS apart: the
+    first of a scratch pays for its setup), since a machine busy from the start never
+    looks contended; on a quiet machine the threads win and that is all they cost.
+    After that, when a run of the threads takes CONTENDED times their best (a busy
+    machine), the next run tries one thread. The runs stay on one thread while it is
+    faster, trying the threads again every RECHECK_RUNS runs (about half a second), so
+    they come back when the machine is quiet again. Results do not depend on the
+    thread count.
+    """
+
+    CONTENDED = 1.3     # a run of the threads this much over their best: a busy machine
+    MARGIN = 0.95       # one thread must take under MARGIN x the threads' time to win
+    RECHECK_RUNS = 10   # runs between tries of the other choice
+    SETTLE_RUNS = 3     # runs on the threads before the first try of one
+    TRIALS = 2          # tries of one thread whatever the threads take
+
+    def __init__(self):
+        self._sizes = {}   # m -> _Timings
+
+    def threads(self, m, allowed):
+        """The threads of m-row steps' next run, ``allowed`` at most."""
+        t = self._sizes.get(m)
+        if allowed <= 1 or not config.ADAPT_THREADS or t is None or t.many is None:
+            return allowed
+        if t.on_one:
+            return allowed if t.since >= self.RECHECK_RUNS else 1
+        return 1 if t.try_one else allowed
+
+    def record(self, m, allowed, used, seconds):
+        """A run of m-row steps took ``seconds`` per step on ``used`` threads."""
+        if allowed <= 1:
+            return
+        t = self._sizes.setdefault(m, _Timings())
+        if used > 1:
+            t.many = seconds
+            t.best = seconds if t.best is None else min(t.best, seconds)
+            if t.on_one:   # the threads tried again: back to them if they win now
+                t.on_one, t.since = seconds >= t.one, 0
+            t.runs += 1
+            t.wait = max(t.wait - 1, 0)
+            t.try_one = t.wait == 0 and t.runs >= self.SETTLE_RUNS and (
+                t.trials < self.TRIALS or seconds > self.CONTENDED * t.best)
+        else:
+            t.one, t.try_one = seconds, False
+            if t.on_one:
+                t.since += 1
+                return
+            t.trials += 1
+            if t.many is not None and seconds < self.MARGIN * t.many:
+                t.on_one, t.since = True, 0
+            else:
+                t.wait = self.RECHECK_RUNS   # one thread lost: not again for a while
+
+
+class _Timings:
+    """One batch size's last seconds per step on the threads (many) and on one thread
+    (one), the threads' best, and where its runs are."""
+
+    def __init__(self):
+        self.many = self.best = self.one = None
+        self.on_one = self.try_one = False
+        self.since = self.wait = 0   # runs on one thread; runs before trying it again
+        self.runs = self.trials = 0  # runs on the threads; tries of one thread
+
+
 class CpuEngine:
     """Training and inference of K models of one architecture on the CPU.
 
@@ -126,6 +199,7 @@ class CpuEngine:
         self._programs = {}
         self._workspaces = Workspaces()
         self._step_seconds = {}   # m -> measured seconds per step
+        self._thread_choice = ThreadChoice()
 
     def _program(self, m, G, shared):
         key = (m, G, shared)
@@ -172,10 +246,13 @@ class CpuEngine:
                 steps = min(count - first, self._run_length(m))
                 start = time.perf_counter()
                 lrs = [lr_of_step(done + s) for s in range(steps)]
+                allowed = self._threads(m)
+                threads = self._thread_choice.threads(m, allowed)
                 applied, bad = self._run(data, (row, m, steps, step0 + done), optimizer,
                                          lrs, l2, (update, stop_on_nan), (loss, correct),
-                                         augment)
+                                         augment, threads)
                 self._step_seconds[m] = (time.perf_counter() - start) / steps
+                self._thread_choice.record(m, allowed, threads, self._step_seconds[m])
                 done += applied
                 if on_run is not None:
                     on_run(applied, RunningSums(row + applied * m, loss, correct))
@@ -204,17 +281,16 @@ class CpuEngine:
             return 1
         return int(max(1, min(MAX_RUN_STEPS, RUN_SECONDS / max(seconds, 1e-7))))
 
-    def _run(self, data, span, optimizer, lrs, l2, flags, sums, augment=None):
-        """One run: span = (first row in the order, m rows a step, steps, steps done
-        before); flags = (update, stop_on_nan); adds to sums = (loss, correct). Returns
-        (steps applied, whether a non-finite loss stopped it)."""
+    def _run(self, data, span, optimizer, lrs, l2, flags, sums, augment, threads):
+        """One run on ``threads`` threads: span = (first row in the order, m rows a step,
+        steps, steps done before); flags = (update, stop_on_nan); adds to sums = (loss,
+        correct). Returns (steps applied, whether a non-finite loss stopped it)."""
         row_start, m, steps, step0 = span
         update, stop_on_nan = flags
         loss, correct = sums
         p = self.params
         K, G = p.models, self.group
         shared = G == K
-        threads = self._threads(m)
         program, slots = self._program(m, G, shared)
         key = ("train", m, threads)
         make = lambda: _Scratch(self.tables, self.sizes, G, m, threads,  # noqa: E731
