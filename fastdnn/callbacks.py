@@ -1087,9 +1087,15 @@ def format_lr(lr: float) -> str:
 # the logs an epoch line shows: (key, short name, format, priority: the lowest goes
 # first when the line is too long). The time yields before lr: lr is what callbacks
 # and schedules change, while the time hardly varies and its width does (1.2 ms, 12 ms).
-_COLUMNS = [("loss", "loss", "{:.4f}", 6), ("accuracy", "acc", "{:.4f}", 4),
-            ("val_loss", "val_loss", "{:.4f}", 5), ("val_accuracy", "val_acc", "{:.4f}", 3),
-            ("lr", "lr", format_lr, 2)]
+def _format_loss(loss):
+    """A loss with 4 decimals, or as 4.5850e+34 when those would run long (a diverging
+    loss would push the other columns off the line)."""
+    return f"{loss:.4f}" if abs(loss) < 1e5 else f"{loss:.4e}"
+
+
+_COLUMNS = [("loss", "loss", _format_loss, 6), ("accuracy", "acc", "{:.4f}", 4),
+            ("val_loss", "val_loss", _format_loss, 5),
+            ("val_accuracy", "val_acc", "{:.4f}", 3), ("lr", "lr", format_lr, 2)]
 
 
 def epoch_line(epoch: int, epochs: int, logs: Logs, width: int,

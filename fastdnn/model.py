@@ -295,12 +295,17 @@ class Sequential:
 
         Raises
         ------
+        TypeError
+            For weights that are not a mapping (Keras's list of arrays).
         KeyError
             For a name the model does not have.
         ValueError
             For a wrong shape, a value that is not finite or a negative variance.
         """
         self._require_built()
+        if not isinstance(weights, Mapping):   # Keras's list of arrays has no names
+            raise TypeError(f"weights must be a dict of name -> array, as get_weights() "
+                            f"gives, got {type(weights).__name__}")
         views, statistics = self.parameters.p, self._statistics_views()
         for name, value in weights.items():
             if name in statistics:

@@ -77,7 +77,10 @@ class Optimizer:
         """The learning rate under Keras's name: ``lr`` itself, read and written alike.
 
         Keras callbacks set ``self.model.optimizer.learning_rate``; the next steps use
-        it, as they would a new ``lr``. (``initial_lr``, where schedules start, stays.)
+        it, as they would a new ``lr``. Under a model's schedule, which sets ``lr``
+        from ``initial_lr`` each epoch or step, the schedule goes on from the new rate:
+        ``initial_lr`` is scaled alike, as ReduceLROnPlateau does (a plain ``lr =``,
+        fastdnn's own name, is what schedules write and is replaced by them).
 
         Returns
         -------
@@ -87,7 +90,10 @@ class Optimizer:
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
-        self.lr = check_real("learning_rate", value, 0.0)
+        value = check_real("learning_rate", value, 0.0)
+        old = float(self.lr)
+        self.initial_lr = self.initial_lr * value / old if old else value
+        self.lr = value
 
     # ------------------------------------------------------------------ updating
     def step(self, params: Arrays, grads: Arrays, *,

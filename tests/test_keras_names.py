@@ -31,9 +31,10 @@ def test_learning_rate_reads_and_writes_lr(name):
     opt.learning_rate = 1e-4
     assert opt.lr == 1e-4 and opt.learning_rate == 1e-4
     assert "learning_rate" not in vars(opt)   # an alias, not a second, unused attribute
+    assert opt.initial_lr == pytest.approx(1e-4, rel=1e-12)   # a schedule goes on from it
     opt.lr = 0.5
     assert opt.learning_rate == 0.5
-    assert opt.initial_lr == 0.02              # as setting lr: schedules still start there
+    assert opt.initial_lr == pytest.approx(1e-4, rel=1e-12)   # lr = (schedules') leaves it
     with pytest.raises(ValueError, match=r"learning_rate must be in \[0, inf\), got -1"):
         opt.learning_rate = -1.0
     with pytest.raises(TypeError, match="learning_rate must be a real number"):
@@ -83,6 +84,25 @@ def test_a_callback_setting_learning_rate_acts_as_setting_lr(backend):
     for k, w in weights_lr.items():
         assert np.array_equal(weights[k], w), k
     assert any(not np.array_equal(weights[k], w) for k, w in weights_unchanged.items())
+
+
+@pytest.mark.parametrize("per", ["epoch", "iteration"])
+def test_under_a_schedule_a_new_learning_rate_carries_on(per):
+    """The model's schedule sets lr each epoch (or step) from initial_lr: a callback's
+    learning_rate = 0.1 * lr scales what follows by 0.1, as ReduceLROnPlateau's cuts do,
+    where it used to be replaced at the next epoch."""
+    from fastdnn.schedules import InverseTime
+    X, y = blobs()
+
+    def lrs(callbacks):
+        model = MLP([4, 8, 3], backend="numpy", seed=1)
+        return model.fit(X, y, optimizer=fastdnn.Adam(0.01), epochs=4, batch_size=16,
+                         schedule=InverseTime(0.5, per=per), callbacks=callbacks,
+                         verbose=0).history["lr"]
+
+    plain, cut = lrs([]), lrs([SetRate("learning_rate")])
+    assert cut[0] == plain[0] and len(set(plain)) == 4
+    assert cut[1:] == pytest.approx([0.1 * r for r in plain[1:]], rel=1e-12)
 
 
 # ---------------------------------------------------------------------- Adam's names

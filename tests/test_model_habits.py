@@ -255,3 +255,16 @@ def test_saving_into_a_missing_folder_names_the_path(tmp_path):
     file.write_text("")
     with pytest.raises(NotADirectoryError, match="is not a folder"):
         m.save(os.path.join(file, "m.npz"))
+
+
+def test_set_weights_says_it_wants_a_dict():
+    model = fastdnn.MLP([4, 3, 2], seed=0)
+    with pytest.raises(TypeError, match="weights must be a dict of name -> array"):
+        model.set_weights(list(model.get_weights().values()))
+
+
+def test_a_diverging_loss_keeps_the_epoch_line_short():
+    from fastdnn.callbacks import epoch_line
+    line, _ = epoch_line(0, 3, {"loss": 4.585e34, "val_loss": 2.0, "lr": 0.01,
+                                "epoch_time": 0.0012}, 80)
+    assert "loss 4.5850e+34" in line and "1.2 ms" in line

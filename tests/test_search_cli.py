@@ -40,6 +40,20 @@ def test_example_config_parses():
     assert space_from_config(cfg["space"])["learning_rate"] == LogUniform(1e-4, 1e-1)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
+def test_example_config_runs_as_the_readme_says(tmp_path, capsys):
+    """examples/search.toml, as shipped but shorter: its keys (a [coarse_to_fine] table
+    waiting beside mode = "random" among them) run a search."""
+    from pathlib import Path
+    text = (Path(__file__).parents[1] / "examples" / "search.toml").read_text()
+    assert "n_trials = 40" in text and "epochs = 30" in text
+    path = tmp_path / "search.toml"
+    path.write_text(text.replace("n_trials = 40", "n_trials = 2")
+                    .replace("epochs = 30", "epochs = 1"))
+    assert main(["search", str(path), "--quiet"]) == 0
+    assert "2 trials (2 ok)" in capsys.readouterr().out
+
+
 def test_unknown_config_key(tmp_path):
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"n_trial": 3}))

@@ -143,7 +143,9 @@ class ThreadChoice:
         """A run of m-row steps took ``seconds`` per step on ``used`` threads."""
         if allowed <= 1:
             return
-        t = self._sizes.setdefault(m, _Timings())
+        t = self._sizes.get(m)
+        if t is None:
+            t = self._sizes[m] = _Timings()
         if used > 1:
             t.many = seconds
             t.best = seconds if t.best is None else min(t.best, seconds)

@@ -398,9 +398,8 @@ def run(args: argparse.Namespace) -> int:
         if method == "caviar" and cfg.get("time_budget") is not None:
             raise ValueError("time_budget is for method = \"mlp\"; method = \"caviar\" "
                              "runs n_trials")
-        if mode == "random" and cfg.get("coarse_to_fine"):
-            raise ValueError("the [coarse_to_fine] table is for mode = "
-                             "\"coarse_to_fine\"; this config has mode = \"random\"")
+        # (a [coarse_to_fine] table with mode = "random" waits for the mode to switch,
+        # as examples/search.toml keeps it)
     except (TypeError, ValueError) as e:
         raise SystemExit(f"fastdnn search: {args.config}: {e}") from None
     results_file = args.results or cfg.get("results_file")
