@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 from . import backend as _backends
 from . import config as _config
 from ._validation import (check_bool, check_choice, check_dtype, check_finite, check_int,
-                          check_keep_prob, check_real)
+                          check_keep_prob, check_real, warn_user)
 from .callbacks import (Callback, EarlyStopping, History, Progress, as_early_stopping,
                         callback_list)
 from .augment import as_augment
@@ -323,6 +323,14 @@ class Sequential:
             target = views[name] if name in views else statistics[name]
             self.parameters.arrays.set(target, np.asarray(value))
         self._weights_given = True
+        if statistics and set(views) <= set(weights) and not set(statistics) & set(weights):
+            # a whole model's weights without its statistics: most likely a dict from
+            # get_weights() before it included them, or get_weights(statistics=False)
+            warn_user("set_weights set every weight of this BatchNorm model but none of "
+                      "its running statistics, which keep their values, so predictions "
+                      "mix the new weights with the old statistics: pass the dict "
+                      "get_weights() gives (with running_mean1, running_var1, ...), or "
+                      "call set_batchnorm_stats() too")
 
     def get_params(self, deep: bool = _WEIGHTS) -> dict[str, Any]:
         """The constructor's arguments, as scikit-learn means ``get_params(deep=...)``.

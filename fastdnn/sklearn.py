@@ -788,8 +788,8 @@ class _BaseMLP(BaseEstimator):
             config = dict(saved["config"])
             config["backend"] = _engine_backend(state.get("backend", "auto"))
             model = model_from_config(config)
-            model.set_weights(saved["params"])
-            model.set_batchnorm_stats(saved["batchnorm_stats"])
+            # (older pickles' params lack the statistics: they are saved beside them)
+            model.set_weights({**saved["params"], **saved["batchnorm_stats"]})
             model.step_, model.epoch_ = saved["step"], saved["epoch"]
             state = dict(state, model_=model)
             opt = state.get("_optimizer")

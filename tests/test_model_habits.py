@@ -268,3 +268,21 @@ def test_a_diverging_loss_keeps_the_epoch_line_short():
     line, _ = epoch_line(0, 3, {"loss": 4.585e34, "val_loss": 2.0, "lr": 0.01,
                                 "epoch_time": 0.0012}, 80)
     assert "loss 4.5850e+34" in line and "1.2 ms" in line
+
+
+def test_a_whole_batchnorm_model_set_without_its_statistics_warns():
+    """A dict from get_weights() before it held the running statistics (or from
+    get_weights(statistics=False)) sets the weights but leaves the statistics: say so."""
+    X = np.random.default_rng(0).standard_normal((40, 4))
+    y = np.arange(40) % 2
+    trained = fastdnn.MLP([4, 6, 2], batchnorm=True, seed=0)
+    trained.fit(X, y, epochs=2, verbose=0)
+    fresh = fastdnn.MLP([4, 6, 2], batchnorm=True, seed=1)
+    with pytest.warns(UserWarning, match="none of its running statistics"):
+        fresh.set_weights(trained.get_weights(statistics=False))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh.set_weights(trained.get_weights())             # the whole state: silent
+        fresh.set_weights({"W1": trained.get_weights()["W1"]})   # a part: silent
+    np.testing.assert_array_equal(fresh.predict_proba(X), trained.predict_proba(X))
