@@ -1014,12 +1014,8 @@ class Sequential:
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
-        batch_size : int >= 1 or None
-            Accepted for Keras code; it does not change the result (fastdnn predicts in
-            blocks of rows of its own choosing).
-        verbose : 0, 1, 2, True, False or "auto"
-            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
-            change the result.
+        batch_size, verbose
+            Accepted for Keras code, as in ``predict``: they change nothing.
 
         Returns
         -------
@@ -1038,12 +1034,8 @@ class Sequential:
         Parameters
         ----------
         X : (n, n_x) array or SciPy sparse matrix
-        batch_size : int >= 1 or None
-            Accepted for Keras code; it does not change the result (fastdnn predicts in
-            blocks of rows of its own choosing).
-        verbose : 0, 1, 2, True, False or "auto"
-            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
-            change the result.
+        batch_size, verbose
+            Accepted for Keras code, as in ``predict``: they change nothing.
 
         Returns
         -------
@@ -1104,12 +1096,8 @@ class Sequential:
         ----------
         X : (n, n_x) array or SciPy sparse matrix
         y : (n,) class indices, or (n, k) one-hot / targets
-        batch_size : int >= 1 or None
-            Accepted for Keras code; it does not change the result (fastdnn predicts in
-            blocks of rows of its own choosing).
-        verbose : 0, 1, 2, True, False or "auto"
-            Accepted for Keras code, as ``fit`` takes it; prints nothing and does not
-            change the result.
+        batch_size, verbose
+            Accepted for Keras code, as in ``predict``: they change nothing.
 
         Returns
         -------
